@@ -1,0 +1,8 @@
+"""stbench: benchmark hyperparameter-optimization methods at scale."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("stbench")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0+source"

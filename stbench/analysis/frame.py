@@ -1,0 +1,201 @@
+"""Read an experiment tag's result folders into pandas frames.
+
+Layout (written by the orchestrator): ``<root>/<tag>/<benchmark>/<method>/<seed>/`` with
+``metadata.json`` and ``results.jsonl``. This module only reads; it never writes there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stbench.model.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT_KEYS = ["experiment_tag", "benchmark", "method", "seed", "metric", "mode"]
+# Columns every results frame has, in this order; metric/config/extra columns follow.
+BASE_COLUMNS = [*EXPERIMENT_KEYS, "experiment_status", "trial_id", "status", "wallclock_time"]
+EXPERIMENT_COLUMNS = [
+    "experiment_tag",
+    "benchmark",
+    "method",
+    "seed",
+    "status",
+    "metric",
+    "mode",
+    "elapsed_seconds",
+    "n_trials",
+    "n_reports",
+]
+_RECORD_KEYS = {"trial_id", "status", "wallclock_time", "config", "metrics"}
+
+
+@dataclass(frozen=True)
+class _Experiment:
+    """One seed folder: its metadata and the reports read so far."""
+
+    path: Path
+    metadata: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+def metric_column(metric: str) -> str:
+    """Column holding metric ``metric``; prefixed only where the name clashes with a base column."""
+    return f"metric_{metric}" if metric in BASE_COLUMNS else metric
+
+
+def load_results(root: Path, experiment_tag: str) -> pd.DataFrame:
+    """One row per metric report of every experiment under the tag (see module doc)."""
+    return _results_frame(_scan(Path(root), experiment_tag))
+
+
+def load_experiments(root: Path, experiment_tag: str) -> pd.DataFrame:
+    """One row per experiment, including those with no reports yet (they show n_reports 0)."""
+    return _experiments_frame(_scan(Path(root), experiment_tag))
+
+
+def load(root: Path, experiment_tag: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames from a single pass, so counts agree while experiments are still running."""
+    experiments = _scan(Path(root), experiment_tag)
+    return _results_frame(experiments), _experiments_frame(experiments)
+
+
+def _scan(root: Path, experiment_tag: str) -> list[_Experiment]:
+    tag_dir = root / experiment_tag
+    seed_dirs = sorted(
+        (p.parent for p in tag_dir.glob("*/*/*/metadata.json") if _is_int(p.parent.name)),
+        key=lambda d: (d.parent.parent.name, d.parent.name, int(d.name)),
+    )
+    if not seed_dirs:
+        raise UserError(
+            f"no results for experiment tag '{experiment_tag}' under {root}/: "
+            f"run `stbench run --experiment_tag {experiment_tag} ...` first"
+        )
+    return [_read_experiment(d, experiment_tag) for d in seed_dirs]
+
+
+def _is_int(name: str) -> bool:
+    try:
+        int(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_experiment(seed_dir: Path, experiment_tag: str) -> _Experiment:
+    meta_path = seed_dir / "metadata.json"
+    try:
+        raw = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        msg = str(err).replace("\n", " ")
+        raise UserError(f"cannot read {meta_path}: {msg}; fix or delete that folder") from err
+    if not isinstance(raw, dict):
+        raise UserError(f"{meta_path} is not a JSON object; fix or delete that folder")
+    # The folder names are the ground truth for where the experiment lives; metadata may
+    # omit keys in a half-written experiment.
+    metadata = {
+        **raw,
+        "experiment_tag": raw.get("experiment_tag", experiment_tag),
+        "benchmark": raw.get("benchmark", seed_dir.parent.parent.name),
+        "method": raw.get("method", seed_dir.parent.name),
+        "seed": int(raw.get("seed", seed_dir.name)),
+    }
+    if metadata.get("mode") not in ("min", "max"):
+        raise UserError(f"{meta_path} has mode {metadata.get('mode')!r}; it must be 'min' or 'max'")
+    if not isinstance(metadata.get("metric"), str):
+        raise UserError(f"{meta_path} has no 'metric' name; fix or delete that folder")
+    return _Experiment(seed_dir, metadata, _read_records(seed_dir / "results.jsonl"))
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    """Reports in file order; a missing file means no reports yet."""
+    if not path.is_file():
+        return []
+    records: list[dict[str, Any]] = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            # Usually the last line of a running experiment, caught mid-write.
+            logger.warning("skipping unreadable line %d of %s", lineno, path)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _row(meta: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {key: meta[key] for key in EXPERIMENT_KEYS}
+    row["experiment_status"] = meta.get("status")
+    row["trial_id"] = record.get("trial_id")
+    row["status"] = record.get("status")
+    row["wallclock_time"] = record.get("wallclock_time")
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        for key, value in metrics.items():
+            if _is_scalar(value):
+                row[metric_column(key)] = value
+    config = record.get("config")
+    if isinstance(config, dict):
+        for key, value in config.items():
+            row[f"config_{key}"] = value if _is_scalar(value) else json.dumps(value)
+    # Other scalar keys (worker_time, cost_usd, ...) unless a metric already took the name.
+    for key, value in record.items():
+        if key not in _RECORD_KEYS and key not in row and _is_scalar(value):
+            row[key] = value
+    return row
+
+
+def _results_frame(experiments: list[_Experiment]) -> pd.DataFrame:
+    rows = [_row(e.metadata, r) for e in experiments for r in e.records]
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in BASE_COLUMNS})
+    df = pd.DataFrame.from_records(rows)
+    extra = [c for c in df.columns if c not in BASE_COLUMNS]
+    df = df[BASE_COLUMNS + extra]
+    df["seed"] = df["seed"].astype(int)
+    df["trial_id"] = pd.to_numeric(df["trial_id"], errors="coerce").astype("Int64")
+    df["wallclock_time"] = pd.to_numeric(df["wallclock_time"], errors="coerce").astype(float)
+    return df.sort_values(
+        ["benchmark", "method", "seed", "wallclock_time"], kind="stable"
+    ).reset_index(drop=True)
+
+
+def _dtype(column: str) -> str:
+    return {"seed": "int64", "trial_id": "Int64", "wallclock_time": "float64"}.get(column, "object")
+
+
+def _experiments_frame(experiments: list[_Experiment]) -> pd.DataFrame:
+    rows = []
+    for e in experiments:
+        meta = e.metadata
+        trial_ids = {r.get("trial_id") for r in e.records} - {None}
+        elapsed = meta.get("elapsed_seconds")
+        rows.append(
+            {
+                "experiment_tag": meta["experiment_tag"],
+                "benchmark": meta["benchmark"],
+                "method": meta["method"],
+                "seed": meta["seed"],
+                "status": meta.get("status"),
+                "metric": meta["metric"],
+                "mode": meta["mode"],
+                "elapsed_seconds": float(elapsed) if elapsed is not None else math.nan,
+                "n_trials": len(trial_ids),
+                "n_reports": len(e.records),
+            }
+        )
+    return pd.DataFrame(rows, columns=EXPERIMENT_COLUMNS)

@@ -1,0 +1,157 @@
+"""Turn report rows into best-so-far curves and a per-method comparison table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import trim_mean
+
+from stbench.analysis.frame import metric_column
+from stbench.model.errors import UserError
+
+GROUP = ["benchmark", "method", "seed"]
+CURVE_COLUMNS = [*GROUP, "wallclock_time", "best"]
+TABLE_COLUMNS = [
+    "benchmark",
+    "method",
+    "metric",
+    "mode",
+    "n_seeds",
+    "missing",
+    "mean",
+    "se",
+    "iqm",
+    "trials",
+    "rank",
+]
+
+
+def best_so_far(df: pd.DataFrame) -> pd.DataFrame:
+    """Running best of each experiment's own metric, so curves show progress, not noise.
+
+    Reports whose metric is missing, non-numeric or non-finite are ignored; an experiment
+    with no usable report contributes no rows.
+    """
+    parts: list[pd.DataFrame] = []
+    for (benchmark, method, seed), group in df.groupby(GROUP, sort=True):
+        column = metric_column(group["metric"].iloc[0])
+        if column not in group.columns:
+            continue
+        values = pd.to_numeric(group[column], errors="coerce").astype(float)
+        times = pd.to_numeric(group["wallclock_time"], errors="coerce").astype(float)
+        usable = np.isfinite(values) & np.isfinite(times)
+        if not usable.any():
+            continue
+        sub = pd.DataFrame({"wallclock_time": times[usable], "value": values[usable]})
+        sub = sub.sort_values("wallclock_time", kind="stable")
+        running = sub["value"].cummin() if group["mode"].iloc[0] == "min" else sub["value"].cummax()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "benchmark": benchmark,
+                    "method": method,
+                    "seed": seed,
+                    "wallclock_time": sub["wallclock_time"].to_numpy(),
+                    "best": running.to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=_curve_dtype(c)) for c in CURVE_COLUMNS})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _curve_dtype(column: str) -> str:
+    return {"seed": "int64", "wallclock_time": "float64", "best": "float64"}.get(column, "object")
+
+
+def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
+    """Per (benchmark, method): how good the final best is across seeds, and the rank.
+
+    ``n_seeds`` counts experiments with at least one usable report; ``missing`` counts the
+    rest (no report yet, or no numeric value of the metric). ``se`` is NaN for one seed.
+    ``iqm`` is ``scipy.stats.trim_mean(x, 0.25)``. ``rank`` is 1 for the best mean within
+    the benchmark (ties share the average rank; methods without results get NaN).
+    """
+    curves = best_so_far(df)
+    finals = curves.groupby(GROUP, sort=True)["best"].last()
+    trials = df.groupby(GROUP, sort=True)["trial_id"].nunique() if len(df) else pd.Series()
+    rows = []
+    for (benchmark, method), exps in experiments.groupby(["benchmark", "method"], sort=True):
+        keys = [(benchmark, method, int(s)) for s in exps["seed"]]
+        values = np.array([finals[k] for k in keys if k in finals.index], dtype=float)
+        n = len(values)
+        rows.append(
+            {
+                "benchmark": benchmark,
+                "method": method,
+                "metric": exps["metric"].iloc[0],
+                "mode": exps["mode"].iloc[0],
+                "n_seeds": n,
+                "missing": len(keys) - n,
+                "mean": float(values.mean()) if n else math.nan,
+                "se": float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+                "iqm": float(trim_mean(values, 0.25)) if n else math.nan,
+                "trials": (
+                    float(np.mean([trials[k] for k in keys if k in finals.index]))
+                    if n
+                    else math.nan
+                ),
+            }
+        )
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS[:-1])
+    table["rank"] = pd.Series(dtype=float)
+    for benchmark, group in table.groupby("benchmark"):
+        modes = set(experiments.loc[experiments["benchmark"] == benchmark, "mode"])
+        if len(modes) > 1:
+            raise UserError(
+                f"benchmark '{benchmark}' mixes modes {sorted(modes)}; "
+                "rerun its experiments with a single metric mode"
+            )
+        ascending = modes.pop() == "min"
+        table.loc[group.index, "rank"] = group["mean"].rank(ascending=ascending, method="average")
+    return table
+
+
+def _num(value: float) -> str:
+    """Four significant digits, or n/a, so columns stay short and comparable."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Aligned plain text for a terminal, sorted by benchmark then rank (best first)."""
+    if table.empty:
+        return "no experiments"
+    ordered = table.sort_values(["benchmark", "rank", "method"], na_position="last")
+    header = ["benchmark", "metric", "method", "seeds", "best mean ± se", "IQM", "trials", "rank"]
+    lines = [header]
+    for row in ordered.itertuples(index=False):
+        seeds = str(row.n_seeds) + (f" ({row.missing} missing)" if row.missing else "")
+        best = f"{_num(row.mean)} ± {_num(row.se)}" if math.isfinite(row.mean) else "n/a"
+        rank = "n/a" if not math.isfinite(row.rank) else f"{row.rank:g}"
+        lines.append(
+            [
+                str(row.benchmark),
+                f"{row.metric} ({row.mode})",
+                str(row.method),
+                seeds,
+                best,
+                _num(row.iqm),
+                _num(row.trials),
+                rank,
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    left = 3  # benchmark, metric and method read better left-aligned; numbers right-aligned
+    out = []
+    for i, line in enumerate(lines):
+        cells = [
+            cell.ljust(width) if j < left else cell.rjust(width)
+            for j, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)

@@ -1,0 +1,1 @@
+"""Trial backends: where trials run (local processes now; containers and SageMaker later)."""

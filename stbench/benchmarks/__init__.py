@@ -1,0 +1,1 @@
+"""Built-in benchmark definitions (YAML) and their training scripts."""

@@ -1,0 +1,181 @@
+"""`stbench` command line: run, results, benchmarks, methods.
+
+`run`'s flags are generated from `ExperimentSpec`'s fields, in both spellings
+(`--experiment_tag` and `--experiment-tag`), so the spec stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from stbench.model.errors import UserError
+from stbench.model.spec import ExperimentSpec
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus an error; we want one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{message}; see `{self.prog} --help`")
+
+
+def _scalar_type(annotation: Any) -> type:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is tuple:
+        return args[0]
+    return args[0] if args else annotation
+
+
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    hints = typing.get_type_hints(ExperimentSpec)
+    for spec_field in fields(ExperimentSpec):
+        if spec_field.name == "extra_args":
+            continue
+        meta = spec_field.metadata
+        names = [f"--{spec_field.name}"]
+        if "_" in spec_field.name:
+            names.append(f"--{spec_field.name.replace('_', '-')}")
+        options: dict[str, Any] = {"help": meta["help"], "dest": spec_field.name}
+        kind = _scalar_type(hints[spec_field.name])
+        if kind is bool:
+            options["action"] = "store_true"
+        else:
+            options["type"] = kind
+            options.update(meta.get("argparse", {}))
+        if spec_field.default is MISSING and spec_field.default_factory is MISSING:
+            options["required"] = True
+        elif spec_field.default is not MISSING:
+            options["default"] = spec_field.default
+        parser.add_argument(*names, **options)
+
+
+def parse_extra_args(tokens: list[str]) -> dict[str, str]:
+    """Benchmark arguments: `--key value` pairs the benchmark validates later."""
+    extra: dict[str, str] = {}
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("--") or index + 1 >= len(tokens):
+            raise UserError(
+                f"unexpected argument '{token}'; benchmark arguments are given as --key value"
+            )
+        extra[token[2:].replace("-", "_")] = tokens[index + 1]
+        index += 2
+    return extra
+
+
+def spec_from_args(argv: list[str]) -> ExperimentSpec:
+    parser = OneLineParser(prog="stbench run", description="Run an HPO study locally.")
+    add_spec_arguments(parser)
+    args, rest = parser.parse_known_args(argv)
+    values = vars(args)
+    values["method"] = tuple(values["method"])
+    values["extra_args"] = parse_extra_args(rest)
+    return ExperimentSpec(**values)
+
+
+def cmd_run(argv: list[str]) -> int:
+    from stbench.analysis.report import report
+    from stbench.orchestration.study import plan_study, run_study
+
+    plan = plan_study(spec_from_args(argv))
+    spec = plan.spec
+    seeds = f"{spec.seeds.start}..{spec.seeds.stop - 1}"
+    print(
+        f"experiment tag {spec.experiment_tag}: {plan.benchmark.name} x "
+        f"{', '.join(spec.method)} x seeds {seeds}"
+        f", {spec.n_workers} workers, {spec.max_wallclock_time:g} s each, "
+        f"random_seed {spec.random_seed}",
+        flush=True,
+    )
+    outcomes = run_study(plan)
+    text, plots = report(Path(spec.results_root), spec.experiment_tag)
+    print()
+    print(text)
+    for path in plots:
+        print(f"plot: {path}")
+    failed = [o for o in outcomes if o.status != "completed"]
+    return 1 if failed else 0
+
+
+def cmd_results(argv: list[str]) -> int:
+    from stbench.analysis.report import report
+
+    parser = OneLineParser(prog="stbench results", description="Summarize a study.")
+    parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
+    parser.add_argument("--results_root", "--results-root", default="results")
+    parser.add_argument("--out_dir", "--out-dir", default=None, help="where to write plots")
+    args = parser.parse_args(argv)
+    text, plots = report(Path(args.results_root), args.experiment_tag,
+                         Path(args.out_dir) if args.out_dir else None)
+    print(text)
+    for path in plots:
+        print(f"plot: {path}")
+    return 0
+
+
+def cmd_benchmarks(argv: list[str]) -> int:
+    from stbench.model.benchmark import builtin_names, load_benchmark
+
+    OneLineParser(prog="stbench benchmarks").parse_args(argv)
+    for name in builtin_names():
+        bench = load_benchmark(name)
+        tunable = ", ".join(bench.tunable_names())
+        print(f"{name:18s} {bench.metric} ({bench.mode}), {bench.resource_attr} up to "
+              f"{bench.max_resource}, {bench.n_workers} workers, {bench.max_wallclock_time:g} s, "
+              f"{bench.image} image; tunes {tunable}")
+    return 0
+
+
+def cmd_methods(argv: list[str]) -> int:
+    from stbench.model.methods import METHODS
+
+    OneLineParser(prog="stbench methods").parse_args(argv)
+    for method in METHODS.values():
+        kind = "multi-fidelity" if method.multi_fidelity else "full-fidelity"
+        print(f"{method.name:10s} {kind:15s} {method.description}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "results": cmd_results,
+    "benchmarks": cmd_benchmarks,
+    "methods": cmd_methods,
+}
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: stbench {" + ",".join(COMMANDS) + "} ...  (stbench COMMAND --help)")
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `docker stop`, StopTrainingJob
+    logging.getLogger("syne_tune").setLevel(logging.ERROR)  # we report trial failures ourselves
+    try:
+        if command is None:
+            raise UserError(f"unknown command '{argv[0]}'; valid ones: {', '.join(COMMANDS)}")
+        return command(argv[1:])
+    except UserError as err:
+        print(f"stbench: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("stbench: interrupted; rerun the same command with --resume to continue",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Model layer: typed, pure Python (no AWS or Docker imports)."""

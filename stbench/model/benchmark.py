@@ -1,0 +1,309 @@
+"""Benchmark definitions: YAML files turned into typed, validated dataclasses.
+
+Benchmarks are data, not code: a YAML file names the training script, its config space and
+the metric. Errors name the file, the line and the field, because users write these files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from syne_tune.config_space import (
+    Categorical,
+    Domain,
+    Float,
+    Integer,
+    choice,
+    lograndint,
+    loguniform,
+    randint,
+    uniform,
+)
+
+from stbench.model.errors import UserError
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+IMAGE_VARIANTS = ("cpu", "gpu")
+BACKENDS = ("local", "docker", "sagemaker")
+OVERRIDABLE = ("n_workers", "max_wallclock_time", "instance_type")
+DOMAIN_TYPES = ("uniform", "loguniform", "randint", "lograndint", "choice")
+
+
+@dataclass(frozen=True)
+class BackendOverrides:
+    """Values that differ per back-end, e.g. a smaller GPU instance on SageMaker."""
+
+    n_workers: int | None = None
+    max_wallclock_time: float | None = None
+    instance_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark: a training script, its config space and what to optimize."""
+
+    name: str
+    source: Path
+    script: Path
+    config_space: dict[str, Any]
+    metric: str
+    mode: str
+    resource_attr: str
+    max_resource_attr: str
+    max_wallclock_time: float
+    n_workers: int
+    instance_type: str
+    image: str = "cpu"
+    description: str = ""
+    points_to_evaluate: tuple[dict[str, Any], ...] = ()
+    overrides: dict[str, BackendOverrides] = field(default_factory=dict)
+
+    @property
+    def max_resource(self) -> int:
+        return int(self.config_space[self.max_resource_attr])
+
+    def for_backend(self, backend: str) -> Benchmark:
+        """The same benchmark with the `<backend>:` block applied to its defaults."""
+        block = self.overrides.get(backend)
+        if block is None:
+            return self
+        changes = {k: getattr(block, k) for k in OVERRIDABLE if getattr(block, k) is not None}
+        return replace(self, **changes)
+
+    def with_fixed_values(self, extra_args: dict[str, str]) -> Benchmark:
+        """Override config-space entries with fixed values given as `--key value` strings."""
+        space = dict(self.config_space)
+        for key, raw in extra_args.items():
+            if key not in space:
+                valid = ", ".join(sorted(space))
+                raise UserError(
+                    f"benchmark '{self.name}' has no argument '--{key}'; valid ones: {valid}"
+                )
+            space[key] = parse_value_for(key, space[key], raw, self.name)
+        return replace(self, config_space=space)
+
+    def tunable_names(self) -> list[str]:
+        return [k for k, v in self.config_space.items() if isinstance(v, Domain)]
+
+
+def parse_value_for(key: str, entry: Any, raw: str, benchmark: str) -> Any:
+    """Turn a string into a value of the entry's type, inside its domain."""
+    problem = f"--{key} {raw!r} does not fit benchmark '{benchmark}'"
+    if isinstance(entry, Categorical):
+        for value in entry.categories:
+            if str(value) == raw:
+                return value
+        raise UserError(f"{problem}: choose one of {list(entry.categories)}")
+    kind = type(entry.lower) if isinstance(entry, (Float, Integer)) else type(entry)
+    try:
+        if kind is bool:
+            value: Any = {"true": True, "false": False}[raw.lower()]
+        elif kind is int:
+            value = int(raw)
+        elif kind is float:
+            value = float(raw)
+        else:
+            value = raw
+    except (ValueError, KeyError):
+        raise UserError(f"{problem}: expected a {kind.__name__}") from None
+    if isinstance(entry, (Float, Integer)) and not entry.lower <= value <= entry.upper:
+        raise UserError(f"{problem}: allowed range is [{entry.lower}, {entry.upper}]")
+    return value
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def resolve_path(name_or_path: str) -> Path:
+    """A built-in name or a path to the user's own YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml"):
+        if not candidate.is_file():
+            raise UserError(f"benchmark file {name_or_path} not found; check the path")
+        return candidate.resolve()
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return builtin
+    raise UserError(
+        f"unknown benchmark '{name_or_path}'; valid ones: {', '.join(builtin_names())} "
+        "(or a path to your own .yaml)"
+    )
+
+
+def load_benchmark(name_or_path: str) -> Benchmark:
+    return parse_benchmark_file(resolve_path(name_or_path))
+
+
+class _Reader:
+    """Reads fields of a YAML mapping node, reporting file:line on any problem."""
+
+    def __init__(self, path: Path, node: yaml.Node):
+        self.path = path
+        self.node = node
+        self.keys: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, "a mapping of fields", "")
+        for key_node, value_node in node.value:
+            self.keys[str(key_node.value)] = (key_node, value_node)
+
+    def fail(self, node: yaml.Node, message: str, name: str) -> None:
+        where = f"{self.path}:{node.start_mark.line + 1}"
+        label = f"field '{name}': " if name else ""
+        raise UserError(f"{where}: {label}{message}")
+
+    def value(self, name: str, node: yaml.Node) -> Any:
+        return yaml.safe_load(yaml.serialize(node))
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if name not in self.keys:
+            if default is ...:
+                self.fail(self.node, f"missing required field '{name}'", "")
+            return default
+        node = self.keys[name][1]
+        value = self.value(name, node)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            expected = kind.__name__ if isinstance(kind, type) else "/".join(
+                k.__name__ for k in kind
+            )
+            self.fail(node, f"expected {expected}, got {value!r}", name)
+        return value
+
+    def node_of(self, name: str) -> yaml.Node:
+        return self.keys[name][1]
+
+
+def parse_benchmark_file(path: Path) -> Benchmark:
+    try:
+        text = path.read_text()
+        root = yaml.compose(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        raise UserError(f"{path}:{line}: malformed YAML: {err.problem}; fix the syntax") from None
+    except OSError as err:
+        raise UserError(f"cannot read benchmark file {path}: {err.strerror}") from None
+    if root is None:
+        raise UserError(f"{path}:1: empty benchmark file; see the built-in ones for the fields")
+    reader = _Reader(path, root)
+    known = {
+        "name", "description", "script", "config_space", "metric", "mode", "resource_attr",
+        "max_resource_attr", "max_wallclock_time", "n_workers", "instance_type", "image",
+        "points_to_evaluate", *BACKENDS,
+    }
+    for key, (key_node, _) in reader.keys.items():
+        if key not in known:
+            reader.fail(key_node, f"unknown field; valid ones: {', '.join(sorted(known))}", key)
+
+    script = path.parent / reader.get("script", str)
+    if not script.is_file():
+        reader.fail(reader.node_of("script"), f"script {script} not found", "script")
+    space = _parse_config_space(reader)
+    mode = reader.get("mode", str)
+    if mode not in ("min", "max"):
+        reader.fail(reader.node_of("mode"), "must be 'min' or 'max'", "mode")
+    image = reader.get("image", str, "cpu")
+    if image not in IMAGE_VARIANTS:
+        reader.fail(reader.node_of("image"), f"must be one of {IMAGE_VARIANTS}", "image")
+    max_attr = reader.get("max_resource_attr", str)
+    if not isinstance(space.get(max_attr), int) or space[max_attr] < 1:
+        reader.fail(
+            reader.node_of("max_resource_attr"),
+            f"must name a fixed positive integer entry of config_space (got {max_attr!r})",
+            "max_resource_attr",
+        )
+    benchmark = Benchmark(
+        name=reader.get("name", str),
+        source=path,
+        script=script.resolve(),
+        config_space=space,
+        metric=reader.get("metric", str),
+        mode=mode,
+        resource_attr=reader.get("resource_attr", str),
+        max_resource_attr=max_attr,
+        max_wallclock_time=_positive(reader, "max_wallclock_time", float),
+        n_workers=_positive(reader, "n_workers", int),
+        instance_type=reader.get("instance_type", str),
+        image=image,
+        description=reader.get("description", str, ""),
+        points_to_evaluate=tuple(_parse_points(reader, space)),
+        overrides={b: _parse_overrides(reader, b) for b in BACKENDS if b in reader.keys},
+    )
+    return benchmark
+
+
+def _positive(reader: _Reader, name: str, kind: type) -> Any:
+    value = reader.get(name, kind)
+    if not value > 0:
+        reader.fail(reader.node_of(name), "must be positive", name)
+    return value
+
+
+def _parse_config_space(reader: _Reader) -> dict[str, Any]:
+    raw = reader.get("config_space", dict)
+    space: dict[str, Any] = {}
+    section = _Reader(reader.path, reader.node_of("config_space"))
+    for name, value in raw.items():
+        node = section.node_of(name)
+        if isinstance(value, dict):
+            space[name] = _parse_domain(section, name, node, value)
+        elif isinstance(value, (int, float, str, bool)):
+            space[name] = value
+        else:
+            section.fail(node, "expected a fixed value or {type: ..., ...}", name)
+    return space
+
+
+def _parse_domain(section: _Reader, name: str, node: yaml.Node, spec: dict) -> Domain:
+    kind = spec.get("type")
+    if kind not in DOMAIN_TYPES:
+        section.fail(node, f"'type' must be one of {', '.join(DOMAIN_TYPES)}", name)
+    if kind == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            section.fail(node, "choice needs a non-empty list 'values'", name)
+        return choice(values)
+    lower, upper = spec.get("lower"), spec.get("upper")
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lower, upper))
+    if not numeric or not lower < upper:
+        section.fail(node, f"{kind} needs numbers 'lower' < 'upper'", name)
+    if kind.startswith("log") and lower <= 0:
+        section.fail(node, f"{kind} needs 'lower' > 0", name)
+    if kind in ("randint", "lograndint"):
+        if not (float(lower).is_integer() and float(upper).is_integer()):
+            section.fail(node, f"{kind} needs integer bounds", name)
+        return (randint if kind == "randint" else lograndint)(int(lower), int(upper))
+    if not all(math.isfinite(v) for v in (lower, upper)):
+        section.fail(node, "bounds must be finite", name)
+    return (uniform if kind == "uniform" else loguniform)(float(lower), float(upper))
+
+
+def _parse_points(reader: _Reader, space: dict[str, Any]) -> list[dict[str, Any]]:
+    points = reader.get("points_to_evaluate", list, [])
+    node = reader.node_of("points_to_evaluate") if points else reader.node
+    for point in points:
+        if not isinstance(point, dict) or not set(point) <= set(space):
+            reader.fail(node, "each point must map config_space names to values",
+                        "points_to_evaluate")
+    return points
+
+
+def _parse_overrides(reader: _Reader, backend: str) -> BackendOverrides:
+    raw = reader.get(backend, dict)
+    block = _Reader(reader.path, reader.node_of(backend))
+    for key, (key_node, _) in block.keys.items():
+        if key not in OVERRIDABLE:
+            block.fail(key_node, f"can override only {', '.join(OVERRIDABLE)}", f"{backend}.{key}")
+    return BackendOverrides(
+        n_workers=_positive(block, "n_workers", int) if "n_workers" in raw else None,
+        max_wallclock_time=(
+            _positive(block, "max_wallclock_time", float) if "max_wallclock_time" in raw else None
+        ),
+        instance_type=block.get("instance_type", str, None),
+    )

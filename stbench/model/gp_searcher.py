@@ -1,0 +1,451 @@
+"""Gaussian-process searchers for the "BO" and "MOBSTER" methods.
+
+Syne Tune 0.16 dropped its GP-based BayesianOptimization and MOBSTER; these replacements use
+scikit-learn's GaussianProcessRegressor (Matern 5/2 ARD), expected improvement over random and
+local candidates, and kriging-believer fantasies so asynchronous workers get distinct configs.
+Metrics arrive sign-adjusted from the schedulers, so both searchers always minimize.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
+from syne_tune.config_space import Categorical, Domain, FiniteRange, Float, Integer, Quantized
+from syne_tune.optimizer.schedulers.asha import AsynchronousSuccessiveHalving
+from syne_tune.optimizer.schedulers.searchers.searcher import BaseSearcher
+from syne_tune.optimizer.schedulers.searchers.single_objective_searcher import (
+    SingleObjectiveBaseSearcher,
+)
+from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
+
+NUM_LOCAL_ANCHORS = 5  # best observed configs whose neighbourhoods are searched
+LOCAL_FRACTION = 0.2  # local candidates relative to num_candidates
+LOCAL_SCALES = (0.02, 0.07, 0.2)  # perturbation std devs in the unit cube
+CATEGORY_FLIP_PROB = 0.2
+RESTART_EVERY = 10  # fits between GP hyperparameter optimizations with a random restart
+
+
+class _Encoder:
+    """Maps configs to [0, 1]^d and back, so one ARD kernel handles any mix of domains."""
+
+    def __init__(self, config_space: dict[str, Any]):
+        self.config_space = config_space
+        self.names = [k for k, v in config_space.items() if isinstance(v, Domain)]
+        self._cols: dict[str, slice] = {}
+        self._numeric: dict[str, tuple[float, float, Any, Any, float | None]] = {}
+        col = 0
+        for name in self.names:
+            dom = config_space[name]
+            width = len(dom.categories) if isinstance(dom, Categorical) else 1
+            self._cols[name] = slice(col, col + width)
+            col += width
+            if not isinstance(dom, Categorical):
+                self._numeric[name] = self._numeric_spec(dom)
+        self.dim = col
+        sizes = [len(config_space[n]) for n in self.names]
+        self.size = math.prod(sizes) if all(s > 0 for s in sizes) else math.inf
+
+    @staticmethod
+    def _numeric_spec(dom: Domain) -> tuple[float, float, Any, Any, float | None]:
+        """(low, high, forward, inverse, quantum): the unit interval maps to [low, high]."""
+        if isinstance(dom, FiniteRange):  # equally spaced (in its own scale): encode the index
+            return -0.5, dom.size - 0.5, None, None, None
+        if not isinstance(dom, Float | Integer):
+            raise ValueError(f"Unsupported domain for GP searchers: {dom!r}")
+        sampler, q = dom.get_sampler(), None
+        if isinstance(sampler, Quantized):
+            sampler, q = sampler.sampler, sampler.q
+        fwd, inv = (lambda x: x), (lambda x: x)
+        if isinstance(sampler, Float._LogUniform | Integer._LogUniform):
+            fwd, inv = np.log, np.exp
+        elif isinstance(sampler, Float._ReverseLogUniform):
+            fwd, inv = (lambda x: -np.log1p(-x)), (lambda x: -np.expm1(-x))
+        if isinstance(dom, Integer) and fwd is not np.log:  # widened: uniform over the integers
+            return dom.lower - 0.5, dom.upper + 0.5, fwd, inv, q
+        return float(fwd(dom.lower)), float(fwd(dom.upper)), fwd, inv, q
+
+    def key(self, config: dict[str, Any]) -> tuple:
+        return tuple(config[n] for n in self.names)
+
+    def encode(self, configs: list[dict[str, Any]]) -> np.ndarray:
+        X = np.zeros((len(configs), self.dim))
+        for name in self.names:
+            dom, sl = self.config_space[name], self._cols[name]
+            values = [c[name] for c in configs]
+            if isinstance(dom, Categorical):
+                for row, v in enumerate(values):
+                    v = v if v in dom.categories else dom.cast(v)
+                    X[row, sl.start + dom.categories.index(v)] = 1.0
+                continue
+            low, high, fwd, _, _ = self._numeric[name]
+            if isinstance(dom, FiniteRange):
+                t = np.array([dom.values.index(dom.cast(v)) for v in values], dtype=float)
+            else:
+                t = fwd(np.asarray(values, dtype=float))
+            X[:, sl.start] = (t - low) / (high - low) if high > low else 0.5
+        return X
+
+    def decode(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Snaps rows of the unit cube to valid configs with plain Python values."""
+        columns: dict[str, list[Any]] = {}
+        for name in self.names:
+            dom, sl = self.config_space[name], self._cols[name]
+            if isinstance(dom, Categorical):
+                columns[name] = [dom.categories[i] for i in np.argmax(X[:, sl], axis=1)]
+                continue
+            low, high, _, inv, q = self._numeric[name]
+            t = low + np.clip(X[:, sl.start], 0.0, 1.0) * (high - low)
+            if isinstance(dom, FiniteRange):
+                idx = np.clip(np.rint(t), 0, dom.size - 1).astype(int)
+                columns[name] = [dom.values[i] for i in idx]
+                continue
+            v = inv(t)
+            if q is not None:
+                v = np.round(v / q) * q
+            v = np.clip(v, dom.lower, dom.upper)
+            if isinstance(dom, Integer):
+                columns[name] = [int(x) for x in np.clip(np.rint(v), dom.lower, dom.upper)]
+            else:
+                columns[name] = [float(x) for x in v]
+        return [
+            {k: columns[k][row] if k in columns else v for k, v in self.config_space.items()}
+            for row in range(len(X))
+        ]
+
+    def complete(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Fills missing hyperparameters with the domain midpoint and casts the given ones."""
+        out = self.decode(np.full((1, self.dim), 0.5))[0]
+        for name in self.names:
+            if name in config:
+                out[name] = self.config_space[name].cast(config[name])
+        return out
+
+    def perturb(self, rng: np.random.Generator, anchors: np.ndarray, n: int) -> np.ndarray:
+        """Gaussian steps around anchors (numeric) plus random category flips."""
+        X = anchors[rng.integers(len(anchors), size=n)].copy()
+        scales = rng.choice(LOCAL_SCALES, size=(n, 1))
+        for name in self.names:
+            sl = self._cols[name]
+            if isinstance(self.config_space[name], Categorical):
+                flip = rng.random(n) < CATEGORY_FLIP_PROB
+                X[flip, sl] = rng.random((int(flip.sum()), sl.stop - sl.start))
+            else:
+                X[:, sl.start] += scales[:, 0] * rng.standard_normal(n)
+        return np.clip(X, 0.0, 1.0)
+
+
+def _expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float) -> np.ndarray:
+    sigma = np.maximum(sigma, 1e-12)
+    z = (best - mu) / sigma
+    return (best - mu) * norm.cdf(z) + sigma * norm.pdf(z)
+
+
+def _make_kernel(dim: int) -> Kernel:
+    matern = Matern(length_scale=np.full(dim, 0.3), length_scale_bounds=(1e-2, 1e2), nu=2.5)
+    return ConstantKernel(1.0, (1e-2, 1e2)) * matern + WhiteKernel(1e-2, (1e-6, 1.0))
+
+
+class _GPEIMixin:
+    """State and logic shared by both searchers: pending configs, candidates, GP fit and EI."""
+
+    config_space: dict[str, Any]
+    points_to_evaluate: list[dict[str, Any]]
+    random_seed: int
+
+    def _setup(self, num_candidates: int, max_fit_points: int) -> None:
+        self._encoder = _Encoder(self.config_space)
+        self._rng = np.random.default_rng(self.random_seed)
+        self._num_candidates = num_candidates
+        self._max_fit_points = max_fit_points
+        self._pending: list[dict[str, Any]] = []  # suggested without a result yet, oldest first
+        self._trial_configs: dict[int, dict[str, Any]] = {}
+        self._failed: set[tuple] = set()
+        self._kernel: Kernel | None = None  # last fitted kernel, warm-starts the next fit
+        self._num_fits = 0
+        self._gp_cache: tuple[bytes, GaussianProcessRegressor] | None = None
+        self.points_to_evaluate = [self._encoder.complete(p) for p in self.points_to_evaluate]
+
+    def _seen(self) -> set[tuple]:
+        key = self._encoder.key
+        seen = {key(c) for c in self._trial_configs.values()} | self._failed
+        return seen | {key(c) for c in self._pending}
+
+    def _emit(self, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        if config is not None:
+            self._pending.append(config)
+            return dict(config)
+        return None
+
+    def _initial_or_random(self) -> dict[str, Any] | None:
+        config = self._next_points_to_evaluate()  # type: ignore[attr-defined]
+        return self._emit(config if config is not None else self._random_unseen())
+
+    def _random_unseen(self) -> dict[str, Any] | None:
+        seen = self._seen()
+        if len(seen) >= self._encoder.size:
+            return None  # finite space exhausted: tells the tuner to stop
+        configs = self._encoder.decode(self._rng.random((64, self._encoder.dim)))
+        fresh = [c for c in configs if self._encoder.key(c) not in seen]
+        return fresh[0] if fresh else configs[0]
+
+    def _register(self, trial_id: int, config: dict[str, Any]) -> None:
+        """Maps the trial to its config; its first result ends its pending state."""
+        if trial_id in self._trial_configs:
+            return
+        full = {**self.config_space, **config}
+        self._trial_configs[trial_id] = full
+        key = self._encoder.key(full)
+        for i, c in enumerate(self._pending):
+            if self._encoder.key(c) == key:
+                del self._pending[i]
+                break
+
+    def on_trial_error(self, trial_id: int) -> None:
+        """Drops the pending entry and never proposes the failed config again."""
+        config = self._trial_configs.get(trial_id)
+        if config is None:
+            if not self._pending:
+                return
+            config = self._pending.pop(0)
+        else:
+            key = self._encoder.key(config)
+            self._pending = [c for c in self._pending if self._encoder.key(c) != key]
+        self._failed.add(self._encoder.key(config))
+
+    def _subsample(self, y: np.ndarray, must: np.ndarray) -> np.ndarray:
+        """Keeps the GP cubic cost bounded: best `must` rows first, random others after."""
+        n, cap = len(y), self._max_fit_points
+        if n <= cap:
+            return np.arange(n)
+        keep = np.flatnonzero(must)
+        keep = keep[np.argsort(y[keep], kind="stable")][:cap]
+        rest = np.setdiff1d(np.arange(n), keep)
+        extra = self._rng.choice(rest, size=cap - len(keep), replace=False)
+        return np.sort(np.concatenate([keep, extra]))
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
+        digest = X.tobytes() + y.tobytes()
+        if self._gp_cache is not None and self._gp_cache[0] == digest:
+            return self._gp_cache[1]  # only pending configs changed: reuse hyperparameters
+        # Warm-starting from the last fit converges in a few steps; a random restart every
+        # RESTART_EVERY fits guards against a poor local optimum at a fraction of the cost.
+        warm = self._kernel is not None and self._num_fits % RESTART_EVERY != 0
+        kernel = self._kernel if self._kernel is not None else _make_kernel(X.shape[1])
+        gp = GaussianProcessRegressor(
+            kernel,
+            normalize_y=True,
+            n_restarts_optimizer=0 if warm else 1,
+            random_state=int(self._rng.integers(2**31 - 1)),
+        )
+        self._num_fits += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gp.fit(X, y)
+        self._kernel = gp.kernel_
+        self._gp_cache = (digest, gp)
+        return gp
+
+    def _propose(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        X_pending: np.ndarray,
+        best: float,
+        anchors: np.ndarray,
+        resource: float | None = None,
+    ) -> dict[str, Any] | None:
+        """Fits the GP, adds kriging-believer fantasies, returns the unseen EI maximizer."""
+        gp = self._fit(X, y)
+        if len(X_pending):
+            fantasies = gp.predict(X_pending)
+            gp = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
+            gp.fit(np.vstack([X, X_pending]), np.concatenate([y, fantasies]))
+        enc, n_local = self._encoder, int(LOCAL_FRACTION * self._num_candidates)
+        raw = [self._rng.random((self._num_candidates, enc.dim))]
+        if len(anchors) and n_local:
+            raw.append(enc.perturb(self._rng, anchors, n_local))
+        seen, candidates = self._seen(), []
+        for config in enc.decode(np.vstack(raw)):
+            key = enc.key(config)
+            if key not in seen:
+                seen.add(key)
+                candidates.append(config)
+        if not candidates:
+            return self._random_unseen()
+        Xc = enc.encode(candidates)
+        if resource is not None:
+            Xc = np.hstack([Xc, np.full((len(Xc), 1), resource)])
+        mu, sigma = gp.predict(Xc, return_std=True)
+        return candidates[int(np.argmax(_expected_improvement(mu, sigma, best)))]
+
+
+class GPEISearcher(_GPEIMixin, SingleObjectiveBaseSearcher):
+    """Single-fidelity GP Bayesian optimization with expected improvement.
+
+    A trial's latest reported metric is its observation (its final one once complete).
+    """
+
+    def __init__(
+        self,
+        config_space: dict[str, Any],
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+        random_seed: int | None = None,
+        num_initial_random: int | None = None,
+        num_candidates: int = 500,
+        max_fit_points: int = 200,
+    ):
+        super().__init__(config_space, points_to_evaluate=points_to_evaluate,
+                         random_seed=random_seed)
+        self._setup(num_candidates, max_fit_points)
+        d = self._encoder.dim
+        self.num_initial_random = num_initial_random or max(4, d + 1)
+        self._metrics: dict[int, float] = {}
+
+    def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
+        if self.points_to_evaluate or len(self._metrics) < self.num_initial_random:
+            return self._initial_or_random()
+        ids = list(self._metrics)
+        X = self._encoder.encode([self._trial_configs[i] for i in ids])
+        y = np.array([self._metrics[i] for i in ids])
+        order = np.argsort(y, kind="stable")
+        must = np.zeros(len(y), dtype=bool)
+        must[order[: self._max_fit_points // 2]] = True
+        idx = self._subsample(y, must)
+        anchors = X[order[:NUM_LOCAL_ANCHORS]]
+        X_pending = self._encoder.encode(self._pending)
+        return self._emit(self._propose(X[idx], y[idx], X_pending, float(y.min()), anchors))
+
+    def on_trial_result(self, trial_id: int, config: dict[str, Any], metric: float) -> None:
+        self._register(trial_id, config)
+        if math.isfinite(metric):
+            self._metrics[trial_id] = float(metric)
+
+    def on_trial_complete(self, trial_id: int, config: dict[str, Any], metric: float) -> None:
+        self.on_trial_result(trial_id, config, metric)
+
+
+class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
+    """MOBSTER-style searcher for ASHA: one joint GP over (config, log resource).
+
+    EI is taken at the largest resource level with at least d + 1 trials (BOHB's rule), against
+    the best observation at that level; until such a level exists, configs are random.
+    """
+
+    def __init__(
+        self,
+        config_space: dict[str, Any],
+        points_to_evaluate: list[dict[str, Any]] | None = None,
+        random_seed: int | None = None,
+        num_candidates: int = 500,
+        min_resource: float | None = None,
+        max_resource: float | None = None,
+        max_fit_points: int = 200,
+    ):
+        super().__init__(config_space, points_to_evaluate=points_to_evaluate,
+                         random_seed=random_seed)
+        self._setup(num_candidates, max_fit_points)
+        self.min_resource = min_resource
+        self.max_resource = max_resource
+        self._metrics: dict[tuple[int, float], float] = {}  # latest per (trial, level)
+
+    def _target_level(self) -> float | None:
+        counts = Counter(level for _, level in self._metrics)
+        eligible = [lvl for lvl, n in counts.items() if n >= self._encoder.dim + 1]
+        return max(eligible) if eligible else None
+
+    def _resource_feature(self, levels: np.ndarray) -> np.ndarray:
+        """log1p keeps level 0 finite; scaled to [0, 1] over the known or observed range."""
+        seen = [lvl for _, lvl in self._metrics]
+        low = math.log1p(self.min_resource if self.min_resource is not None else min(seen))
+        high = math.log1p(self.max_resource if self.max_resource is not None else max(seen))
+        span = high - low if high > low else 1.0
+        return ((np.log1p(levels) - low) / span)[:, None]
+
+    def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
+        level = self._target_level()
+        if self.points_to_evaluate or level is None:
+            return self._initial_or_random()
+        keys = list(self._metrics)
+        levels = np.array([lvl for _, lvl in keys], dtype=float)
+        configs = self._encoder.encode([self._trial_configs[t] for t, _ in keys])
+        X = np.hstack([configs, self._resource_feature(levels)])
+        y = np.array([self._metrics[k] for k in keys])
+        at_level = levels == level
+        idx = self._subsample(y, at_level)
+        rows = np.flatnonzero(at_level)
+        rows = rows[np.argsort(y[rows], kind="stable")]
+        anchors = configs[rows[:NUM_LOCAL_ANCHORS]]
+        r = float(self._resource_feature(np.array([level]))[0, 0])
+        X_pending = self._encoder.encode(self._pending)
+        X_pending = np.hstack([X_pending, np.full((len(X_pending), 1), r)])
+        best = float(y[at_level].min())
+        return self._emit(self._propose(X[idx], y[idx], X_pending, best, anchors, resource=r))
+
+    def on_trial_result(
+        self, trial_id: int, config: dict[str, Any], metric: float, resource_level: float
+    ) -> None:
+        self._register(trial_id, config)
+        if math.isfinite(metric):
+            self._metrics[(trial_id, float(resource_level))] = float(metric)
+
+    def on_trial_complete(
+        self, trial_id: int, config: dict[str, Any], metric: float, resource_level: float
+    ) -> None:
+        self.on_trial_result(trial_id, config, metric, resource_level)
+
+
+def make_bo_scheduler(
+    config_space: dict[str, Any],
+    metric: str,
+    do_minimize: bool,
+    random_seed: int,
+    points_to_evaluate: list[dict[str, Any]] | None,
+) -> SingleObjectiveScheduler:
+    """GP-EI Bayesian optimization: every trial runs to the full resource."""
+    searcher = GPEISearcher(
+        config_space, points_to_evaluate=points_to_evaluate, random_seed=random_seed
+    )
+    return SingleObjectiveScheduler(
+        config_space, metric=metric, do_minimize=do_minimize, searcher=searcher,
+        random_seed=random_seed,
+    )
+
+
+def make_mobster_scheduler(
+    config_space: dict[str, Any],
+    metric: str,
+    do_minimize: bool,
+    random_seed: int,
+    points_to_evaluate: list[dict[str, Any]] | None,
+    time_attr: str,
+    max_t: int,
+    grace_period: int = 1,
+    reduction_factor: float = 3,
+) -> AsynchronousSuccessiveHalving:
+    """MOBSTER: asynchronous successive halving with joint-GP proposals."""
+    searcher = MultiFidelityGPEISearcher(
+        config_space,
+        points_to_evaluate=points_to_evaluate,
+        random_seed=random_seed,
+        min_resource=grace_period,
+        max_resource=max_t,
+    )
+    return AsynchronousSuccessiveHalving(
+        config_space,
+        metric=metric,
+        do_minimize=do_minimize,
+        searcher=searcher,
+        time_attr=time_attr,
+        max_t=max_t,
+        grace_period=grace_period,
+        reduction_factor=reduction_factor,
+        random_seed=random_seed,
+    )

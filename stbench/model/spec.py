@@ -1,0 +1,124 @@
+"""The experiment spec: one typed dataclass whose fields are the `stbench run` flags.
+
+The same object travels from CLI flags to (later) SageMaker hyperparameters and back, so the
+field list is the single source of truth for both.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from stbench.model.benchmark import BACKENDS, Benchmark
+from stbench.model.errors import UserError
+
+
+def _flag(help_text: str, **argparse_options: Any) -> dict[str, Any]:
+    return {"help": help_text, "argparse": argparse_options}
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What to run: one benchmark, one or more methods, a range of seeds, and how.
+
+    Optional fields left as None take the benchmark's defaults in `resolved()`.
+    """
+
+    benchmark: str = field(metadata=_flag("built-in benchmark name or path to a YAML file"))
+    method: tuple[str, ...] = field(
+        metadata=_flag("one or more HPO methods (see `stbench methods`)", nargs="+")
+    )
+    experiment_tag: str = field(default="", metadata=_flag("name grouping a study's results"))
+    num_seeds: int = field(default=1, metadata=_flag("how many seeds, from start_seed on"))
+    start_seed: int = field(default=0, metadata=_flag("first seed"))
+    n_workers: int | None = field(default=None, metadata=_flag("trials run in parallel"))
+    max_wallclock_time: float | None = field(
+        default=None, metadata=_flag("seconds each experiment may run")
+    )
+    max_num_trials: int | None = field(
+        default=None, metadata=_flag("stop starting trials after this many (optional)")
+    )
+    max_failures: int = field(default=3, metadata=_flag("failed trials that end an experiment"))
+    warm_pool: bool = field(default=False, metadata=_flag("keep instances warm between trials"))
+    random_seed: int | None = field(
+        default=None, metadata=_flag("master seed; scheduler seeds derive from it and the seed")
+    )
+    backend: str = field(
+        default="local", metadata=_flag("where trials run", choices=BACKENDS)
+    )
+    instance_type: str | None = field(default=None, metadata=_flag("instance type for trials"))
+    results_root: str = field(default="results", metadata=_flag("folder holding all results"))
+    resume: bool = field(default=False, metadata=_flag("continue an interrupted experiment"))
+    extra_args: dict[str, str] = field(
+        default_factory=dict, metadata=_flag("benchmark arguments given as --key value")
+    )
+
+    def validate(self) -> None:
+        """Checks that need no benchmark file; raises UserError naming the fix."""
+        if not self.method:
+            raise UserError("no method given; pass --method NAME (see `stbench methods`)")
+        if self.num_seeds < 1:
+            raise UserError(f"--num_seeds must be at least 1, got {self.num_seeds}")
+        if self.start_seed < 0:
+            raise UserError(f"--start_seed must be non-negative, got {self.start_seed}")
+        for name in ("n_workers", "max_wallclock_time", "max_num_trials"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"--{name} must be positive, got {value}")
+        if self.max_failures < 1:
+            raise UserError(f"--max_failures must be at least 1, got {self.max_failures}")
+        if self.backend not in BACKENDS:
+            raise UserError(f"unknown backend '{self.backend}'; valid ones: {', '.join(BACKENDS)}")
+        if self.resume and not self.experiment_tag:
+            raise UserError("--resume needs the --experiment_tag of the run to continue")
+        if self.experiment_tag and not _is_safe_name(self.experiment_tag):
+            raise UserError(
+                f"--experiment_tag '{self.experiment_tag}' may use only letters, digits and '-'"
+            )
+
+    def resolved(self, benchmark: Benchmark) -> ExperimentSpec:
+        """Fill unset fields from the benchmark (for this backend) and draw a random seed."""
+        defaults = benchmark.for_backend(self.backend)
+        return replace(
+            self,
+            n_workers=self.n_workers or defaults.n_workers,
+            max_wallclock_time=self.max_wallclock_time or defaults.max_wallclock_time,
+            instance_type=self.instance_type or defaults.instance_type,
+            random_seed=(
+                self.random_seed if self.random_seed is not None else secrets.randbelow(2**31)
+            ),
+        )
+
+    @property
+    def seeds(self) -> range:
+        return range(self.start_seed, self.start_seed + self.num_seeds)
+
+    def scheduler_seed(self, seed: int) -> int:
+        """Paired seeds: depends on (random_seed, seed) only, the same for every method."""
+        if self.random_seed is None:
+            raise ValueError("resolve the spec before deriving scheduler seeds")
+        state = np.random.SeedSequence([self.random_seed, seed]).generate_state(1)
+        return int(state[0] % (2**31 - 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["method"] = list(self.method)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentSpec:
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise UserError(f"unknown experiment fields {sorted(unknown)}")
+        values = dict(data)
+        values["method"] = tuple(values.get("method", ()))
+        values["extra_args"] = dict(values.get("extra_args") or {})
+        return cls(**values)
+
+
+def _is_safe_name(name: str) -> bool:
+    return all(c.isalnum() or c == "-" for c in name) and name[0].isalnum()

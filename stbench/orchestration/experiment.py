@@ -1,0 +1,254 @@
+"""The HPO loop for one experiment (benchmark, method, seed).
+
+An event-driven equivalent of Syne Tune's Tuner loop: it talks to the scheduler and the trial
+backend through their public interfaces, but sleeps until the backend reports activity
+instead of on a fixed timer, so short trials keep the workers busy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from syne_tune.backend.trial_backend import TrialBackend
+from syne_tune.backend.trial_status import Status, Trial
+from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
+
+from stbench.orchestration.progress import Progress, ProgressSnapshot
+from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
+
+RECEIVE_TIMESTAMP = "st_receive_timestamp"
+WORKER_TIME = "st_worker_time"
+STOPPED_BY_BUDGET = Status.stopped
+BUSY = (Status.in_progress, Status.stopping)
+
+
+class EventBackend(Protocol):
+    """The part of our backends the loop needs beyond Syne Tune's `TrialBackend`."""
+
+    def busy_trial_ids(self) -> list[tuple[int, str]]: ...
+    def wait_for_activity(self, timeout: float) -> None: ...
+    def failure_reason(self, trial_id: int) -> str: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_wallclock_time: float
+    n_workers: int
+    max_failures: int
+    max_num_trials: int | None = None
+
+
+@dataclass
+class LoopState:
+    """Counters of one experiment; `elapsed_offset` carries time spent before a resume."""
+
+    start_epoch: float = field(default_factory=time.time)
+    start_monotonic: float = field(default_factory=time.monotonic)
+    elapsed_offset: float = 0.0
+    running: dict[int, Trial] = field(default_factory=dict)
+    last_result: dict[int, dict[str, Any]] = field(default_factory=dict)
+    trials_started: int = 0
+    trials_finished: int = 0
+    failures: int = 0
+    exhausted: bool = False
+    best: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_offset + time.monotonic() - self.start_monotonic
+
+
+@dataclass(frozen=True)
+class ExperimentOutcome:
+    status: str  # completed | failed | interrupted
+    reason: str
+    trials: int
+    failures: int
+    best: float | None
+
+
+class ExperimentLoop:
+    """Runs one experiment until its budget ends; the caller owns scheduler and backend."""
+
+    def __init__(self, scheduler: TrialScheduler, backend: TrialBackend, store: ResultStore,
+                 budget: Budget, metric: str, mode: str, progress: Progress,
+                 state: LoopState | None = None):
+        self.scheduler = scheduler
+        self.backend = backend
+        self.events: EventBackend = backend  # type: ignore[assignment]
+        self.store = store
+        self.budget = budget
+        self.metric = metric
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.progress = progress
+        self.state = state or LoopState()
+
+    def run(self) -> ExperimentOutcome:
+        state = self.state
+        status, reason = "completed", ""
+        self.store.update_metadata(status="running", start_time=now_iso(), end_time=None)
+        self.store.flush(force=True)
+        try:
+            while True:
+                self._process_backend()
+                reason = self._stop_reason()
+                if reason:
+                    status = "failed" if state.failures >= self.budget.max_failures else status
+                    break
+                self._fill_workers()
+                self._report_progress()
+                self.store.flush()
+                remaining = self.budget.max_wallclock_time - state.elapsed
+                self.events.wait_for_activity(min(1.0, max(0.0, remaining)))
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the user or a stop signal"
+            raise
+        finally:
+            self._shutdown(INTERRUPTED if status == "interrupted" else STOPPED_BY_BUDGET)
+            self.store.update_metadata(
+                status=status, reason=reason, end_time=now_iso(),
+                elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,
+                failures=state.failures, best=state.best,
+            )
+            self.store.flush(force=True)
+            self.progress.finish(self._snapshot(), status, reason)
+        return ExperimentOutcome(status, reason, state.trials_started, state.failures, state.best)
+
+    # --- one iteration --------------------------------------------------------------------
+
+    def _process_backend(self) -> None:
+        state = self.state
+        statuses, results = self.backend.fetch_status_results(list(state.running))
+        for trial_id, result in results:
+            if trial_id in state.running:
+                self._on_result(state.running[trial_id], result)
+        for trial_id, (_, status) in statuses.items():
+            trial = state.running.get(trial_id)
+            if trial is not None and status not in BUSY:
+                self._on_finished(trial, status)
+
+    def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
+        state = self.state
+        state.last_result[trial.trial_id] = result
+        self.store.add_row(self._row(trial, result))
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)):
+            if state.best is None or self.sign * value < self.sign * state.best:
+                state.best = float(value)
+        decision = self.scheduler.on_trial_result(trial=trial, result=result)
+        if decision == SchedulerDecision.STOP:
+            self.backend.stop_trial(trial_id=trial.trial_id, result=result)
+            self._retire(trial, Status.stopped)
+            self.scheduler.on_trial_remove(trial=trial)
+        elif decision == SchedulerDecision.PAUSE:
+            self.backend.pause_trial(trial_id=trial.trial_id, result=result)
+            self._retire(trial, Status.paused)
+            self.scheduler.on_trial_remove(trial=trial)
+
+    def _on_finished(self, trial: Trial, status: str) -> None:
+        last = self.state.last_result.get(trial.trial_id)
+        if status == Status.completed and (last is None or self.metric not in last):
+            status = Status.failed
+            reason = f"finished without reporting metric '{self.metric}'"
+        else:
+            reason = self.events.failure_reason(trial.trial_id)
+        if status == Status.completed:
+            self.scheduler.on_trial_complete(trial, last)
+            self._retire(trial, status)
+        elif status == Status.failed:
+            self.state.failures += 1
+            self.scheduler.on_trial_error(trial)
+            if last is None:  # keep a visible trace of trials that failed before reporting
+                self.store.add_row(self._row(trial, {}))
+            self._retire(trial, status, failure_reason=reason)
+            self.progress.note(f"trial {trial.trial_id} failed: {reason}")
+        else:  # stopped or paused from outside the scheduler
+            self.scheduler.on_trial_error(trial)
+            self._retire(trial, status)
+
+    def _retire(self, trial: Trial, status: str, **extra: Any) -> None:
+        self.state.running.pop(trial.trial_id, None)
+        self.state.trials_finished += 1
+        self.store.set_trial_status(trial.trial_id, status, **extra)
+
+    def _stop_reason(self) -> str:
+        state, budget = self.state, self.budget
+        if state.failures >= budget.max_failures:
+            return f"{state.failures} trials failed (max_failures={budget.max_failures})"
+        if state.elapsed >= budget.max_wallclock_time:
+            return f"time budget of {budget.max_wallclock_time:g} s used"
+        if state.running:
+            return ""
+        if budget.max_num_trials is not None and state.trials_started >= budget.max_num_trials:
+            return f"{budget.max_num_trials} trials done"
+        if state.exhausted:
+            return "the method has no more configurations to propose"
+        return ""
+
+    def _fill_workers(self) -> None:
+        state, budget = self.state, self.budget
+        free = budget.n_workers - len(self.events.busy_trial_ids())
+        while free > 0 and not state.exhausted:
+            if budget.max_num_trials is not None and state.trials_started >= budget.max_num_trials:
+                return
+            suggestion = self.scheduler.suggest()
+            if suggestion is None:
+                state.exhausted = True
+                return
+            if suggestion.spawn_new_trial_id:
+                trial = self.backend.start_trial(
+                    config=suggestion.config.copy(),
+                    checkpoint_trial_id=suggestion.checkpoint_trial_id,
+                )
+                self.scheduler.on_trial_add(trial=trial)
+                state.trials_started += 1
+            else:
+                trial = self.backend.resume_trial(
+                    trial_id=suggestion.checkpoint_trial_id, new_config=suggestion.config
+                )
+            state.running[trial.trial_id] = Trial(
+                trial_id=trial.trial_id, config=trial.config, creation_time=trial.creation_time
+            )
+            free -= 1
+
+    def _shutdown(self, status_of_running: str) -> None:
+        try:
+            for trial_id in list(self.state.running):
+                self.backend.stop_trial(trial_id=trial_id)
+                self.store.set_trial_status(trial_id, status_of_running)
+            self.state.running.clear()
+        finally:
+            self.events.close()
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _row(self, trial: Trial, result: dict[str, Any]) -> dict[str, Any]:
+        received = result.get(RECEIVE_TIMESTAMP, time.time())
+        return {
+            "trial_id": trial.trial_id,
+            "status": Status.in_progress,
+            "wallclock_time": round(received - self.state.start_epoch
+                                    + self.state.elapsed_offset, 4),
+            "worker_time": result.get(WORKER_TIME),
+            "config": {k: v for k, v in trial.config.items()},
+            "metrics": {k: v for k, v in result.items() if not k.startswith("st_")},
+        }
+
+    def _snapshot(self) -> ProgressSnapshot:
+        state = self.state
+        return ProgressSnapshot(
+            elapsed=state.elapsed, budget=self.budget.max_wallclock_time,
+            started=state.trials_started, running=len(state.running),
+            failed=state.failures, best=state.best, metric=self.metric,
+        )
+
+    def _report_progress(self) -> None:
+        self.progress.update(self._snapshot())
+
+
+def creation_time() -> datetime:
+    return datetime.now()

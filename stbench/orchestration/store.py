@@ -1,0 +1,121 @@
+"""Result store: one folder per experiment, written atomically so a crash never leaves half a file.
+
+Layout: `<root>/<experiment_tag>/<benchmark>/<method>/<seed>/` with `metadata.json` and
+`results.jsonl` (one row per metric report). Rows are kept in memory and the file is
+rewritten (temp file + rename) at most once per `flush_interval`, and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import syne_tune
+
+import stbench
+
+METADATA = "metadata.json"
+RESULTS = "results.jsonl"
+INTERRUPTED = "Interrupted"
+
+
+def experiment_dir(root: Path, tag: str, benchmark: str, method: str, seed: int) -> Path:
+    return Path(root) / tag / benchmark / method / str(seed)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def versions() -> dict[str, str]:
+    return {
+        "stbench": stbench.__version__,
+        "syne_tune": syne_tune.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class PreviousRun:
+    """What an interrupted experiment left behind, for `--resume`."""
+
+    rows: list[dict[str, Any]]
+    elapsed_seconds: float
+    metadata: dict[str, Any]
+
+    @property
+    def next_trial_id(self) -> int:
+        return max((r["trial_id"] for r in self.rows), default=-1) + 1
+
+
+class ResultStore:
+    """Rows and metadata of one experiment; `flush` makes them durable."""
+
+    def __init__(self, folder: Path, metadata: dict[str, Any], flush_interval: float = 1.0):
+        self.folder = Path(folder)
+        self.metadata = dict(metadata)
+        self.rows: list[dict[str, Any]] = []
+        self._rows_by_trial: dict[int, list[dict[str, Any]]] = {}
+        self.flush_interval = flush_interval
+        self._dirty = False
+        self._last_flush = 0.0
+
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        return (Path(folder) / METADATA).is_file()
+
+    @staticmethod
+    def load_previous(folder: Path) -> PreviousRun:
+        folder = Path(folder)
+        metadata = json.loads((folder / METADATA).read_text())
+        rows = []
+        results = folder / RESULTS
+        if results.is_file():
+            rows = [json.loads(line) for line in results.read_text().splitlines() if line]
+        return PreviousRun(rows, float(metadata.get("elapsed_seconds", 0.0)), metadata)
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self._rows_by_trial.setdefault(row["trial_id"], []).append(row)
+        self._dirty = True
+
+    def set_trial_status(self, trial_id: int, status: str, **extra: Any) -> None:
+        """Every row of a trial carries its latest status (and e.g. its failure reason)."""
+        for row in self._rows_by_trial.get(trial_id, []):
+            row["status"] = status
+            row.update(extra)
+        self._dirty = True
+
+    def update_metadata(self, **fields: Any) -> None:
+        self.metadata.update(fields)
+        self._dirty = True
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and (not self._dirty or now - self._last_flush < self.flush_interval):
+            return
+        atomic_write(
+            self.folder / RESULTS, "".join(json.dumps(row) + "\n" for row in self.rows)
+        )
+        atomic_write(self.folder / METADATA, json.dumps(self.metadata, indent=2) + "\n")
+        self._dirty = False
+        self._last_flush = now

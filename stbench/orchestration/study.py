@@ -1,0 +1,195 @@
+"""A study: every (method, seed) of one spec, run one after another.
+
+All checks happen in `plan_study` before anything is written, so bad input creates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from syne_tune.backend.trial_status import Status, Trial
+from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
+
+from stbench.backends.local_process import LocalProcessBackend
+from stbench.model.benchmark import Benchmark, load_benchmark
+from stbench.model.errors import UserError
+from stbench.model.methods import MethodContext, get_method
+from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.experiment import (
+    Budget,
+    ExperimentLoop,
+    ExperimentOutcome,
+    LoopState,
+)
+from stbench.orchestration.progress import Progress
+from stbench.orchestration.store import (
+    INTERRUPTED,
+    PreviousRun,
+    ResultStore,
+    experiment_dir,
+    versions,
+)
+
+
+@dataclass(frozen=True)
+class PlannedExperiment:
+    method: str
+    seed: int
+    folder: Path
+    previous: PreviousRun | None
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    spec: ExperimentSpec  # resolved: no None defaults left
+    benchmark: Benchmark  # with the spec's extra args applied
+    experiments: tuple[PlannedExperiment, ...]
+
+
+def plan_study(spec: ExperimentSpec) -> StudyPlan:
+    """Validate everything and decide what runs; writes nothing."""
+    spec.validate()
+    for name in spec.method:
+        get_method(name)
+    if spec.backend != "local":
+        raise UserError(
+            f"--backend {spec.backend} is not available yet; use --backend local"
+        )
+    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
+    if not spec.experiment_tag:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        spec = replace(spec, experiment_tag=f"{benchmark.name.replace('_', '-')}-{stamp}")
+    root = Path(spec.results_root)
+    _check_writable(root)
+    previous_seed: int | None = None
+    experiments = []
+    for method in spec.method:
+        for seed in spec.seeds:
+            folder = experiment_dir(root, spec.experiment_tag, benchmark.name, method, seed)
+            previous = None
+            if ResultStore.exists(folder):
+                if not spec.resume:
+                    raise UserError(
+                        f"results already exist in {folder}; pass --resume to continue them "
+                        "or choose a new --experiment_tag"
+                    )
+                previous = ResultStore.load_previous(folder)
+                recorded = previous.metadata.get("spec", {}).get("random_seed")
+                previous_seed = recorded if previous_seed is None else previous_seed
+            experiments.append(PlannedExperiment(method, seed, folder, previous))
+    if previous_seed is not None and spec.random_seed is None:
+        spec = replace(spec, random_seed=previous_seed)  # resume keeps the recorded pairing
+    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments))
+
+
+def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOutcome]:
+    outcomes = []
+    for planned in plan.experiments:
+        if planned.previous and planned.previous.metadata.get("status") == "completed":
+            outcomes.append(_outcome_of(planned.previous))
+            continue
+        outcomes.append(run_experiment(plan, planned, progress_stream))
+    return outcomes
+
+
+def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
+                   progress_stream: Any = None) -> ExperimentOutcome:
+    spec, benchmark = plan.spec, plan.benchmark
+    scheduler = get_method(planned.method).make_scheduler(
+        MethodContext.for_benchmark(benchmark, spec.scheduler_seed(planned.seed))
+    )
+    store = ResultStore(planned.folder, _metadata(plan, planned))
+    previous = planned.previous
+    if previous is not None:
+        replay(scheduler, previous, store, benchmark.metric)
+    backend = LocalProcessBackend(
+        benchmark.script, planned.folder / "trials",
+        first_trial_id=previous.next_trial_id if previous else 0,
+    )
+    backend.start_supervisor()
+    state = LoopState(elapsed_offset=previous.elapsed_seconds if previous else 0.0)
+    budget = Budget(
+        max_wallclock_time=float(spec.max_wallclock_time or 0),
+        n_workers=int(spec.n_workers or 1),
+        max_failures=spec.max_failures,
+        max_num_trials=spec.max_num_trials,
+    )
+    label = f"{benchmark.name} {planned.method} seed {planned.seed}"
+    loop = ExperimentLoop(scheduler, backend, store, budget, benchmark.metric, benchmark.mode,
+                          Progress(label, stream=progress_stream), state)
+    return loop.run()
+
+
+def replay(scheduler: TrialScheduler, previous: PreviousRun, store: ResultStore,
+           metric: str) -> None:
+    """Feed an interrupted run's reports to a fresh scheduler and keep them in the store.
+
+    Trials that were still running are kept as `Interrupted`; their ids are never reused.
+    """
+    by_trial: dict[int, list[dict[str, Any]]] = {}
+    for row in previous.rows:
+        by_trial.setdefault(row["trial_id"], []).append(row)
+    for trial_id, rows in sorted(by_trial.items()):
+        trial = Trial(trial_id=trial_id, config=rows[0]["config"], creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        status = rows[-1]["status"]
+        if status in (Status.in_progress, Status.stopping):
+            status = INTERRUPTED
+        removed = False
+        for row in rows:
+            row = {**row, "status": status}
+            store.add_row(row)
+            if removed or metric not in row["metrics"]:
+                continue
+            decision = scheduler.on_trial_result(trial, dict(row["metrics"]))
+            if decision in (SchedulerDecision.STOP, SchedulerDecision.PAUSE):
+                scheduler.on_trial_remove(trial)
+                removed = True
+        if removed:
+            continue
+        if status == Status.completed and metric in rows[-1]["metrics"]:
+            scheduler.on_trial_complete(trial, dict(rows[-1]["metrics"]))
+        else:
+            scheduler.on_trial_error(trial)
+
+
+def _metadata(plan: StudyPlan, planned: PlannedExperiment) -> dict[str, Any]:
+    benchmark = plan.benchmark
+    base = dict(planned.previous.metadata) if planned.previous else {}
+    base.update(
+        experiment_tag=plan.spec.experiment_tag,
+        benchmark=benchmark.name,
+        method=planned.method,
+        seed=planned.seed,
+        scheduler_seed=plan.spec.scheduler_seed(planned.seed),
+        metric=benchmark.metric,
+        mode=benchmark.mode,
+        resource_attr=benchmark.resource_attr,
+        spec=plan.spec.to_dict(),
+        versions=versions(),
+        resumed=planned.previous is not None,
+    )
+    return base
+
+
+def _outcome_of(previous: PreviousRun) -> ExperimentOutcome:
+    meta = previous.metadata
+    return ExperimentOutcome(meta.get("status", "completed"), "already completed",
+                             int(meta.get("trials", 0)), int(meta.get("failures", 0)),
+                             meta.get("best"))
+
+
+def _check_writable(root: Path) -> None:
+    existing = root.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(
+            f"results root {root} is not writable ({existing} is not a writable folder); "
+            "pass --results_root with a folder you can write"
+        )
+
