@@ -15,6 +15,7 @@ Every line a trial prints still lands in its std.out / std.err log files.
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import json
 import os
@@ -141,6 +142,7 @@ class Supervisor:
         err_r, err_w = os.pipe()
         log_dir = Path(command["log_dir"])
         log_dir.mkdir(parents=True, exist_ok=True)
+        gc.freeze()  # children's garbage collection must not touch (and copy) inherited pages
         pid = os.fork()
         if pid == 0:
             self._become_trial(command, out_w, err_w, keep=(out_w, err_w))

@@ -22,6 +22,10 @@ from stbench.model.spec import ExperimentSpec
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus an error; we want one line and exit code 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("allow_abbrev", False)  # `--bench` must not silently mean --benchmark
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UserError(f"{message}; see `{self.prog} --help`")
 

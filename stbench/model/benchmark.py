@@ -84,6 +84,11 @@ class Benchmark:
                     f"benchmark '{self.name}' has no argument '--{key}'; valid ones: {valid}"
                 )
             space[key] = parse_value_for(key, space[key], raw, self.name)
+        if not isinstance(space[self.max_resource_attr], int) or space[self.max_resource_attr] < 1:
+            raise UserError(
+                f"--{self.max_resource_attr} must be a positive integer "
+                f"(the maximum {self.resource_attr} of benchmark '{self.name}')"
+            )
         return replace(self, config_space=space)
 
     def tunable_names(self) -> list[str]:
@@ -249,8 +254,11 @@ def _parse_config_space(reader: _Reader) -> dict[str, Any]:
     raw = reader.get("config_space", dict)
     space: dict[str, Any] = {}
     section = _Reader(reader.path, reader.node_of("config_space"))
-    for name, value in raw.items():
+    for key, value in raw.items():
+        name = str(key)
         node = section.node_of(name)
+        if not isinstance(key, str) or not key.isidentifier():
+            section.fail(node, "names must be identifiers such as learning_rate", name)
         if isinstance(value, dict):
             space[name] = _parse_domain(section, name, node, value)
         elif isinstance(value, (int, float, str, bool)):

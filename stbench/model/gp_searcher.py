@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
@@ -30,7 +32,8 @@ NUM_LOCAL_ANCHORS = 5  # best observed configs whose neighbourhoods are searched
 LOCAL_FRACTION = 0.2  # local candidates relative to num_candidates
 LOCAL_SCALES = (0.02, 0.07, 0.2)  # perturbation std devs in the unit cube
 CATEGORY_FLIP_PROB = 0.2
-RESTART_EVERY = 10  # fits between GP hyperparameter optimizations with a random restart
+RESTART_EVERY = 10  # fits between extra hyperparameter searches from the default kernel
+MAX_OPT_ITER = 50  # L-BFGS iterations per hyperparameter search
 
 
 class _Encoder:
@@ -156,10 +159,6 @@ def _make_kernel(dim: int) -> Kernel:
 class _GPEIMixin:
     """State and logic shared by both searchers: pending configs, candidates, GP fit and EI."""
 
-    config_space: dict[str, Any]
-    points_to_evaluate: list[dict[str, Any]]
-    random_seed: int
-
     def _setup(self, num_candidates: int, max_fit_points: int) -> None:
         self._encoder = _Encoder(self.config_space)
         self._rng = np.random.default_rng(self.random_seed)
@@ -200,8 +199,7 @@ class _GPEIMixin:
         """Maps the trial to its config; its first result ends its pending state."""
         if trial_id in self._trial_configs:
             return
-        full = {**self.config_space, **config}
-        self._trial_configs[trial_id] = full
+        self._trial_configs[trial_id] = full = {**self.config_space, **config}
         key = self._encoder.key(full)
         for i, c in enumerate(self._pending):
             if self._encoder.key(c) == key:
@@ -214,7 +212,7 @@ class _GPEIMixin:
         if config is None:
             if not self._pending:
                 return
-            config = self._pending.pop(0)
+            config = self._pending.pop(0)  # unknown trial: assume the oldest pending one
         else:
             key = self._encoder.key(config)
             self._pending = [c for c in self._pending if self._encoder.key(c) != key]
@@ -235,17 +233,23 @@ class _GPEIMixin:
         digest = X.tobytes() + y.tobytes()
         if self._gp_cache is not None and self._gp_cache[0] == digest:
             return self._gp_cache[1]  # only pending configs changed: reuse hyperparameters
-        # Warm-starting from the last fit converges in a few steps; a random restart every
-        # RESTART_EVERY fits guards against a poor local optimum at a fraction of the cost.
-        warm = self._kernel is not None and self._num_fits % RESTART_EVERY != 0
-        kernel = self._kernel if self._kernel is not None else _make_kernel(X.shape[1])
-        gp = GaussianProcessRegressor(
-            kernel,
-            normalize_y=True,
-            n_restarts_optimizer=0 if warm else 1,
-            random_state=int(self._rng.integers(2**31 - 1)),
-        )
+        default = _make_kernel(X.shape[1])
+        # Warm-starting from the last fit converges in a few steps; restarting from the default
+        # kernel every RESTART_EVERY fits guards against a poor local optimum.
+        restart = self._kernel is not None and self._num_fits % RESTART_EVERY == 0
         self._num_fits += 1
+
+        def optimizer(obj: Any, theta0: np.ndarray, bounds: np.ndarray) -> tuple[Any, float]:
+            runs = [
+                minimize(obj, t, jac=True, method="L-BFGS-B", bounds=bounds,
+                         options={"maxiter": MAX_OPT_ITER, "maxfun": 2 * MAX_OPT_ITER})
+                for t in ([theta0, default.theta] if restart else [theta0])
+            ]
+            best = min(runs, key=lambda r: r.fun)
+            return best.x, float(best.fun)
+
+        gp = GaussianProcessRegressor(self._kernel or default, normalize_y=True,
+                                      optimizer=optimizer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gp.fit(X, y)
@@ -253,15 +257,8 @@ class _GPEIMixin:
         self._gp_cache = (digest, gp)
         return gp
 
-    def _propose(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_pending: np.ndarray,
-        best: float,
-        anchors: np.ndarray,
-        resource: float | None = None,
-    ) -> dict[str, Any] | None:
+    def _propose(self, X: np.ndarray, y: np.ndarray, X_pending: np.ndarray, best: float,
+                 anchors: np.ndarray, resource: float | None = None) -> dict[str, Any] | None:
         """Fits the GP, adds kriging-believer fantasies, returns the unseen EI maximizer."""
         gp = self._fit(X, y)
         if len(X_pending):
@@ -269,7 +266,7 @@ class _GPEIMixin:
             gp = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
             gp.fit(np.vstack([X, X_pending]), np.concatenate([y, fantasies]))
         enc, n_local = self._encoder, int(LOCAL_FRACTION * self._num_candidates)
-        raw = [self._rng.random((self._num_candidates, enc.dim))]
+        raw = [self._rng.random((self._num_candidates, enc.dim))]  # uniform over the space
         if len(anchors) and n_local:
             raw.append(enc.perturb(self._rng, anchors, n_local))
         seen, candidates = self._seen(), []
@@ -305,8 +302,8 @@ class GPEISearcher(_GPEIMixin, SingleObjectiveBaseSearcher):
         super().__init__(config_space, points_to_evaluate=points_to_evaluate,
                          random_seed=random_seed)
         self._setup(num_candidates, max_fit_points)
-        d = self._encoder.dim
-        self.num_initial_random = num_initial_random or max(4, d + 1)
+        default_init = max(4, self._encoder.dim + 1)
+        self.num_initial_random = default_init if num_initial_random is None else num_initial_random
         self._metrics: dict[int, float] = {}
 
     def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
@@ -336,7 +333,10 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
     """MOBSTER-style searcher for ASHA: one joint GP over (config, log resource).
 
     EI is taken at the largest resource level with at least d + 1 trials (BOHB's rule), against
-    the best observation at that level; until such a level exists, configs are random.
+    the best observation at that level; until such a level exists, configs are random. With
+    `resource_levels` (the rung levels), only a trial's first report at or beyond each level is
+    modelled, like Syne Tune's former searcher_data="rungs": per-epoch reports would bloat the GP
+    and scatter observations over levels no other trial shares.
     """
 
     def __init__(
@@ -345,15 +345,13 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
         points_to_evaluate: list[dict[str, Any]] | None = None,
         random_seed: int | None = None,
         num_candidates: int = 500,
-        min_resource: float | None = None,
-        max_resource: float | None = None,
+        resource_levels: Sequence[float] | None = None,
         max_fit_points: int = 200,
     ):
         super().__init__(config_space, points_to_evaluate=points_to_evaluate,
                          random_seed=random_seed)
         self._setup(num_candidates, max_fit_points)
-        self.min_resource = min_resource
-        self.max_resource = max_resource
+        self.resource_levels = sorted(map(float, resource_levels)) if resource_levels else None
         self._metrics: dict[tuple[int, float], float] = {}  # latest per (trial, level)
 
     def _target_level(self) -> float | None:
@@ -363,9 +361,8 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
 
     def _resource_feature(self, levels: np.ndarray) -> np.ndarray:
         """log1p keeps level 0 finite; scaled to [0, 1] over the known or observed range."""
-        seen = [lvl for _, lvl in self._metrics]
-        low = math.log1p(self.min_resource if self.min_resource is not None else min(seen))
-        high = math.log1p(self.max_resource if self.max_resource is not None else max(seen))
+        seen = self.resource_levels or [lvl for _, lvl in self._metrics]
+        low, high = math.log1p(min(seen)), math.log1p(max(seen))
         span = high - low if high > low else 1.0
         return ((np.log1p(levels) - low) / span)[:, None]
 
@@ -389,17 +386,27 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
         best = float(y[at_level].min())
         return self._emit(self._propose(X[idx], y[idx], X_pending, best, anchors, resource=r))
 
-    def on_trial_result(
-        self, trial_id: int, config: dict[str, Any], metric: float, resource_level: float
-    ) -> None:
+    def on_trial_result(self, trial_id: int, config: dict[str, Any], metric: float,
+                        resource_level: float) -> None:
         self._register(trial_id, config)
+        level = float(resource_level)
+        if self.resource_levels is not None:
+            reached = [r for r in self.resource_levels if r <= level]
+            if not reached or (level != reached[-1] and (trial_id, reached[-1]) in self._metrics):
+                return  # below the first rung, or not the first report beyond this rung
+            level = reached[-1]
         if math.isfinite(metric):
-            self._metrics[(trial_id, float(resource_level))] = float(metric)
+            self._metrics[(trial_id, level)] = float(metric)
 
-    def on_trial_complete(
-        self, trial_id: int, config: dict[str, Any], metric: float, resource_level: float
-    ) -> None:
+    def on_trial_complete(self, trial_id: int, config: dict[str, Any], metric: float,
+                          resource_level: float) -> None:
         self.on_trial_result(trial_id, config, metric, resource_level)
+
+
+def _rung_levels(grace_period: float, max_t: float, reduction_factor: float) -> list[float]:
+    """Rung levels as ASHA's single bracket computes them, plus max_t."""
+    num = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)
+    return sorted({grace_period * reduction_factor**k for k in range(num)} | {max_t})
 
 
 def make_bo_scheduler(
@@ -410,13 +417,9 @@ def make_bo_scheduler(
     points_to_evaluate: list[dict[str, Any]] | None,
 ) -> SingleObjectiveScheduler:
     """GP-EI Bayesian optimization: every trial runs to the full resource."""
-    searcher = GPEISearcher(
-        config_space, points_to_evaluate=points_to_evaluate, random_seed=random_seed
-    )
-    return SingleObjectiveScheduler(
-        config_space, metric=metric, do_minimize=do_minimize, searcher=searcher,
-        random_seed=random_seed,
-    )
+    searcher = GPEISearcher(config_space, points_to_evaluate, random_seed=random_seed)
+    return SingleObjectiveScheduler(config_space, metric=metric, do_minimize=do_minimize,
+                                    searcher=searcher, random_seed=random_seed)
 
 
 def make_mobster_scheduler(
@@ -431,21 +434,11 @@ def make_mobster_scheduler(
     reduction_factor: float = 3,
 ) -> AsynchronousSuccessiveHalving:
     """MOBSTER: asynchronous successive halving with joint-GP proposals."""
-    searcher = MultiFidelityGPEISearcher(
-        config_space,
-        points_to_evaluate=points_to_evaluate,
-        random_seed=random_seed,
-        min_resource=grace_period,
-        max_resource=max_t,
-    )
+    levels = _rung_levels(grace_period, max_t, reduction_factor)
+    searcher = MultiFidelityGPEISearcher(config_space, points_to_evaluate,
+                                         random_seed=random_seed, resource_levels=levels)
     return AsynchronousSuccessiveHalving(
-        config_space,
-        metric=metric,
-        do_minimize=do_minimize,
-        searcher=searcher,
-        time_attr=time_attr,
-        max_t=max_t,
-        grace_period=grace_period,
-        reduction_factor=reduction_factor,
-        random_seed=random_seed,
+        config_space, metric=metric, do_minimize=do_minimize, searcher=searcher,
+        time_attr=time_attr, max_t=max_t, grace_period=grace_period,
+        reduction_factor=reduction_factor, random_seed=random_seed,
     )

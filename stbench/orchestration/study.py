@@ -6,11 +6,13 @@ All checks happen in `plan_study` before anything is written, so bad input creat
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
@@ -99,8 +101,13 @@ def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOu
 def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
                    progress_stream: Any = None) -> ExperimentOutcome:
     spec, benchmark = plan.spec, plan.benchmark
+    scheduler_seed = spec.scheduler_seed(planned.seed)
+    # Syne Tune 0.16's random searchers and ASHA's bracket choice draw from the global numpy
+    # RNG and ignore `random_seed`; seeding it here makes every method reproducible.
+    np.random.seed(scheduler_seed)
+    random.seed(scheduler_seed)
     scheduler = get_method(planned.method).make_scheduler(
-        MethodContext.for_benchmark(benchmark, spec.scheduler_seed(planned.seed))
+        MethodContext.for_benchmark(benchmark, scheduler_seed)
     )
     store = ResultStore(planned.folder, _metadata(plan, planned))
     previous = planned.previous
@@ -130,29 +137,33 @@ def replay(scheduler: TrialScheduler, previous: PreviousRun, store: ResultStore,
 
     Trials that were still running are kept as `Interrupted`; their ids are never reused.
     """
-    by_trial: dict[int, list[dict[str, Any]]] = {}
+    final_status: dict[int, str] = {}
+    last_metrics: dict[int, dict[str, Any]] = {}
     for row in previous.rows:
-        by_trial.setdefault(row["trial_id"], []).append(row)
-    for trial_id, rows in sorted(by_trial.items()):
-        trial = Trial(trial_id=trial_id, config=rows[0]["config"], creation_time=datetime.now())
-        scheduler.on_trial_add(trial)
-        status = rows[-1]["status"]
-        if status in (Status.in_progress, Status.stopping):
-            status = INTERRUPTED
-        removed = False
-        for row in rows:
-            row = {**row, "status": status}
-            store.add_row(row)
-            if removed or metric not in row["metrics"]:
-                continue
-            decision = scheduler.on_trial_result(trial, dict(row["metrics"]))
-            if decision in (SchedulerDecision.STOP, SchedulerDecision.PAUSE):
-                scheduler.on_trial_remove(trial)
-                removed = True
-        if removed:
+        status = row["status"]
+        final_status[row["trial_id"]] = (
+            INTERRUPTED if status in (Status.in_progress, Status.stopping) else status
+        )
+    trials: dict[int, Trial] = {}
+    removed: set[int] = set()
+    for row in previous.rows:  # original order, so the scheduler sees the same history
+        trial_id = row["trial_id"]
+        if trial_id not in trials:
+            trials[trial_id] = Trial(trial_id, row["config"], creation_time=datetime.now())
+            scheduler.on_trial_add(trials[trial_id])
+        store.add_row({**row, "status": final_status[trial_id]})
+        if trial_id in removed or metric not in row["metrics"]:
             continue
-        if status == Status.completed and metric in rows[-1]["metrics"]:
-            scheduler.on_trial_complete(trial, dict(rows[-1]["metrics"]))
+        last_metrics[trial_id] = dict(row["metrics"])
+        decision = scheduler.on_trial_result(trials[trial_id], dict(row["metrics"]))
+        if decision in (SchedulerDecision.STOP, SchedulerDecision.PAUSE):
+            scheduler.on_trial_remove(trials[trial_id])
+            removed.add(trial_id)
+    for trial_id, trial in trials.items():
+        if trial_id in removed:
+            continue
+        if final_status[trial_id] == Status.completed and trial_id in last_metrics:
+            scheduler.on_trial_complete(trial, last_metrics[trial_id])
         else:
             scheduler.on_trial_error(trial)
 

@@ -1,0 +1,223 @@
+"""CLI errors: exit code 2, one `stbench: error:` line on stderr, nothing written."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stbench.cli.main import main, spec_from_args
+from stbench.model.benchmark import builtin_names
+from stbench.model.methods import METHODS
+from stbench.orchestration.store import METADATA, experiment_dir
+
+STBENCH = Path(sys.executable).parent / "stbench"  # the installed console script
+
+
+@pytest.fixture(autouse=True)
+def keep_sigterm_handler() -> Iterator[None]:
+    """main() installs a SIGTERM handler; give pytest its own back."""
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+def tree(folder: Path) -> list[str]:
+    """Every path under folder, to show that a failed command wrote nothing."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def run_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
+              expected: str) -> str:
+    """Run the CLI, check the one-line error contract, return the error line."""
+    before = tree(tmp_path)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("stbench: error: ")
+    assert expected in lines[0]
+    assert out == ""
+    assert tree(tmp_path) == before
+    assert not (tmp_path / "results").exists()
+    return lines[0]
+
+
+def run_args(tmp_path: Path, *args: str) -> list[str]:
+    """`stbench run` arguments with the results root inside tmp_path."""
+    return ["run", "--results_root", str(tmp_path / "results"), *args]
+
+
+BAD_YAML = """\
+name: mine
+script: train.py
+metric: loss
+\tmode: min
+"""
+
+
+def test_unknown_benchmark_lists_valid_ones(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    line = run_fails(capsys, tmp_path, run_args(tmp_path, "--benchmark", "nope", "--method", "RS"),
+                     "unknown benchmark 'nope'")
+    assert "valid ones: mlp_digits, synthetic_curves" in line
+
+
+def test_unknown_method_lists_valid_ones(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "SMAC")
+    line = run_fails(capsys, tmp_path, argv, "unknown method 'SMAC'")
+    assert f"valid ones: {', '.join(METHODS)}" in line
+
+
+def test_unknown_benchmark_argument(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "--foo", "1")
+    line = run_fails(capsys, tmp_path, argv, "has no argument '--foo'")
+    assert "valid ones: epoch_duration, epochs, failure_probability, log_lr, width, x" in line
+
+
+def test_out_of_range_benchmark_argument(capsys: pytest.CaptureFixture[str],
+                                         tmp_path: Path) -> None:
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "--x", "7")
+    run_fails(capsys, tmp_path, argv, "allowed range is [-3.0, 3.0]")
+
+
+def test_dangling_benchmark_argument(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "--epochs")
+    run_fails(capsys, tmp_path, argv, "unexpected argument '--epochs'")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--n_workers", "0", "--n_workers must be positive, got 0"),
+        ("--n-workers", "0", "--n_workers must be positive, got 0"),
+        ("--num_seeds", "0", "--num_seeds must be at least 1, got 0"),
+        ("--max_wallclock_time", "-1", "--max_wallclock_time must be positive, got -1.0"),
+        ("--n_workers", "two", "argument --n_workers/--n-workers: invalid int value: 'two'"),
+        ("--backend", "cloud", "invalid choice: 'cloud'"),
+    ],
+)
+def test_bad_run_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str, value: str,
+                      expected: str) -> None:
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", flag, value)
+    run_fails(capsys, tmp_path, argv, expected)
+
+
+def test_resume_without_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "--resume")
+    run_fails(capsys, tmp_path, argv, "--resume needs the --experiment_tag")
+
+
+def test_malformed_user_yaml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("")
+    path = tmp_path / "mine.yaml"
+    path.write_text(BAD_YAML)
+    argv = run_args(tmp_path, "--benchmark", str(path), "--method", "RS")
+    run_fails(capsys, tmp_path, argv, f"{path}:4: malformed YAML")
+
+
+def test_missing_user_yaml(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = run_args(tmp_path, "--benchmark", str(tmp_path / "absent.yaml"), "--method", "RS")
+    run_fails(capsys, tmp_path, argv, "absent.yaml not found")
+
+
+def test_results_root_under_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    argv = ["run", "--results_root", str(blocker / "results"), "--benchmark", "synthetic_curves",
+            "--method", "RS"]
+    run_fails(capsys, tmp_path, argv, f"results root {blocker / 'results'} is not writable")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_results_root_is_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    argv = ["run", "--results_root", str(blocker), "--benchmark", "synthetic_curves",
+            "--method", "RS"]
+    run_fails(capsys, tmp_path, argv, "is not writable")
+
+
+def test_existing_results_need_resume(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    done = experiment_dir(root, "exp-1", "synthetic_curves", "ASHA", 1)
+    done.mkdir(parents=True)
+    (done / METADATA).write_text(json.dumps({"status": "completed"}))
+    before = tree(tmp_path)
+    argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "ASHA",
+                    "--num_seeds", "2", "--experiment_tag", "exp-1")
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"stbench: error: results already exist in {done}; pass --resume")
+    assert tree(tmp_path) == before  # in particular, RS/0 and RS/1 were not started
+
+
+def test_unknown_subcommand(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    line = run_fails(capsys, tmp_path, ["rnu", "--benchmark", "synthetic_curves"],
+                     "unknown command 'rnu'")
+    assert "valid ones: run, results, benchmarks, methods" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--method", "RS"], "the following arguments are required: --benchmark"),
+        (["--benchmark", "synthetic_curves"], "the following arguments are required: --method"),
+    ],
+)
+def test_missing_required_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                               argv: list[str], expected: str) -> None:
+    line = run_fails(capsys, tmp_path, run_args(tmp_path, *argv), expected)
+    assert line.endswith("see `stbench run --help`")
+
+
+def test_results_without_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run_fails(capsys, tmp_path, ["results", "--results_root", str(tmp_path / "results")],
+              "the following arguments are required: --experiment_tag")
+
+
+def test_benchmarks_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["benchmarks"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names == builtin_names() == ["mlp_digits", "synthetic_curves"]
+    assert "val_error (min)" in out and "tunes n_units" in out
+
+
+def test_methods_lists_every_registered_method(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["methods"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert [line.split()[0] for line in out.splitlines()] == list(METHODS)
+    assert "multi-fidelity" in out and "full-fidelity" in out
+
+
+def test_extra_args_are_parsed_as_benchmark_arguments() -> None:
+    spec = spec_from_args(["--benchmark", "mlp_digits", "--method", "RS", "ASHA", "--epochs", "5",
+                           "--n-units", "32", "--experiment-tag", "t1"])
+    assert spec.method == ("RS", "ASHA")
+    assert spec.extra_args == {"epochs": "5", "n_units": "32"}
+    assert spec.experiment_tag == "t1"
+
+
+def test_console_script_reports_one_line(tmp_path: Path) -> None:
+    """The installed `stbench` entry point exits 2 with a single error line, no traceback."""
+    result = subprocess.run(
+        [str(STBENCH), "run", "--benchmark", "nope", "--method", "RS",
+         "--results_root", str(tmp_path / "results")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("stbench: error: unknown benchmark 'nope'")
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
