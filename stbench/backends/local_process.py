@@ -207,6 +207,9 @@ class LocalProcessBackend(TrialBackend):
         with self._lock:
             return self._trials[trial_id].failure_reason
 
+    def trial_annotations(self, trial_id: int) -> dict[str, Any]:
+        return {}  # nothing beyond the reports: no jobs, no billing
+
     def wait_for_activity(self, timeout: float) -> None:
         self.activity.wait(timeout)
 

@@ -120,6 +120,45 @@ def parse_value_for(key: str, entry: Any, raw: str, benchmark: str) -> Any:
     return value
 
 
+def decode_hyperparameters(benchmark: Benchmark, hyperparameters: dict[str, str]) -> dict[str, Any]:
+    """Typed config values from SageMaker's all-string hyperparameters, in config-space order.
+
+    The training script must see `17` (not `17.0`) and a choice's own value, so each string is
+    read back through its config-space entry. Absent fixed entries keep their YAML value; every
+    problem is reported at once, so a user fixes a job in one go.
+    """
+    name = benchmark.name
+    space = benchmark.config_space
+    problems: list[str] = []
+    unknown = [key for key in hyperparameters if key not in space]
+    if unknown:
+        listed = ", ".join(f"'{key}'" for key in unknown)
+        problems.append(f"unknown hyperparameter {listed}: remove it or use one of "
+                        f"{', '.join(space)}")
+    config: dict[str, Any] = {}
+    for key, entry in space.items():
+        if key not in hyperparameters:
+            if isinstance(entry, Domain):
+                problems.append(f"--{key} is missing: give every tunable entry a value")
+            else:
+                config[key] = entry
+            continue
+        raw = hyperparameters[key]
+        if not isinstance(raw, str):
+            problems.append(f"--{key} {raw!r} is not a string: SageMaker passes strings only")
+            continue
+        try:
+            config[key] = parse_value_for(key, entry, raw, name)
+        except UserError as err:
+            problems.append(str(err).replace(f" does not fit benchmark '{name}'", ""))
+    resource = config.get(benchmark.max_resource_attr)
+    if benchmark.max_resource_attr in config and (not isinstance(resource, int) or resource < 1):
+        problems.append(f"--{benchmark.max_resource_attr} must be a positive integer")
+    if problems:
+        raise UserError(f"hyperparameters do not fit benchmark '{name}': " + "; ".join(problems))
+    return config
+
+
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 

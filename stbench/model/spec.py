@@ -50,6 +50,10 @@ class ExperimentSpec:
         default="local", metadata=_flag("where trials run", choices=BACKENDS)
     )
     instance_type: str | None = field(default=None, metadata=_flag("instance type for trials"))
+    image: str | None = field(
+        default=None,
+        metadata=_flag("trainer image for container back-ends (default: the benchmark's variant)"),
+    )
     results_root: str = field(default="results", metadata=_flag("folder holding all results"))
     resume: bool = field(default=False, metadata=_flag("continue an interrupted experiment"))
     extra_args: dict[str, str] = field(

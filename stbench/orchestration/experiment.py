@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from syne_tune.backend.trial_backend import TrialBackend
@@ -31,6 +30,7 @@ class EventBackend(Protocol):
     def busy_trial_ids(self) -> list[tuple[int, str]]: ...
     def wait_for_activity(self, timeout: float) -> None: ...
     def failure_reason(self, trial_id: int) -> str: ...
+    def trial_annotations(self, trial_id: int) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -173,6 +173,7 @@ class ExperimentLoop:
     def _retire(self, trial: Trial, status: str, **extra: Any) -> None:
         self.state.running.pop(trial.trial_id, None)
         self.state.trials_finished += 1
+        extra.update(self.events.trial_annotations(trial.trial_id))
         self.store.set_trial_status(trial.trial_id, status, **extra)
 
     def _stop_reason(self) -> str:
@@ -249,6 +250,3 @@ class ExperimentLoop:
     def _report_progress(self) -> None:
         self.progress.update(self._snapshot())
 
-
-def creation_time() -> datetime:
-    return datetime.now()

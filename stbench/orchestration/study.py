@@ -16,11 +16,11 @@ import numpy as np
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
-from stbench.backends.local_process import LocalProcessBackend
 from stbench.model.benchmark import Benchmark, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import MethodContext, get_method
 from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.backend_factory import check_backend, make_backend
 from stbench.orchestration.experiment import (
     Budget,
     ExperimentLoop,
@@ -57,11 +57,8 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
     spec.validate()
     for name in spec.method:
         get_method(name)
-    if spec.backend != "local":
-        raise UserError(
-            f"--backend {spec.backend} is not available yet; use --backend local"
-        )
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
+    check_backend(spec, benchmark)
     if not spec.experiment_tag:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         spec = replace(spec, experiment_tag=f"{benchmark.name.replace('_', '-')}-{stamp}")
@@ -113,11 +110,10 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
     previous = planned.previous
     if previous is not None:
         replay(scheduler, previous, store, benchmark.metric)
-    backend = LocalProcessBackend(
-        benchmark.script, planned.folder / "trials",
-        first_trial_id=previous.next_trial_id if previous else 0,
-    )
-    backend.start_supervisor()
+    label = f"{benchmark.name} {planned.method} seed {planned.seed}"
+    progress = Progress(label, stream=progress_stream)
+    backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
+                           previous.next_trial_id if previous else 0, progress.note)
     state = LoopState(elapsed_offset=previous.elapsed_seconds if previous else 0.0)
     budget = Budget(
         max_wallclock_time=float(spec.max_wallclock_time or 0),
@@ -125,9 +121,8 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
         max_failures=spec.max_failures,
         max_num_trials=spec.max_num_trials,
     )
-    label = f"{benchmark.name} {planned.method} seed {planned.seed}"
     loop = ExperimentLoop(scheduler, backend, store, budget, benchmark.metric, benchmark.mode,
-                          Progress(label, stream=progress_stream), state)
+                          progress, state)
     return loop.run()
 
 

@@ -1,0 +1,92 @@
+"""The `/opt/ml` folder of a local instance: laid out as SageMaker does, read back after a job."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from stbench.model.errors import UserError
+
+SIGNALS = {9: "SIGKILL", 15: "SIGTERM", 2: "SIGINT", 6: "SIGABRT", 11: "SIGSEGV"}
+
+
+def local_checkpoint_dir(request: dict[str, Any]) -> Path:
+    """Locally, `CheckpointConfig.S3Uri` is a file:// URI: the trial's checkpoint store."""
+    uri = request["CheckpointConfig"]["S3Uri"]
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise UserError(f"the local Docker adapter keeps checkpoints in file:// URIs, got {uri}")
+    return Path(parsed.path)
+
+
+def prepare_instance_folder(folder: Path, request: dict[str, Any]) -> None:
+    """Fresh input/output/model folders and the trial's checkpoints restored, per job."""
+    for sub in ("input", "output", "model", "checkpoints"):
+        shutil.rmtree(folder / sub, ignore_errors=True)
+    config = folder / "input" / "config"
+    config.mkdir(parents=True)
+    (folder / "output").mkdir()
+    (folder / "model").mkdir()
+    (config / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    store = local_checkpoint_dir(request)
+    if store.is_dir():
+        shutil.copytree(store, folder / "checkpoints")
+    else:
+        (folder / "checkpoints").mkdir()
+
+
+def save_checkpoints(folder: Path, request: dict[str, Any]) -> None:
+    """Upload `/opt/ml/checkpoints` to the trial's store, as SageMaker syncs it to S3."""
+    source = folder / "checkpoints"
+    if not source.is_dir() or not any(source.iterdir()):
+        return
+    store = local_checkpoint_dir(request)
+    tmp = store.with_name(store.name + ".uploading")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    shutil.rmtree(store, ignore_errors=True)
+    tmp.rename(store)
+
+
+def failure_reason(folder: Path, exit_code: int) -> str:
+    """What SageMaker shows as FailureReason: `/opt/ml/output/failure`, else the exit code."""
+    failure = folder / "output" / "failure"
+    if failure.is_file():
+        text = failure.read_text(errors="replace").strip()
+        if text:
+            return text[:1024]
+    if exit_code > 128 and exit_code - 128 in SIGNALS:
+        reason = f"killed by {SIGNALS[exit_code - 128]}"
+        return reason + (" (out of memory?)" if exit_code == 137 else "")
+    return f"the trainer exited with code {exit_code}"
+
+
+def size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_new_reports(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Complete JSON lines appended since `offset`; a half-written last line waits."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    reports = []
+    for line in data[:end].splitlines():
+        try:
+            reports.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return reports, offset + end

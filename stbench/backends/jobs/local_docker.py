@@ -1,0 +1,383 @@
+"""Local Docker adapter: runs `CreateTrainingJob` requests as trainer containers, with warm slots.
+
+An *instance* is a container of the trainer image kept alive (`sleep infinity`) with a host
+folder mounted as `/opt/ml`; a job is `stbench-trainer train` executed in it, like SageMaker
+runs the image's entrypoint on an instance. When a job ends with a keep-alive period the
+instance stays as a warm slot (its warm-pool cache volume included) that the next job with
+a matching resource configuration reuses; otherwise it is removed. Exec exits come from the
+Docker event stream, so status needs no per-job polling.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stbench.backends.events import ActivitySignal
+from stbench.backends.jobs import files
+from stbench.backends.jobs.port import (
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    STOPPED,
+    STOPPING,
+    WARM_AVAILABLE,
+    WARM_IN_USE,
+    WARM_REUSED,
+    WARM_TERMINATED,
+    JobDescription,
+    JobRequest,
+)
+from stbench.model.errors import UserError
+
+CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
+METRICS_DIR = "/stbench/metrics"
+MATCH_KEYS = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
+MATCH_REQUEST_KEYS = ("RoleArn", "VpcConfig", "EnableNetworkIsolation",
+                      "EnableInterContainerTrafficEncryption")
+TICK_SECONDS = 0.05
+
+
+@dataclass
+class Slot:
+    """One local 'instance': a running container that hosts one job at a time."""
+
+    container_id: str
+    image: str
+    key: str
+    folder: Path
+    volume: str
+    job: str | None = None  # the job running now
+    last_job: str | None = None  # the job whose warm pool this slot is
+    expires_at: float | None = None
+
+
+@dataclass
+class LocalJob:
+    request: JobRequest
+    slot: Slot
+    exec_id: str = ""
+    status: str = IN_PROGRESS
+    failure_reason: str = ""
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    ended_at: float | None = None
+    kill_at: float | None = None
+    warm_pool: dict[str, Any] | None = None
+    pool_ended_at: float | None = None  # when this job's warm pool was reused or terminated
+    reused_from: str | None = None  # the job whose warm slot this one started on
+    metrics_offset: int = 0
+
+    @property
+    def keep_alive(self) -> int:
+        return int(self.request["ResourceConfig"].get("KeepAlivePeriodInSeconds", 0))
+
+    @property
+    def max_runtime(self) -> float:
+        return float(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
+
+
+class LocalDockerJobService:
+    """The job-service port on the local Docker engine."""
+
+    def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
+                 client: Any = None):
+        self.client = _connect(client)
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-"))
+        self.metrics_dir = self.work_dir / "metrics"
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self.stop_grace_seconds = stop_grace_seconds
+        self.label = f"stbench-{uuid.uuid4().hex[:12]}"
+        self.activity = ActivitySignal()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, LocalJob] = {}
+        self._by_exec: dict[str, str] = {}
+        self._slots: list[Slot] = []
+        self._closed = threading.Event()
+        self._events = self.client.events(decode=True, filters={"event": "exec_die"})
+        threading.Thread(target=self._watch_events, daemon=True).start()
+        threading.Thread(target=self._tick, daemon=True).start()
+
+    @classmethod
+    def probe(cls) -> LocalDockerJobService:
+        """A connected service used only for checks; it starts no watcher threads."""
+        service = cls.__new__(cls)
+        service.client = _connect(None)
+        return service
+
+    # --- port ------------------------------------------------------------------------------
+
+    def check_image(self, image: str) -> None:
+        from docker.errors import ImageNotFound
+
+        try:
+            self.client.images.get(image)
+        except ImageNotFound:
+            raise UserError(f"image {image} not found; build it with `make build`") from None
+
+    def create_training_job(self, request: JobRequest) -> None:
+        name = request["TrainingJobName"]
+        with self._lock:
+            if name in self._jobs:
+                raise UserError(f"training job {name} already exists; job names must be unique")
+            slot, reused_from = self._take_slot(request)
+            job = LocalJob(request=request, slot=slot, reused_from=reused_from)
+            self._jobs[name] = job
+            if reused_from is not None:
+                self._jobs[reused_from].pool_ended_at = time.time()
+                self._jobs[reused_from].warm_pool = {
+                    **(self._jobs[reused_from].warm_pool or {}),
+                    "Status": WARM_REUSED, "ReusedByJob": name,
+                }
+            if job.keep_alive:
+                job.warm_pool = {"Status": WARM_IN_USE}
+        files.prepare_instance_folder(slot.folder, request)
+        env = {
+            **request.get("Environment", {}),
+            "TRAINING_JOB_NAME": name,
+            "TRAINING_JOB_ARN": f"arn:aws:sagemaker:local:000000000000:training-job/{name}",
+            "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY": CACHE_DIR,
+            "STBENCH_METRICS_DIR": METRICS_DIR,
+        }
+        exec_id = self.client.api.exec_create(
+            slot.container_id, ["stbench-trainer", "train"], environment=env
+        )["Id"]
+        with self._lock:
+            job.exec_id = exec_id
+            self._by_exec[exec_id] = name
+        self.client.api.exec_start(exec_id, detach=True)
+        job.started_at = time.time()
+
+    def describe_training_jobs(self, names: list[str]) -> dict[str, JobDescription]:
+        with self._lock:
+            return {n: self._describe(n, self._jobs[n]) for n in names if n in self._jobs}
+
+    def stop_training_job(self, name: str) -> None:
+        with self._lock:
+            job = self._jobs[name]
+            if job.status != IN_PROGRESS:
+                return
+            job.status = STOPPING
+            job.kill_at = time.time() + self.stop_grace_seconds
+        self._signal(job.slot, "TERM")
+
+    def release_warm_pool(self, name: str) -> None:
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None:
+                return
+            job.request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = 0
+            slot = job.slot
+            if slot.job is None and slot.last_job == name:
+                self._terminate_slot(slot)
+
+    def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            job = self._jobs.get(name)
+            if job is None:
+                continue
+            reports, job.metrics_offset = files.read_new_reports(
+                self.metrics_dir / f"{name}.jsonl", job.metrics_offset
+            )
+            if reports:
+                out[name] = reports
+        return out
+
+    def wait_for_activity(self, timeout: float) -> None:
+        self.activity.wait(timeout)
+
+    def close(self) -> None:
+        """Stop running jobs and remove every container and volume this service made."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.status in (IN_PROGRESS, STOPPING):
+                    job.status = STOPPED if job.status == STOPPING else FAILED
+                    job.failure_reason = job.failure_reason or "ended with the experiment"
+                    job.ended_at = time.time()
+            for slot in list(self._slots):
+                self._terminate_slot(slot)
+        self._closed.set()
+        try:
+            self._events.close()
+        except Exception:  # the stream may already be gone with the engine
+            pass
+
+    # --- slots -----------------------------------------------------------------------------
+
+    def _take_slot(self, request: JobRequest) -> tuple[Slot, str | None]:
+        key = _match_key(request)
+        image = request["AlgorithmSpecification"]["TrainingImage"]
+        now = time.time()
+        for slot in self._slots:
+            usable = slot.job is None and slot.expires_at is not None and slot.expires_at > now
+            # A container is its image: locally a slot serves only jobs of the same image.
+            if usable and slot.key == key and slot.image == image:
+                slot.job, slot.expires_at = request["TrainingJobName"], None
+                return slot, slot.last_job
+        return self._new_slot(request, key, image), None
+
+    def _new_slot(self, request: JobRequest, key: str, image: str) -> Slot:
+        from docker.errors import ImageNotFound
+        from docker.types import Mount
+
+        folder = self.work_dir / "instances" / uuid.uuid4().hex[:12]
+        folder.mkdir(parents=True)
+        volume = f"{self.label}-cache-{folder.name}"
+        self.client.volumes.create(volume, labels={"stbench.service": self.label})
+        try:
+            container = self.client.containers.create(
+                image, entrypoint=["sleep", "infinity"], network_mode="host",
+                labels={"stbench.service": self.label},
+                mounts=[
+                    Mount("/opt/ml", str(folder), type="bind"),
+                    Mount(CACHE_DIR, volume, type="volume"),
+                    Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
+                ],
+            )
+        except ImageNotFound:
+            self.client.volumes.get(volume).remove(force=True)
+            raise UserError(f"image {image} not found; build it with `make build`") from None
+        container.start()
+        slot = Slot(container.id, image, key, folder, volume, job=request["TrainingJobName"])
+        self._slots.append(slot)
+        return slot
+
+    def _terminate_slot(self, slot: Slot) -> None:
+        from docker.errors import NotFound
+
+        self._slots.remove(slot)
+        if slot.last_job and slot.last_job in self._jobs:
+            last = self._jobs[slot.last_job]
+            if last.warm_pool and last.warm_pool.get("Status") == WARM_AVAILABLE:
+                last.warm_pool["Status"] = WARM_TERMINATED
+                last.pool_ended_at = time.time()
+        for remove in (
+            lambda: self.client.containers.get(slot.container_id).remove(force=True),
+            lambda: self.client.volumes.get(slot.volume).remove(force=True),
+        ):
+            try:
+                remove()
+            except NotFound:
+                pass
+        shutil.rmtree(slot.folder, ignore_errors=True)
+
+    def _signal(self, slot: Slot, signal_name: str) -> None:
+        """Signal every process of the job; PID 1 (`sleep`) ignores it, so the slot lives."""
+        exec_id = self.client.api.exec_create(
+            slot.container_id, ["sh", "-c", f"kill -{signal_name} -1"]
+        )["Id"]
+        self.client.api.exec_start(exec_id, detach=True)
+
+    # --- background ------------------------------------------------------------------------
+
+    def _watch_events(self) -> None:
+        try:
+            for event in self._events:
+                attributes = event.get("Actor", {}).get("Attributes", {})
+                name = self._by_exec.get(attributes.get("execID", ""))
+                if name is not None:
+                    self._on_exit(name, int(attributes.get("exitCode", -1)))
+        except Exception:  # the stream ends when the service closes
+            return
+
+    def _on_exit(self, name: str, exit_code: int) -> None:
+        with self._lock:
+            job = self._jobs[name]
+            if job.ended_at is not None:
+                return
+            job.ended_at = time.time()
+            slot = job.slot
+            files.save_checkpoints(slot.folder, job.request)
+            if job.status == STOPPING:
+                job.status = STOPPED
+            elif exit_code == 0:
+                job.status = COMPLETED
+            else:
+                job.status = FAILED
+                job.failure_reason = files.failure_reason(slot.folder, exit_code)
+            slot.job = None
+            if job.keep_alive > 0:
+                slot.last_job, slot.expires_at = name, job.ended_at + job.keep_alive
+                job.warm_pool = {"Status": WARM_AVAILABLE}
+            else:
+                self._terminate_slot(slot)
+        self.activity.notify()
+
+    def _tick(self) -> None:
+        """Deadlines (kill after grace, max runtime, keep-alive expiry) and metric arrivals."""
+        sizes: dict[str, int] = {}
+        while not self._closed.wait(TICK_SECONDS):
+            now = time.time()
+            changed = False
+            with self._lock:
+                for name, job in self._jobs.items():
+                    if job.status == STOPPING and job.kill_at and now >= job.kill_at:
+                        job.kill_at = None
+                        self._signal(job.slot, "KILL")
+                    elif job.status == IN_PROGRESS and now - job.created_at > job.max_runtime:
+                        job.failure_reason = "MaxRuntimeExceeded"
+                        self.stop_training_job(name)
+                    if job.status in (IN_PROGRESS, STOPPING):
+                        size = files.size_of(self.metrics_dir / f"{name}.jsonl")
+                        if size != sizes.get(name, 0):
+                            sizes[name], changed = size, True
+                for slot in list(self._slots):
+                    if slot.job is None and slot.expires_at and now >= slot.expires_at:
+                        self._terminate_slot(slot)
+            if changed:
+                self.activity.notify()
+
+    def _describe(self, name: str, job: LocalJob) -> JobDescription:
+        end = job.ended_at or time.time()
+        description: JobDescription = {
+            "TrainingJobName": name,
+            "TrainingJobStatus": job.status,
+            "CreationTime": job.created_at,
+            "TrainingStartTime": job.started_at,
+            "TrainingEndTime": job.ended_at,
+            "BillableTimeInSeconds": int(end - (job.started_at or end) + 0.999),
+            "ResourceConfig": dict(job.request["ResourceConfig"]),
+        }
+        if job.reused_from:  # local extension; on SageMaker the earlier job's ReusedByJob says it
+            description["WarmPoolReusedFrom"] = job.reused_from
+        if job.failure_reason:
+            description["FailureReason"] = job.failure_reason[:1024]
+        if job.warm_pool is not None:
+            retained = 0.0
+            if job.ended_at and job.warm_pool.get("Status") != WARM_IN_USE:
+                until = job.pool_ended_at or min(time.time(), job.ended_at + job.keep_alive)
+                retained = until - job.ended_at
+            description["WarmPoolStatus"] = {
+                **job.warm_pool, "ResourceRetainedBillableTimeInSeconds": int(retained),
+            }
+        return description
+
+
+def _connect(client: Any) -> Any:
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = client or docker.from_env()
+        client.ping()
+    except DockerException as err:
+        raise UserError(
+            f"cannot reach the Docker engine ({type(err).__name__}); start it "
+            "(images/docker-up.sh as root) or use --backend local"
+        ) from None
+    return client
+
+
+def _match_key(request: JobRequest) -> str:
+    resource = request["ResourceConfig"]
+    parts = {k: resource.get(k) for k in MATCH_KEYS}
+    parts.update({k: request.get(k) for k in MATCH_REQUEST_KEYS})
+    return json.dumps(parts, sort_keys=True, default=str)

@@ -1,0 +1,72 @@
+"""Build `CreateTrainingJob` requests for trials: one pure function, shared by every adapter."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from stbench.model.errors import UserError
+
+MAX_HYPERPARAMETERS = 100
+BENCHMARK_KEY = "stbench_benchmark"
+LOCAL_ROLE = "arn:aws:iam::000000000000:role/stbench-local"
+
+
+@dataclass(frozen=True)
+class JobTemplate:
+    """What every trial job of one experiment shares."""
+
+    image: str
+    benchmark: str
+    instance_type: str
+    checkpoint_root: str  # s3://bucket/prefix/ or file:///path/ ; the trial id is appended
+    output_root: str
+    role_arn: str = LOCAL_ROLE
+    instance_count: int = 1
+    volume_gb: int = 30
+    keep_alive_seconds: int = 0
+    max_runtime_seconds: int = 24 * 3600
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def hyperparameters(benchmark: str, config: dict[str, Any]) -> dict[str, str]:
+    """SageMaker hyperparameters: string values only, at most 100 entries."""
+    values = {BENCHMARK_KEY: benchmark}
+    for key, value in config.items():
+        values[key] = value if isinstance(value, str) else json.dumps(value)
+    if len(values) > MAX_HYPERPARAMETERS:
+        raise UserError(
+            f"a trial has {len(values)} hyperparameters, SageMaker allows "
+            f"{MAX_HYPERPARAMETERS}; fix more config entries in the benchmark YAML"
+        )
+    return values
+
+
+def trial_request(template: JobTemplate, name: str, trial_id: int,
+                  config: dict[str, Any]) -> dict[str, Any]:
+    checkpoint = f"{template.checkpoint_root.rstrip('/')}/{trial_id}/"
+    resource: dict[str, Any] = {
+        "InstanceType": template.instance_type,
+        "InstanceCount": template.instance_count,
+        "VolumeSizeInGB": template.volume_gb,
+    }
+    if template.keep_alive_seconds > 0:
+        resource["KeepAlivePeriodInSeconds"] = template.keep_alive_seconds
+    tags = {**template.tags, "stbench:trial-id": str(trial_id)}
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": template.image,
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": template.role_arn,
+        "HyperParameters": hyperparameters(template.benchmark, config),
+        "Environment": dict(template.environment),
+        "ResourceConfig": resource,
+        "StoppingCondition": {"MaxRuntimeInSeconds": template.max_runtime_seconds},
+        "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": "/opt/ml/checkpoints"},
+        "OutputDataConfig": {"S3OutputPath": template.output_root},
+        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+    }

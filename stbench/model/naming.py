@@ -1,0 +1,36 @@
+"""SageMaker training-job names: at most 63 characters of [a-zA-Z0-9-], unique, prefix-free.
+
+Names are `<base>-t<trial:06d>-r<run:02d>`: fixed-width suffixes mean no job name of an
+experiment is a prefix of another one (t1 vs t10), which matters for prefix-based listing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from stbench.model.errors import UserError
+
+MAX_JOB_NAME = 63
+SUFFIX_LENGTH = len("-t000000-r00")
+_INVALID = re.compile(r"[^a-zA-Z0-9-]+")
+
+
+def experiment_base(experiment_tag: str, benchmark: str, method: str, seed: int) -> str:
+    """A readable, valid base for one experiment's job names; hashed when too long."""
+    raw = f"{experiment_tag}-{benchmark}-{method}-{seed}"
+    base = _INVALID.sub("-", raw).strip("-").lower()
+    room = MAX_JOB_NAME - SUFFIX_LENGTH
+    if len(base) > room:
+        digest = hashlib.sha1(raw.encode()).hexdigest()[:8]
+        base = f"{base[: room - 9].rstrip('-')}-{digest}"
+    return base
+
+
+def job_name(base: str, trial_id: int, run: int = 0) -> str:
+    if not 0 <= trial_id < 10**6 or not 0 <= run < 100:
+        raise UserError(f"trial {trial_id} run {run} does not fit a job name; start a new tag")
+    name = f"{base}-t{trial_id:06d}-r{run:02d}"
+    if len(name) > MAX_JOB_NAME or _INVALID.search(name):
+        raise UserError(f"job name '{name}' is not a valid SageMaker name; shorten the tag")
+    return name
