@@ -20,9 +20,9 @@ from typing import IO, Any
 
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
-from syne_tune.constants import ST_CHECKPOINT_DIR
 
 from stbench.backends.events import ActivitySignal
+from stbench.model.script_args import script_arguments
 
 STOP_GRACE_SECONDS = 10.0
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
@@ -155,10 +155,7 @@ class LocalProcessBackend(TrialBackend):
 
     def _schedule(self, trial_id: int, config: dict[str, Any]) -> None:
         self.start_supervisor()
-        argv = [str(self.entry_point)]
-        for key, value in config.items():
-            argv += [f"--{key}", str(value)]
-        argv += [f"--{ST_CHECKPOINT_DIR}", str(self.checkpoint_path(trial_id))]
+        argv = [str(self.entry_point), *script_arguments(config, self.checkpoint_path(trial_id))]
         path = self.trial_path(trial_id)
         path.mkdir(parents=True, exist_ok=True)
         with self._lock:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from stbench.model.errors import UserError
+from stbench.model.script_args import script_arguments
 from stbench.trainer.runner import MetricsChannel, RunResult, StopSignals, run_child
 
 PROG = "stbench-trainer"
@@ -113,10 +114,7 @@ def build_command(root: Path) -> list[str]:
         raise UserError(f"training script {benchmark.script} of benchmark '{name}' not found")
     checkpoints = root / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, str(benchmark.script)]
-    for key, value in config.items():
-        argv += [f"--{key}", str(value)]
-    return argv + ["--st_checkpoint_dir", str(checkpoints)]
+    return [sys.executable, str(benchmark.script), *script_arguments(config, checkpoints)]
 
 
 def metrics_path() -> Path | None:

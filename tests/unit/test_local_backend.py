@@ -118,3 +118,22 @@ def test_parallel_trials_keep_their_reports_apart(backend: LocalProcessBackend) 
                  for t in trials}
     expected = {t.trial_id: list(range(1, t.config["epochs"] + 1)) for t in trials}
     assert per_trial == expected
+
+
+def test_negative_values_in_scientific_notation_reach_the_script(tmp_path: Path) -> None:
+    """argparse reads `--x -1e-05` as two options; the `--x=-1e-05` form it reads as a value."""
+    script = tmp_path / "neg.py"
+    script.write_text(
+        "import argparse\nfrom syne_tune import Reporter\n"
+        "p = argparse.ArgumentParser(); p.add_argument('--x', type=float)\n"
+        "args, _ = p.parse_known_args(); Reporter()(epoch=1, x=args.x)\n"
+    )
+    backend = LocalProcessBackend(script, tmp_path / "trials")
+    try:
+        trial = backend.start_trial({"x": -1e-05})
+        wait_done(backend)
+        statuses, results = backend.fetch_status_results([trial.trial_id])
+    finally:
+        backend.close()
+    assert statuses[trial.trial_id][1] == Status.completed
+    assert [r["x"] for _, r in results] == [-1e-05]

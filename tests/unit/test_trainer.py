@@ -160,9 +160,9 @@ def test_typed_values_checkpoints_and_warm_pool_reach_the_script(
     [report] = channel(root)
     # ints stay ints, floats are floats, choices and absent fixed entries keep their values
     assert report["argv"] == [
-        "--n", "17", "--lr", "0.001", "--act", "tanh", "--batch_size", "32", "--flag", "True",
-        "--label", "abc", "--epochs", "1", "--hang", "0",
-        "--st_checkpoint_dir", str(root / "checkpoints"),
+        "--n=17", "--lr=0.001", "--act=tanh", "--batch_size=32", "--flag=True",
+        "--label=abc", "--epochs=1", "--hang=0",
+        f"--st_checkpoint_dir={root / 'checkpoints'}",
     ]
     assert report["checkpoint_exists"] is True
     assert report["warm_pool"] == "/cache/x"
