@@ -34,6 +34,13 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check stbench tests bench
 
+## build: the trainer and orchestrator images on the local Docker engine (base image or its
+## debootstrap stand-in, host-built wheelhouse, then docker build; fast when nothing changed)
+BASE_IMAGE ?= python:3.11-slim
+.PHONY: build
+build:
+	BASE_IMAGE=$(BASE_IMAGE) images/build.sh
+
 ## bench: rerun the performance benchmarks and update docs/performance.md
 bench: $(VENV)/.installed
 	$(BIN)/python bench/turnaround.py --repeats 3 --write

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,18 +37,57 @@ def docker_client() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def images(docker_client: object) -> dict[str, str]:
-    """Both role images; built with images/build.sh when missing (minutes, once)."""
-    from docker.errors import ImageNotFound
-
-    missing = []
-    for image in (TRAINER, ORCHESTRATOR):
-        try:
-            docker_client.images.get(image)  # type: ignore[attr-defined]
-        except ImageNotFound:
-            missing.append(image)
-    if missing:
-        build = subprocess.run(["bash", str(REPO / "images" / "build.sh")], cwd=REPO,
-                               capture_output=True, text=True)
-        if build.returncode != 0:
-            _unavailable(f"images/build.sh failed: {build.stderr.strip()[-300:]}")
+    """Both role images, rebuilt from the working tree (seconds when nothing changed), so the
+    tests never run stale code; the first build takes minutes."""
+    build = subprocess.run(["bash", str(REPO / "images" / "build.sh")], cwd=REPO,
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        _unavailable(f"images/build.sh failed: {build.stderr.strip()[-300:]}")
     return {"trainer": TRAINER, "orchestrator": ORCHESTRATOR}
+
+
+# --- pytest-docker: compose services run once per session, detached; tests wait on them ----
+
+
+@pytest.fixture(scope="session")
+def compose_paths() -> dict[str, Path]:
+    """Host folders the compose services mount, with a trial's hyperparameters laid out."""
+    root = Path(tempfile.mkdtemp(prefix="stbench-compose-"))
+    paths = {"results": root / "results", "opt_ml": root / "opt_ml", "metrics": root / "metrics"}
+    for path in paths.values():
+        path.mkdir()
+    config = paths["opt_ml"] / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps({
+        "stbench_benchmark": "synthetic_curves", "x": "0.5", "log_lr": "-2.5", "width": "16",
+        "epochs": "4", "epoch_duration": "0.05",
+    }))
+    os.environ["STBENCH_TEST_RESULTS"] = str(paths["results"])
+    os.environ["STBENCH_TEST_OPT_ML"] = str(paths["opt_ml"])
+    os.environ["STBENCH_TEST_METRICS"] = str(paths["metrics"])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file() -> str:
+    return str(REPO / "tests" / "integration" / "compose.yaml")
+
+
+@pytest.fixture(scope="session")
+def docker_setup() -> list[str]:
+    return ["up -d"]  # the services are one-shot jobs: the tests wait for them to exit
+
+
+@pytest.fixture(scope="session")
+def compose_services(images: dict[str, str], compose_paths: dict[str, Path],
+                     docker_services: object, docker_compose_project_name: str) -> dict:
+    """The compose project's containers by service name, once they have all exited."""
+    import docker
+
+    client = docker.from_env()
+    label = f"com.docker.compose.project={docker_compose_project_name}"
+    containers = {c.labels["com.docker.compose.service"]: c
+                  for c in client.containers.list(all=True, filters={"label": label})}
+    for container in containers.values():
+        container.wait(timeout=180)
+    return containers

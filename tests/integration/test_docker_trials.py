@@ -157,20 +157,23 @@ def test_docker_backend_study_with_warm_pool(images: dict, tmp_path: Path,
     assert not leftovers, "the experiment's end releases every warm slot"
 
 
-def test_orchestrator_container_runs_a_study(docker_client: Any, images: dict,
-                                             tmp_path: Path) -> None:
-    container = docker_client.containers.run(
-        images["orchestrator"],
-        ["--benchmark", "synthetic_curves", "--method", "ASHA", "--max_wallclock_time", "5",
-         "--experiment_tag", "in-container", "--epoch_duration", "0.02"],
-        network_mode="host", detach=True,
-        volumes={str(tmp_path): {"bind": "/results", "mode": "rw"}},
-    )
-    try:
-        assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()[-2000:]
-        logs = container.logs().decode()
-    finally:
-        container.remove(force=True)
-    assert "ASHA" in logs and "rank" in logs
-    meta = tmp_path / "in-container" / "synthetic_curves" / "ASHA" / "0" / "metadata.json"
-    assert json.loads(meta.read_text())["status"] == "completed"
+def test_compose_orchestrator_runs_a_study_in_its_container(compose_services: dict,
+                                                            compose_paths: dict) -> None:
+    orchestrator = compose_services["orchestrator"]
+    logs = orchestrator.logs().decode()
+    assert orchestrator.attrs["State"]["ExitCode"] == 0 or orchestrator.wait()["StatusCode"] == 0
+    assert "ASHA" in logs and "RS" in logs and "rank" in logs
+    tag = compose_paths["results"] / "compose"
+    for method in ("ASHA", "RS"):
+        meta = json.loads((tag / "synthetic_curves" / method / "0" / "metadata.json").read_text())
+        assert meta["status"] == "completed"
+    assert (tag / "plots" / "synthetic_curves.png").is_file()
+
+
+def test_compose_trainer_reads_hyperparameters_and_reports(compose_services: dict,
+                                                           compose_paths: dict) -> None:
+    trainer = compose_services["trainer"]
+    assert trainer.wait()["StatusCode"] == 0, trainer.logs().decode()[-2000:]
+    channel = (compose_paths["metrics"] / "compose-trial.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in channel] == [1, 2, 3, 4]
+    assert trainer.logs().decode().count("[tune-metric]") == 4

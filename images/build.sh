@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build the stbench images on the local Docker engine (`make build`).
+#
+#   images/build.sh
+#
+# 1. base image (images/base/ensure-base.sh: local, pulled, or a debootstrap stand-in)
+# 2. wheelhouse (images/wheelhouse.sh: skipped when pyproject.toml and stbench/ are unchanged)
+# 3. docker build of images/trainer and images/orchestrator, tagged
+#    stbench-<role>:<version>-<gitsha> and stbench-<role>:latest
+#    (version from pyproject.toml, sha from `git rev-parse --short HEAD`, `nogit` without git)
+# Reruns reuse the layer cache: unchanged dependencies are not reinstalled, and the two
+# images share every layer but their ENTRYPOINT.
+# Environment: BASE_IMAGE (default python:3.11-slim), IMAGES (default "trainer orchestrator").
+# Needs a running engine (images/docker-up.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}"
+IMAGES="${IMAGES:-trainer orchestrator}"
+# The engine may be older than the client and has no BuildKit: use the classic builder.
+export DOCKER_BUILDKIT=0
+
+log() { echo "build: $*" >&2; }
+t0=$SECONDS
+step() { log "$1 took $((SECONDS - t_step))s"; t_step=$SECONDS; }
+t_step=$SECONDS
+
+version="$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
+sha="$(git rev-parse --short HEAD 2>/dev/null || echo nogit)"
+tag="$version-$sha"
+
+images/base/ensure-base.sh "$BASE_IMAGE"
+step "base image"
+images/wheelhouse.sh
+step "wheelhouse"
+
+for role in $IMAGES; do
+    image="stbench-$role"
+    log "docker build $image:$tag"
+    # Quiet build, the full log only when it fails.
+    build_log="$(mktemp)"
+    if ! docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+            --label "org.opencontainers.image.version=$version" \
+            --label "org.opencontainers.image.revision=$sha" \
+            -f "images/$role/Dockerfile" -t "$image:$tag" -t "$image:latest" . >"$build_log" 2>&1; then
+        cat "$build_log" >&2
+        rm -f "$build_log"
+        log "docker build of $image failed"
+        exit 1
+    fi
+    cached="$(grep -c 'Using cache' "$build_log" || true)"
+    steps="$(grep -c '^Step ' "$build_log" || true)"
+    rm -f "$build_log"
+    step "$image ($cached of $steps steps from the layer cache)"
+done
+
+log "done in $((SECONDS - t0))s"
+for role in $IMAGES; do
+    image="stbench-$role"
+    size="$(docker image inspect -f '{{.Size}}' "$image:$tag")"
+    printf '%-34s %6d MB  (%s)\n' "$image:$tag" "$((size / 1000000))" \
+        "$(docker image inspect -f '{{.Id}}' "$image:$tag" | cut -c1-19)"
+done
