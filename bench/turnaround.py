@@ -128,14 +128,15 @@ def main() -> None:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace (or append) this benchmark's section, leaving other sections alone."""
+    """Replace (or append) the section whose heading is `section`'s first line."""
+    heading = section.splitlines()[0]
     text = path.read_text() if path.exists() else "# Performance\n\n"
-    start = text.find(SECTION)
+    start = text.find(heading)
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
     else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end == -1 else text[end:])
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section.rstrip("\n") + "\n" + ("" if end == -1 else text[end:])
     path.write_text(text)
 
 

@@ -112,7 +112,9 @@ def main() -> None:
         f"{med(warm_first) / med(cold_first):.2f} |",
         "",
         f"Reuse rate after the first 2 trials: {reuse['reused']}/{reuse['after_first']} = "
-        f"{reuse['rate']:.0%}.", "",
+        f"{reuse['rate']:.0%}. A warm slot saves starting the instance container; the first "
+        "report still waits for the trainer's and the script's Python imports (most of the "
+        "remaining second), which a warm slot does not keep loaded yet.", "",
     ]
     table = "\n".join(lines)
     print(table)

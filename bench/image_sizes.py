@@ -1,0 +1,46 @@
+"""Sizes of the role images and their largest layers (target: orchestrator <= 600 MB).
+
+    python bench/image_sizes.py [--write]      # after `make build`
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import docker
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+SECTION = "## Image sizes (bench/image_sizes.py)"
+IMAGES = ("stbench-orchestrator:latest", "stbench-trainer:latest", "python:3.11-slim")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    args = parser.parse_args()
+    client = docker.from_env()
+    lines = [SECTION, "", f"Measured on {time.strftime('%Y-%m-%d')} (`docker image inspect`, "
+             "uncompressed). Target: orchestrator image at most 600 MB.", "",
+             "| image | size MB | largest layers MB |", "|---|---|---|"]
+    for name in IMAGES:
+        image = client.images.get(name)
+        layers = sorted((h["Size"] for h in image.history() if h["Size"]), reverse=True)[:3]
+        largest = ", ".join(f"{size / 1e6:.0f}" for size in layers)
+        lines.append(f"| `{name}` | {image.attrs['Size'] / 1e6:.0f} | {largest} |")
+    lines += ["", "`python:3.11-slim` is the base (here the debootstrap stand-in). The images "
+              "install Syne Tune with the CPU build of xgboost (`xgboost-cpu`): PyPI's default "
+              "xgboost is a CUDA build that adds about 700 MB with its NCCL dependency.", ""]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        from turnaround import write_section
+
+        write_section(REPO / "docs" / "performance.md", table)
+
+
+if __name__ == "__main__":
+    main()
