@@ -177,3 +177,32 @@ def test_compose_trainer_reads_hyperparameters_and_reports(compose_services: dic
     channel = (compose_paths["metrics"] / "compose-trial.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in channel] == [1, 2, 3, 4]
     assert trainer.logs().decode().count("[tune-metric]") == 4
+
+
+def test_kernel_killed_trial_fails_with_its_reason(images: dict, tmp_path: Path) -> None:
+    service = LocalDockerJobService(work_dir=tmp_path / "jobs")
+    try:
+        slow = {**FAST, "epochs": 60, "epoch_duration": 1.0}
+        service.create_training_job(
+            trial_request(template(tmp_path, images["trainer"], 0), "oom-a", 0, slow))
+        time.sleep(2)
+        container = service._jobs["oom-a"].slot.container_id
+        # what the kernel's OOM killer does to every process of the job
+        kill = service.client.api.exec_create(container, ["sh", "-c", "kill -KILL -1"])
+        service.client.api.exec_start(kill["Id"], detach=True)
+        final = wait_status(service, "oom-a", {STOPPED, COMPLETED, FAILED}, timeout=30)
+    finally:
+        service.close()
+    assert final["TrainingJobStatus"] == FAILED
+    assert "SIGKILL" in final["FailureReason"]
+
+
+def test_missing_image_is_a_one_line_error_before_anything_runs(
+        images: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS", "--backend",
+                 "docker", "--image", "stbench-trainer:does-not-exist",
+                 "--results_root", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "stbench-trainer:does-not-exist not found" in err[0] and "make build" in err[0]
+    assert not (tmp_path / "r").exists()

@@ -221,3 +221,14 @@ def test_console_script_reports_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith("stbench: error: unknown benchmark 'nope'")
     assert result.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_docker_backend_without_an_engine_is_a_one_line_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS", "--backend",
+                 "docker", "--results_root", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "cannot reach the Docker engine" in err[0]
+    assert not (tmp_path / "r").exists()
