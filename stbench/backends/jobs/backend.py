@@ -7,6 +7,7 @@ the experiment ends; the job service only carries the calls out.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +26,7 @@ from stbench.backends.jobs.port import (
     STOPPING,
     CapacityError,
     JobService,
+    Throttled,
 )
 from stbench.backends.jobs.requests import JobTemplate, trial_request
 from stbench.model.naming import job_name
@@ -42,6 +44,7 @@ class TrialJobs:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     intent: str | None = None  # Status.stopped or Status.paused once we stop the current job
     description: dict[str, Any] = field(default_factory=dict)
+    ended_at: float | None = None  # when we first saw the current job in a terminal status
 
     @property
     def current(self) -> str:
@@ -51,7 +54,9 @@ class TrialJobs:
 class JobBackend(TrialBackend):
     def __init__(self, service: JobService, template: JobTemplate, job_base: str,
                  first_trial_id: int = 0, capacity_wait_seconds: float = 30.0,
-                 capacity_patience_seconds: float = 3600.0, on_note: Any = None):
+                 capacity_patience_seconds: float = 3600.0, on_note: Any = None,
+                 throttle_retries: int = 8, throttle_base_seconds: float = 0.2,
+                 prices: dict[str, float] | None = None):
         super().__init__()
         self.service = service
         self.template = template
@@ -60,6 +65,11 @@ class JobBackend(TrialBackend):
         self.capacity_wait_seconds = capacity_wait_seconds
         self.capacity_patience_seconds = capacity_patience_seconds
         self.on_note = on_note or (lambda message: None)
+        self.throttle_retries = throttle_retries
+        self.throttle_base_seconds = throttle_base_seconds
+        self.prices = prices
+        # Logs may trail a job's end (CloudWatch): keep reading reports this long after it.
+        self.metrics_delay = float(getattr(service, "metrics_delay_seconds", 0.0))
         self._trials: dict[int, TrialJobs] = {}
         self._terminal: set[str] = set()
 
@@ -77,12 +87,24 @@ class JobBackend(TrialBackend):
         jobs.intent = None
         jobs.description = {"TrainingJobStatus": IN_PROGRESS}
 
+    def _with_backoff(self, call: Any, *args: Any) -> Any:
+        """Throttling is never a trial failure: back off exponentially (with jitter), retry."""
+        for attempt in range(self.throttle_retries + 1):
+            try:
+                return call(*args)
+            except Throttled:
+                if attempt == self.throttle_retries:
+                    raise
+                pause = min(30.0, self.throttle_base_seconds * 2**attempt)
+                time.sleep(pause * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
     def _create_with_patience(self, request: dict[str, Any]) -> None:
         """ResourceLimitExceeded is not a trial failure: wait for capacity and try again."""
         deadline = time.monotonic() + self.capacity_patience_seconds
         while True:
             try:
-                self.service.create_training_job(request)
+                self._with_backoff(self.service.create_training_job, request)
                 return
             except CapacityError as err:
                 if time.monotonic() > deadline:
@@ -101,13 +123,21 @@ class JobBackend(TrialBackend):
                  if t in self._trials and self._trials[t].current not in self._terminal]
         if not names:
             return
-        descriptions = self.service.describe_training_jobs(names)
-        reports = self.service.read_metrics(names)
+        try:  # status first: reports read afterwards include everything before the end
+            descriptions = self.service.describe_training_jobs(names)
+            reports = self.service.read_metrics(names)
+        except Throttled:
+            self.on_note("the job service throttles us; skipping this poll")
+            return
         by_name = {self._trials[t].current: t for t in trial_ids if t in self._trials}
+        now = time.monotonic()
         for name, description in descriptions.items():
-            self._trials[by_name[name]].description = description
+            jobs = self._trials[by_name[name]]
+            jobs.description = description
             if description["TrainingJobStatus"] not in BUSY_JOB_STATUSES:
-                self._terminal.add(name)
+                jobs.ended_at = jobs.ended_at or now
+                if now - jobs.ended_at >= self.metrics_delay:
+                    self._terminal.add(name)
         for name, new in reports.items():
             for report in new:
                 received = report.get("st_trainer_timestamp", time.time())
@@ -116,12 +146,11 @@ class JobBackend(TrialBackend):
             self._trials[by_name[name]].metrics.extend(new)
 
     def _trial_status(self, jobs: TrialJobs) -> str:
-        status = TRIAL_STATUS[jobs.description.get("TrainingJobStatus", IN_PROGRESS)]
+        if jobs.current not in self._terminal:  # running, stopping, or its logs may still trail
+            return Status.in_progress if jobs.intent is None else Status.stopping
         if jobs.intent is not None:
-            if status in (Status.in_progress, Status.stopping):
-                return Status.stopping
             return jobs.intent  # stopped (or paused) by us, whatever the exit code said
-        return status
+        return TRIAL_STATUS[jobs.description["TrainingJobStatus"]]
 
     def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
         self._refresh(trial_ids)
@@ -140,7 +169,7 @@ class JobBackend(TrialBackend):
         active = [t for t, jobs in self._trials.items() if jobs.current not in self._terminal]
         self._refresh(active)
         return [(t, self._trial_status(self._trials[t])) for t in active
-                if self._trials[t].current not in self._terminal]
+                if self._trials[t].description.get("TrainingJobStatus") in BUSY_JOB_STATUSES]
 
     def failure_reason(self, trial_id: int) -> str:
         return str(self._trials[trial_id].description.get("FailureReason", ""))
@@ -150,9 +179,18 @@ class JobBackend(TrialBackend):
         jobs = self._trials[trial_id]
         description = jobs.description
         pool = description.get("WarmPoolStatus") or {}
+        retained = pool.get("ResourceRetainedBillableTimeInSeconds") or 0
+        billable = description.get("BillableTimeInSeconds")
+        cost = None
+        if self.prices is not None and billable is not None:
+            from stbench.model.prices import trial_cost
+
+            cost = trial_cost(self.prices, self.template.instance_type,
+                              self.template.instance_count, billable, retained)
         return {
             "job_name": jobs.current,
-            "billable_seconds": description.get("BillableTimeInSeconds"),
+            "cost_usd": cost,
+            "billable_seconds": billable,
             "warm_pool_status": pool.get("Status"),
             "warm_pool_reused_by": pool.get("ReusedByJob"),
             "started_on_warm_pool_of": description.get("WarmPoolReusedFrom"),
@@ -164,7 +202,7 @@ class JobBackend(TrialBackend):
         jobs = self._trials[trial_id]
         jobs.intent = intent
         if jobs.current not in self._terminal:
-            self.service.stop_training_job(jobs.current)
+            self._with_backoff(self.service.stop_training_job, jobs.current)
 
     def _stop_trial(self, trial_id: int, result: dict | None) -> None:
         self._stop_job(trial_id, Status.stopped)
@@ -189,7 +227,7 @@ class JobBackend(TrialBackend):
                 self.service.wait_for_activity(1.0)
             for jobs in self._trials.values():
                 for name in jobs.names:
-                    self.service.release_warm_pool(name)
+                    self._with_backoff(self.service.release_warm_pool, name)
         finally:
             self.service.close()
 

@@ -25,6 +25,10 @@ class CapacityError(Exception):
     """The service has no capacity now (SageMaker `ResourceLimitExceeded`): retry later."""
 
 
+class Throttled(Exception):
+    """The service asked us to slow down and its client's own retries ran out: back off."""
+
+
 class JobService(Protocol):
     def create_training_job(self, request: JobRequest) -> None: ...
 
