@@ -24,6 +24,7 @@ TABLE_COLUMNS = [
     "se",
     "iqm",
     "trials",
+    "cost_usd",
     "rank",
 ]
 
@@ -67,22 +68,41 @@ def _curve_dtype(column: str) -> str:
     return {"seed": "int64", "wallclock_time": "float64", "best": "float64"}.get(column, "object")
 
 
+def experiment_costs(df: pd.DataFrame) -> pd.Series:
+    """USD per experiment: the sum over its trials of each trial's ``cost_usd``.
+
+    Every report row of a trial carries the trial's cost so far, so a trial counts once,
+    with its largest value. Experiments without any cost value are absent (not 0: a local
+    run is not free, it is unpriced).
+    """
+    if "cost_usd" not in df.columns or not len(df):
+        return pd.Series(dtype=float)
+    costs = df[[*GROUP, "trial_id"]].assign(cost=pd.to_numeric(df["cost_usd"], errors="coerce"))
+    costs = costs[np.isfinite(costs["cost"].astype(float))]
+    per_trial = costs.groupby([*GROUP, "trial_id"], sort=True)["cost"].max()
+    return per_trial.groupby(level=GROUP, sort=True).sum().astype(float)
+
+
 def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
     """Per (benchmark, method): how good the final best is across seeds, and the rank.
 
     ``n_seeds`` counts experiments with at least one usable report; ``missing`` counts the
     rest (no report yet, or no numeric value of the metric). ``se`` is NaN for one seed.
-    ``iqm`` is ``scipy.stats.trim_mean(x, 0.25)``. ``rank`` is 1 for the best mean within
-    the benchmark (ties share the average rank; methods without results get NaN).
+    ``iqm`` is ``scipy.stats.trim_mean(x, 0.25)``. ``cost_usd`` is the mean over seeds of
+    each experiment's cost (see ``experiment_costs``; NaN when no seed has one). ``rank`` is
+    1 for the best mean within the benchmark (ties share the average rank; methods without
+    results get NaN).
     """
     curves = best_so_far(df)
     finals = curves.groupby(GROUP, sort=True)["best"].last()
     trials = df.groupby(GROUP, sort=True)["trial_id"].nunique() if len(df) else pd.Series()
+    costs = experiment_costs(df)
     rows = []
     for (benchmark, method), exps in experiments.groupby(["benchmark", "method"], sort=True):
         keys = [(benchmark, method, int(s)) for s in exps["seed"]]
         values = np.array([finals[k] for k in keys if k in finals.index], dtype=float)
         n = len(values)
+        priced = [costs[k] for k in keys if k in costs.index]
         rows.append(
             {
                 "benchmark": benchmark,
@@ -99,6 +119,7 @@ def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
                     if n
                     else math.nan
                 ),
+                "cost_usd": float(np.mean(priced)) if priced else math.nan,
             }
         )
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS[:-1])
@@ -120,29 +141,41 @@ def _num(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
+def _usd(value: float) -> str:
+    """Cents for real money, a few digits for the fractions of a cent short trials cost."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:,.2f}" if value >= 1 else f"{value:.3g}"
+
+
 def format_table(table: pd.DataFrame) -> str:
-    """Aligned plain text for a terminal, sorted by benchmark then rank (best first)."""
+    """Aligned plain text for a terminal, sorted by benchmark then rank (best first).
+
+    The ``cost $`` column appears only when some method has a cost (priced job back-ends),
+    so local runs read as before.
+    """
     if table.empty:
         return "no experiments"
     ordered = table.sort_values(["benchmark", "rank", "method"], na_position="last")
-    header = ["benchmark", "metric", "method", "seeds", "best mean ± se", "IQM", "trials", "rank"]
+    costs = pd.to_numeric(table.get("cost_usd", pd.Series(dtype=float)), errors="coerce")
+    show_cost = bool(np.isfinite(costs.astype(float)).any())
+    header = ["benchmark", "metric", "method", "seeds", "best mean ± se", "IQM", "trials"]
+    header += ["cost $", "rank"] if show_cost else ["rank"]
     lines = [header]
     for row in ordered.itertuples(index=False):
         seeds = str(row.n_seeds) + (f" ({row.missing} missing)" if row.missing else "")
         best = f"{_num(row.mean)} ± {_num(row.se)}" if math.isfinite(row.mean) else "n/a"
         rank = "n/a" if not math.isfinite(row.rank) else f"{row.rank:g}"
-        lines.append(
-            [
-                str(row.benchmark),
-                f"{row.metric} ({row.mode})",
-                str(row.method),
-                seeds,
-                best,
-                _num(row.iqm),
-                _num(row.trials),
-                rank,
-            ]
-        )
+        line = [
+            str(row.benchmark),
+            f"{row.metric} ({row.mode})",
+            str(row.method),
+            seeds,
+            best,
+            _num(row.iqm),
+            _num(row.trials),
+        ]
+        lines.append([*line, _usd(row.cost_usd), rank] if show_cost else [*line, rank])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     left = 3  # benchmark, metric and method read better left-aligned; numbers right-aligned
     out = []

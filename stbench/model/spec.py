@@ -54,6 +54,14 @@ class ExperimentSpec:
         default=None,
         metadata=_flag("trainer image for container back-ends (default: the benchmark's variant)"),
     )
+    role: str | None = field(
+        default=None, metadata=_flag("SageMaker execution role ARN (--backend sagemaker)")
+    )
+    s3_root: str | None = field(
+        default=None,
+        metadata=_flag("s3://bucket/prefix for checkpoints and outputs (--backend sagemaker)"),
+    )
+    region: str | None = field(default=None, metadata=_flag("AWS region (--backend sagemaker)"))
     results_root: str = field(default="results", metadata=_flag("folder holding all results"))
     resume: bool = field(default=False, metadata=_flag("continue an interrupted experiment"))
     extra_args: dict[str, str] = field(

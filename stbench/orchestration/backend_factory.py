@@ -20,24 +20,33 @@ def trainer_image(spec: ExperimentSpec, benchmark: Benchmark) -> str:
     return spec.image or TRAINER_IMAGES[benchmark.image]
 
 
-def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> None:
-    """Everything a backend needs, checked before any experiment folder is written."""
+def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
+    """Everything a backend needs, checked before any experiment folder is written.
+
+    Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
+    if spec.backend in ("docker", "sagemaker") and benchmark.source.parent != BUILTIN_DIR:
+        raise UserError(
+            f"--backend {spec.backend} runs built-in benchmarks (the trainer image holds their "
+            f"scripts); {benchmark.source} is not one: use --backend local"
+        )
     if spec.backend == "sagemaker":
-        raise UserError("--backend sagemaker is not available yet; use local or docker")
+        import boto3
+
+        from stbench.backends.jobs.sagemaker_checks import check_sagemaker_setup
+
+        instance_type = spec.instance_type or benchmark.for_backend("sagemaker").instance_type
+        return check_sagemaker_setup(boto3.session.Session(region_name=spec.region), spec.role,
+                                     spec.s3_root, spec.image, instance_type)
     if spec.backend == "docker":
-        if benchmark.source.parent != BUILTIN_DIR:
-            raise UserError(
-                f"--backend docker runs built-in benchmarks (the trainer image holds their "
-                f"scripts); {benchmark.source} is not one: use --backend local"
-            )
         from stbench.backends.jobs.local_docker import LocalDockerJobService
 
         service = LocalDockerJobService.probe()
         service.check_image(trainer_image(spec, benchmark))
+    return None
 
 
 def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: int,
-                 folder: Path, first_trial_id: int, note: Any) -> TrialBackend:
+                 folder: Path, first_trial_id: int, note: Any, setup: Any = None) -> TrialBackend:
     if spec.backend == "local":
         from stbench.backends.local_process import LocalProcessBackend
 
@@ -49,6 +58,28 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     from stbench.backends.jobs.local_docker import LocalDockerJobService
     from stbench.backends.jobs.requests import JobTemplate
 
+    tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
+            "stbench:method": method, "stbench:seed": str(seed)}
+    base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
+    max_runtime = int(float(spec.max_wallclock_time or 3600)) + 600
+    keep_alive = KEEP_ALIVE_SECONDS if spec.warm_pool else 0
+    if spec.backend == "sagemaker":
+        import boto3
+
+        from stbench.backends.jobs.sagemaker import SageMakerJobService
+        from stbench.model.prices import load_prices
+
+        root = f"s3://{setup.bucket}/{setup.prefix}".rstrip("/")
+        where = f"{root}/{spec.experiment_tag}/{benchmark.name}/{method}/{seed}"
+        template = JobTemplate(
+            image=setup.image_uri, benchmark=benchmark.name, instance_type=str(spec.instance_type),
+            checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/",
+            role_arn=setup.role_arn, keep_alive_seconds=keep_alive,
+            max_runtime_seconds=max_runtime, tags=tags,
+        )
+        service = SageMakerJobService(boto3.session.Session(region_name=setup.region), base)
+        return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
+                          prices=load_prices())
     folder = folder.resolve()
     template = JobTemplate(
         image=trainer_image(spec, benchmark),
@@ -56,11 +87,9 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         instance_type=str(spec.instance_type),
         checkpoint_root=f"file://{folder / 'checkpoints'}/",
         output_root=f"file://{folder / 'output'}/",
-        keep_alive_seconds=KEEP_ALIVE_SECONDS if spec.warm_pool else 0,
-        max_runtime_seconds=int(float(spec.max_wallclock_time or 3600)) + 600,
-        tags={"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
-              "stbench:method": method, "stbench:seed": str(seed)},
+        keep_alive_seconds=keep_alive,
+        max_runtime_seconds=max_runtime,
+        tags=tags,
     )
     service = LocalDockerJobService(work_dir=folder / "jobs")
-    base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
     return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note)

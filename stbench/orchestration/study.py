@@ -50,6 +50,7 @@ class StudyPlan:
     spec: ExperimentSpec  # resolved: no None defaults left
     benchmark: Benchmark  # with the spec's extra args applied
     experiments: tuple[PlannedExperiment, ...]
+    backend_setup: Any = None  # what the backend's checks confirmed (SageMaker setup)
 
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
@@ -58,7 +59,7 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
     for name in spec.method:
         get_method(name)
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
-    check_backend(spec, benchmark)
+    backend_setup = check_backend(spec, benchmark)
     if not spec.experiment_tag:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         spec = replace(spec, experiment_tag=f"{benchmark.name.replace('_', '-')}-{stamp}")
@@ -82,7 +83,7 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
             experiments.append(PlannedExperiment(method, seed, folder, previous))
     if previous_seed is not None and spec.random_seed is None:
         spec = replace(spec, random_seed=previous_seed)  # resume keeps the recorded pairing
-    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments))
+    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments), backend_setup)
 
 
 def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOutcome]:
@@ -113,7 +114,8 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
     label = f"{benchmark.name} {planned.method} seed {planned.seed}"
     progress = Progress(label, stream=progress_stream)
     backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
-                           previous.next_trial_id if previous else 0, progress.note)
+                           previous.next_trial_id if previous else 0, progress.note,
+                           plan.backend_setup)
     state = LoopState(elapsed_offset=previous.elapsed_seconds if previous else 0.0)
     budget = Budget(
         max_wallclock_time=float(spec.max_wallclock_time or 0),

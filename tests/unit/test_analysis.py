@@ -227,6 +227,72 @@ def test_format_table_is_sorted_readable_text(results_root: Path) -> None:
     assert len({len(line) for line in lines[:2]}) == 1  # header and rule are aligned
 
 
+def _priced_frames(costs: dict[str, dict[int, list[tuple[int, float | None]]]]) -> tuple:
+    """Report rows with (trial_id, cost_usd so far) per method and seed; y improves per row."""
+    rows, exps = [], []
+    for method, seeds in costs.items():
+        for seed, reports in seeds.items():
+            common = {"benchmark": "b", "method": method, "seed": seed, "metric": "y",
+                      "mode": "min"}
+            for i, (trial_id, cost) in enumerate(reports):
+                rows.append({**common, "trial_id": trial_id, "wallclock_time": float(i),
+                             "y": 10.0 - i - seed, "cost_usd": cost})
+            exps.append({**common, "status": "completed"})
+    return pd.DataFrame(rows), pd.DataFrame(exps)
+
+
+def test_cost_counts_each_trial_once_and_averages_seeds() -> None:
+    df, exps = _priced_frames({
+        # seed 0: trial 0 grows to 0.30 over three reports, trial 1 costs 0.20 -> 0.50
+        # seed 1: trial 0 costs 0.10, trial 1 has no cost (not priced yet) -> 0.10
+        "sagemaker": {0: [(0, 0.1), (0, 0.25), (1, 0.2), (0, 0.3)], 1: [(0, 0.1), (1, None)]},
+        # one seed priced, one seed with no cost at all: the mean is over priced seeds
+        "partly": {0: [(0, 2.0), (1, 3.0)], 1: [(0, None)]},
+        "local": {0: [(0, None), (1, None)]},
+    })
+    full = final_table(df, exps)
+    assert list(full.columns) == [
+        "benchmark", "method", "metric", "mode", "n_seeds", "missing", "mean", "se", "iqm",
+        "trials", "cost_usd", "rank",
+    ]
+    table = full.set_index("method")
+    assert table.loc["sagemaker", "cost_usd"] == pytest.approx((0.5 + 0.1) / 2)
+    assert table.loc["partly", "cost_usd"] == pytest.approx(5.0)
+    assert math.isnan(table.loc["local", "cost_usd"])
+    text = format_table(full)
+    lines = text.splitlines()
+    assert lines[0].split()[-3:] == ["cost", "$", "rank"]
+    by_method = {line.split()[3]: line.split() for line in lines[2:]}
+    assert by_method["sagemaker"][-2] == "0.3"
+    assert by_method["partly"][-2] == "5.00"
+    assert by_method["local"][-2] == "n/a"
+
+
+def test_cost_from_the_results_folder(results_root: Path) -> None:
+    """The fixture prices every report at 0.01: per trial once, so cost = 0.01 x trials."""
+    df = load_results(results_root, TAG)
+    table = final_table(df, load_experiments(results_root, TAG)).set_index(["benchmark", "method"])
+    assert table.loc[("toy_min", "good"), "cost_usd"] == pytest.approx(0.01 * (3 + 2 + 3) / 3)
+    assert table.loc[("toy_max", "bad"), "cost_usd"] == pytest.approx(0.02)  # seed 2 unpriced
+    assert "cost $" in format_table(table.reset_index())
+
+
+def test_unpriced_runs_show_no_cost_column() -> None:
+    """Local runs carry no cost: their table reads exactly as before the column existed."""
+    table = _table_for({"a": [1.0, 2.0], "b": [3.0]}, "min")
+    assert table["cost_usd"].isna().all()
+    text = format_table(table.reset_index())
+    assert text.splitlines()[0].split() == [
+        "benchmark", "metric", "method", "seeds", "best", "mean", "±", "se", "IQM", "trials",
+        "rank",
+    ]
+    assert "cost" not in text
+    no_rows = pd.DataFrame(columns=["benchmark", "method", "seed", "trial_id", "metric", "mode"])
+    exps = pd.DataFrame([{"benchmark": "b", "method": "m", "seed": 0, "metric": "y",
+                          "mode": "min", "status": "running"}])
+    assert math.isnan(final_table(no_rows, exps).loc[0, "cost_usd"])
+
+
 def test_method_curve_starts_when_all_seeds_have_a_value() -> None:
     curves = pd.DataFrame(
         {

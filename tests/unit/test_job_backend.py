@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 
 class FakeJobService:
     """Jobs whose status the test sets; records every call the backend makes."""
+
+    metrics_delay_seconds = 0.0
 
     def __init__(self, capacity_failures: int = 0):
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -165,3 +168,22 @@ def test_job_names_are_valid_unique_and_never_prefixes_of_each_other() -> None:
     assert len(set(names)) == len(names)
     assert not any(a != b and b.startswith(a) for a in names for b in names)
     assert experiment_base("t", "b", "m", 0) == "t-b-m-0"
+
+
+def test_trailing_reports_are_awaited_but_the_worker_is_free_at_once() -> None:
+    """CloudWatch may deliver the last reports after the job ended: the trial stays open for
+    them, while its instance is already free for the next trial (and its warm pool)."""
+    service = FakeJobService()
+    service.metrics_delay_seconds = 0.2
+    backend = make_backend(service)
+    trial = backend.start_trial({"x": 1.0})
+    name = service.calls[0][1]
+    service.jobs[name]["TrainingJobStatus"] = COMPLETED
+    assert backend.busy_trial_ids() == []
+    statuses, _ = backend.fetch_status_results([trial.trial_id])
+    assert statuses[trial.trial_id][1] == Status.in_progress
+    service.metrics[name] = [{"epoch": 9, "loss": 0.1}]  # arrives late
+    time.sleep(0.25)
+    statuses, results = backend.fetch_status_results([trial.trial_id])
+    assert statuses[trial.trial_id][1] == Status.completed
+    assert [r["epoch"] for _, r in results] == [9]

@@ -50,6 +50,7 @@ class SimJob:
 
 @dataclass
 class SimulatedJobService:
+    metrics_delay_seconds: float = 0.0
     fault_rate: float = 0.35
     fail_jobs: bool = False
     seed: int = 0

@@ -29,6 +29,7 @@ from stbench.backends.jobs.port import (
     Throttled,
 )
 from stbench.backends.jobs.requests import JobTemplate, trial_request
+from stbench.model.errors import UserError
 from stbench.model.naming import job_name
 
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
@@ -69,7 +70,7 @@ class JobBackend(TrialBackend):
         self.throttle_base_seconds = throttle_base_seconds
         self.prices = prices
         # Logs may trail a job's end (CloudWatch): keep reading reports this long after it.
-        self.metrics_delay = float(getattr(service, "metrics_delay_seconds", 0.0))
+        self.metrics_delay = service.metrics_delay_seconds
         self._trials: dict[int, TrialJobs] = {}
         self._terminal: set[str] = set()
 
@@ -108,9 +109,9 @@ class JobBackend(TrialBackend):
                 return
             except CapacityError as err:
                 if time.monotonic() > deadline:
-                    raise CapacityError(
+                    raise UserError(
                         f"{err}; still no capacity after {self.capacity_patience_seconds:g} s: "
-                        "raise the instance quota or lower --n_workers"
+                        "raise that quota in Service Quotas or lower --n_workers"
                     ) from None
                 self.on_note(f"no capacity ({err}); retrying in {self.capacity_wait_seconds:g} s")
                 time.sleep(self.capacity_wait_seconds)

@@ -87,6 +87,8 @@ class LocalJob:
 class LocalDockerJobService:
     """The job-service port on the local Docker engine."""
 
+    metrics_delay_seconds = 0.0  # the trainer writes every report before its process exits
+
     def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
                  client: Any = None):
         self.client = _connect(client)

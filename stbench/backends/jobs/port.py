@@ -30,6 +30,9 @@ class Throttled(Exception):
 
 
 class JobService(Protocol):
+    # How long after a job ends its last reports may still arrive (log delivery lag).
+    metrics_delay_seconds: float
+
     def create_training_job(self, request: JobRequest) -> None: ...
 
     def describe_training_jobs(self, names: list[str]) -> dict[str, JobDescription]:

@@ -1,0 +1,249 @@
+"""Check a SageMaker setup before any job is created, so a study fails in seconds, not per trial.
+
+Each problem (credentials, region, role, bucket, image, instance type) becomes one
+``UserError`` line naming it and the fix. Only read-only calls are made: STS
+GetCallerIdentity, IAM GetRole, S3 HeadBucket and ECR DescribeImages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+from botocore import exceptions as aws
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stbench.model.errors import UserError
+from stbench.model.prices import known_instance_types, suggest_instance_type
+
+logger = logging.getLogger(__name__)
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
+S3_ROOT = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+# The documented ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repo>[:<tag>|@<digest>]
+ECR_IMAGE = re.compile(
+    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([a-z0-9][a-z0-9._/-]*)"
+    r"(?::([\w][\w.-]{0,127})|@(sha256:[0-9a-f]{64}))?$"
+)
+ECR_FORM = "<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
+CREDENTIALS_FIX = "run `aws configure` or set AWS_PROFILE"
+BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                   "InvalidAccessKeyId", "AuthFailure", "ExpiredToken", "ExpiredTokenException"}
+DENIED = {"AccessDenied", "AccessDeniedException", "403", "Forbidden"}
+NO_BUCKET = {"404", "NoSuchBucket", "NotFound"}
+# Short timeouts and few retries: a check that hangs defeats its purpose.
+CLIENT_CONFIG = Config(connect_timeout=10, read_timeout=20, retries={"max_attempts": 3})
+CREDENTIAL_ERRORS = (aws.NoCredentialsError, aws.PartialCredentialsError, aws.SSOError,
+                     aws.CredentialRetrievalError)
+
+
+@dataclass(frozen=True)
+class CheckedSetup:
+    """What the checks confirmed, in the form the SageMaker adapter needs."""
+
+    region: str
+    account: str
+    role_arn: str
+    bucket: str
+    prefix: str  # no leading or trailing '/'; "" for the bucket root
+    image_uri: str
+
+
+def check_sagemaker_setup(
+    session: boto3.session.Session,
+    role_arn: str | None,
+    s3_root: str | None,
+    image_uri: str | None,
+    instance_type: str,
+) -> CheckedSetup:
+    """Raise ``UserError`` (one line: problem and fix) for the first thing that would fail.
+
+    Local checks run first, then the read-only AWS calls, so typos cost no network time.
+    """
+    try:
+        has_credentials = session.get_credentials() is not None
+    except CREDENTIAL_ERRORS as err:
+        raise UserError(f"AWS credentials unusable ({_line(err)}): {CREDENTIALS_FIX}") from err
+    if not has_credentials:
+        raise UserError(f"no AWS credentials: {CREDENTIALS_FIX}")
+    region = session.region_name
+    if not region:
+        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    _check_instance_type(instance_type)
+    role_account, role_name = _parse_role(role_arn)
+    bucket, prefix = _parse_s3_root(s3_root)
+    image_account, repository, image_id = _parse_image(image_uri, region)
+    with _aws("sts:GetCallerIdentity", region):
+        account = str(_client(session, "sts", region).get_caller_identity()["Account"])
+    if role_account != account:
+        raise UserError(
+            f"execution role {role_arn} is in account {role_account} but your credentials are "
+            f"for account {account}: pass --role with a role of account {account}"
+        )
+    _check_role(session, region, str(role_arn), role_name, account)
+    _check_bucket(session, region, bucket)
+    _check_image(session, region, str(image_uri), image_account, repository, image_id)
+    return CheckedSetup(region, account, str(role_arn), bucket, prefix, str(image_uri))
+
+
+def _check_instance_type(instance_type: str) -> None:
+    known = known_instance_types()
+    if instance_type in known:
+        return
+    guess = suggest_instance_type(instance_type, known)
+    families = ", ".join(sorted({name.rsplit(".", 1)[0] for name in known}))
+    hint = f"did you mean {guess}?" if guess else f"known families: {families};"
+    raise UserError(
+        f"unknown instance type '{instance_type}' (not in the price table): {hint} pass a "
+        "known --instance_type, or add yours to a prices YAML named by STBENCH_PRICES"
+    )
+
+
+def _parse_role(role_arn: str | None) -> tuple[str, str]:
+    form = "arn:aws:iam::<account>:role/<name>"
+    if not role_arn:
+        raise UserError(f"no execution role: pass --role ARN (a role SageMaker can assume, {form})")
+    match = ROLE_ARN.match(role_arn)
+    if match is None:
+        raise UserError(f"--role '{role_arn}' is not an IAM role ARN: pass {form}")
+    return match.group(1), match.group(2)
+
+
+def _parse_s3_root(s3_root: str | None) -> tuple[str, str]:
+    if not s3_root:
+        raise UserError("no S3 location for results: pass --s3_root s3://<bucket>/<prefix>")
+    match = S3_ROOT.match(s3_root)
+    if match is None:
+        raise UserError(f"--s3_root '{s3_root}' is not an S3 URI: pass s3://<bucket>/<prefix>")
+    return match.group(1), (match.group(2) or "").strip("/")
+
+
+def _parse_image(image_uri: str | None, region: str) -> tuple[str, str, dict[str, str]]:
+    if not image_uri:
+        raise UserError(f"no trainer image: run `make push` and pass --image {ECR_FORM}")
+    match = ECR_IMAGE.match(image_uri)
+    if match is None:
+        raise UserError(
+            f"image '{image_uri}' is not an ECR image URI ({ECR_FORM}): "
+            "run `make push` and pass the URI it prints with --image"
+        )
+    account, image_region, repository, tag, digest = match.groups()
+    if image_region != region:  # SageMaker pulls only from the job's own region
+        raise UserError(f"image {image_uri} is in region {image_region} but jobs run in {region}: "
+                        f"run `make push` for {region} or pass --region {image_region}")
+    image_id = {"imageDigest": digest} if digest else {"imageTag": tag or "latest"}
+    return account, repository, image_id
+
+
+def _line(err: BaseException) -> str:
+    """AWS messages may span lines; a UserError may not."""
+    return " ".join(str(err).split())
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _aws(what: str, region: str) -> Iterator[None]:
+    """Errors a check did not map itself still become one actionable line."""
+    try:
+        yield
+    except CREDENTIAL_ERRORS as err:
+        raise UserError(f"no usable AWS credentials ({_line(err)}): {CREDENTIALS_FIX}") from err
+    except aws.EndpointConnectionError as err:
+        raise UserError(
+            f"cannot reach AWS ({what}) in region {region}: check --region and your network"
+        ) from err
+    except (ClientError, BotoCoreError) as err:
+        code = _code(err) if isinstance(err, ClientError) else ""
+        if code in BAD_CREDENTIALS:
+            raise UserError(
+                f"AWS rejected your credentials ({code}): {CREDENTIALS_FIX}, or `aws sso login`"
+            ) from err
+        raise UserError(f"{what} failed: {_line(err)}; fix the AWS setup and retry") from err
+
+
+def _client(session: boto3.session.Session, service: str, region: str) -> Any:
+    return session.client(service, region_name=region, config=CLIENT_CONFIG)
+
+
+def _check_role(session: boto3.session.Session, region: str, role_arn: str, name: str,
+                account: str) -> None:
+    with _aws("iam:GetRole", region):
+        try:
+            role = _client(session, "iam", region).get_role(RoleName=name)["Role"]
+        except ClientError as err:
+            if _code(err) == "NoSuchEntity":
+                raise UserError(
+                    f"execution role {name} does not exist in account {account}: create it "
+                    "(trusting sagemaker.amazonaws.com) or pass --role with an existing role ARN"
+                ) from err
+            if _code(err) in DENIED:  # many users may pass a role but not read it
+                logger.warning("cannot read role %s (%s); not checking it", name, _code(err))
+                return
+            raise
+    if role.get("Arn") and role["Arn"] != role_arn:
+        raise UserError(f"execution role {name} has ARN {role['Arn']}: pass --role {role['Arn']}")
+    trust = role.get("AssumeRolePolicyDocument", "")
+    text = json.dumps(trust) if isinstance(trust, dict) else unquote(str(trust))
+    if "sagemaker.amazonaws.com" not in text:
+        raise UserError(
+            f"execution role {name} does not trust sagemaker.amazonaws.com: add that service "
+            "principal (sts:AssumeRole) to the role's trust policy"
+        )
+
+
+def _check_bucket(session: boto3.session.Session, region: str, bucket: str) -> None:
+    with _aws("s3:HeadBucket", region):
+        try:
+            response = _client(session, "s3", region).head_bucket(Bucket=bucket)
+        except ClientError as err:
+            code = _code(err)
+            if code in NO_BUCKET:
+                raise UserError(
+                    f"S3 bucket {bucket} does not exist: create it with `aws s3 mb s3://{bucket} "
+                    f"--region {region}` or pass another --s3_root"
+                ) from err
+            if code in DENIED:
+                raise UserError(
+                    f"no access to S3 bucket {bucket} (403): grant your credentials access to it "
+                    "or pass a bucket you own with --s3_root"
+                ) from err
+            raise
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    bucket_region = headers.get("x-amz-bucket-region")
+    if bucket_region and bucket_region != region:  # jobs read and write only their region's S3
+        raise UserError(f"S3 bucket {bucket} is in {bucket_region} but jobs run in {region}: "
+                        f"pass --region {bucket_region} or an --s3_root bucket in {region}")
+
+
+def _check_image(session: boto3.session.Session, region: str, image_uri: str, account: str,
+                 repository: str, image_id: dict[str, str]) -> None:
+    with _aws("ecr:DescribeImages", region):
+        try:
+            _client(session, "ecr", region).describe_images(
+                registryId=account, repositoryName=repository, imageIds=[image_id]
+            )
+        except ClientError as err:
+            code = _code(err)
+            if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                ((kind, value),) = image_id.items()  # imageTag or imageDigest
+                missing = f"no {kind.removeprefix('image').lower()} {value}"
+                why = f"no repository {repository}" if code.startswith("Repo") else missing
+                msg = f"image {image_uri} not found in ECR ({why}): run `make push`"
+                raise UserError(msg) from err
+            if code in DENIED:
+                raise UserError(
+                    f"no permission to read ECR repository {repository} in account {account}: "
+                    "grant ecr:DescribeImages, or pass an --image you pushed with `make push`"
+                ) from err
+            raise

@@ -1,0 +1,283 @@
+"""SageMaker set-up checks against moto: every broken piece is one line naming the fix.
+
+moto's ``mock_aws`` serves STS, IAM, S3 and ECR in-process, so nothing reaches AWS. Errors
+moto cannot produce (403s, rejected tokens, no network) are injected with a botocore
+``before-call`` handler, which answers a call the way the service would.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from moto import mock_aws
+
+from stbench.backends.jobs.sagemaker_checks import CheckedSetup, check_sagemaker_setup
+from stbench.model.errors import UserError
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/stbench-sagemaker"
+BUCKET = "stbench-results"
+S3_ROOT = f"s3://{BUCKET}/studies/"
+REPO = "stbench-trainer"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}:v1"
+INSTANCE = "ml.m5.xlarge"
+TRUST_SAGEMAKER = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+}
+MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1469,
+               "digest": "sha256:" + "a" * 64},
+    "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 2048,
+                "digest": "sha256:" + "b" * 64}],
+}
+AWS_ENV = [
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real profile, key or instance metadata can leak in: empty config files, no env."""
+    for name in AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, file in [("AWS_CONFIG_FILE", "config"), ("AWS_SHARED_CREDENTIALS_FILE", "creds")]:
+        (tmp_path / file).write_text("")
+        monkeypatch.setenv(name, str(tmp_path / file))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A complete, valid setup in moto: role, bucket and a pushed image."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        session.client("iam").create_role(
+            RoleName="stbench-sagemaker", AssumeRolePolicyDocument=json.dumps(TRUST_SAGEMAKER)
+        )
+        session.client("s3").create_bucket(Bucket=BUCKET)
+        ecr = session.client("ecr")
+        ecr.create_repository(repositoryName=REPO)
+        pushed = ecr.put_image(repositoryName=REPO, imageManifest=json.dumps(MANIFEST),
+                               imageTag="v1")
+        yield {"session": session, "digest": pushed["image"]["imageId"]["imageDigest"]}
+
+
+def check(session: boto3.session.Session, **overrides: Any) -> CheckedSetup:
+    args = {"role_arn": ROLE, "s3_root": S3_ROOT, "image_uri": IMAGE, "instance_type": INSTANCE}
+    return check_sagemaker_setup(session, **{**args, **overrides})
+
+
+def one_line_error(action: Callable[[], Any], *needles: str) -> str:
+    with pytest.raises(UserError) as info:
+        action()
+    message = str(info.value)
+    assert "\n" not in message, message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def answer(session: boto3.session.Session, service: str, operation: str, code: str,
+           status: int) -> None:
+    """Make the next ``service.operation`` call fail as AWS would, with ``code``."""
+    def handler(**_: Any) -> tuple[Any, dict[str, Any]]:
+        return SimpleNamespace(status_code=status, headers={}), {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
+        }
+    session.events.register(f"before-call.{service}.{operation}", handler)
+
+
+# --- the valid setup ----------------------------------------------------------------------
+
+
+def test_valid_setup_passes_and_reports_what_it_checked(aws: dict[str, Any]) -> None:
+    setup = check(aws["session"])
+    assert setup == CheckedSetup(region=REGION, account=ACCOUNT, role_arn=ROLE, bucket=BUCKET,
+                                 prefix="studies", image_uri=IMAGE)
+
+
+def test_image_by_digest_and_bucket_root_pass(aws: dict[str, Any]) -> None:
+    by_digest = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPO}@{aws['digest']}"
+    setup = check(aws["session"], image_uri=by_digest, s3_root=f"s3://{BUCKET}")
+    assert (setup.prefix, setup.image_uri) == ("", by_digest)
+
+
+def test_role_the_caller_may_not_read_is_not_a_blocker(aws: dict[str, Any]) -> None:
+    """Users who may pass a role but not call iam:GetRole must still be able to run."""
+    answer(aws["session"], "iam", "GetRole", "AccessDenied", 403)
+    assert check(aws["session"]).role_arn == ROLE
+
+
+# --- credentials and region ---------------------------------------------------------------
+
+
+def test_no_credentials() -> None:
+    session = boto3.session.Session(region_name=REGION)
+    one_line_error(lambda: check(session), "no AWS credentials", "aws configure", "AWS_PROFILE")
+
+
+def test_rejected_credentials(aws: dict[str, Any]) -> None:
+    answer(aws["session"], "sts", "GetCallerIdentity", "InvalidClientTokenId", 403)
+    one_line_error(lambda: check(aws["session"]), "InvalidClientTokenId", "aws configure")
+
+
+def test_no_region(aws: dict[str, Any]) -> None:
+    session = boto3.session.Session()
+    assert session.region_name is None
+    one_line_error(lambda: check(session), "no AWS region", "--region", "AWS_DEFAULT_REGION")
+
+
+def test_unreachable_endpoint_names_the_region(aws: dict[str, Any]) -> None:
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://sts.us-east-1.amazonaws.com")
+    aws["session"].events.register("before-call.sts.GetCallerIdentity", unreachable)
+    one_line_error(lambda: check(aws["session"]), "cannot reach AWS", REGION, "--region")
+
+
+def test_unexpected_service_error_is_still_one_line(aws: dict[str, Any]) -> None:
+    answer(aws["session"], "ecr", "DescribeImages", "ServerException", 500)
+    one_line_error(lambda: check(aws["session"]), "ecr:DescribeImages failed", "ServerException")
+
+
+# --- each missing or wrong piece ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        ({"role_arn": None}, ["no execution role", "--role ARN"]),
+        ({"role_arn": "stbench-sagemaker"}, ["not an IAM role ARN", "arn:aws:iam::"]),
+        ({"role_arn": f"arn:aws:iam::{ACCOUNT}:user/me"}, ["not an IAM role ARN"]),
+        ({"role_arn": f"arn:aws:iam::{ACCOUNT}:role/nope"}, ["nope does not exist", "--role"]),
+        ({"role_arn": "arn:aws:iam::999999999999:role/x"}, ["account 999999999999", "--role"]),
+        ({"s3_root": None}, ["no S3 location", "--s3_root s3://"]),
+        ({"s3_root": f"{BUCKET}/studies"}, ["not an S3 URI", "--s3_root"]),
+        ({"s3_root": "s3://no-such-bucket/x"}, ["no-such-bucket does not exist", "aws s3 mb"]),
+        ({"image_uri": None}, ["no trainer image", "make push", "--image"]),
+        ({"image_uri": "stbench-trainer:latest"}, ["not an ECR image URI", "make push"]),
+        ({"image_uri": IMAGE.replace(REGION, "eu-west-1")}, ["eu-west-1", "--region"]),
+        ({"image_uri": IMAGE.replace(":v1", ":v2")}, ["not found in ECR (no tag v2)", "make push"]),
+        ({"image_uri": IMAGE.replace(":v1", "")}, ["not found in ECR (no tag latest)"]),
+        ({"image_uri": IMAGE.replace(REPO, "other")}, ["(no repository other)", "make push"]),
+        ({"image_uri": f"{IMAGE[:-3]}@sha256:{'c' * 64}"}, ["(no digest sha256:ccc", "make push"]),
+        ({"instance_type": "ml.m5.xlarg"}, ["unknown instance type", "did you mean ml.m5.xlarge"]),
+        ({"instance_type": "weird"}, ["known families: ml.c5, ml.c5n,", "STBENCH_PRICES"]),
+    ],
+)
+def test_each_broken_piece_names_the_fix(
+    aws: dict[str, Any], overrides: dict[str, Any], needles: list[str]
+) -> None:
+    one_line_error(lambda: check(aws["session"], **overrides), *needles)
+
+
+def test_role_that_sagemaker_cannot_assume(aws: dict[str, Any]) -> None:
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole"}]}
+    aws["session"].client("iam").create_role(RoleName="ec2-only",
+                                             AssumeRolePolicyDocument=json.dumps(trust))
+    role = f"arn:aws:iam::{ACCOUNT}:role/ec2-only"
+    one_line_error(lambda: check(aws["session"], role_arn=role),
+                   "does not trust sagemaker.amazonaws.com", "trust policy")
+
+
+def test_role_arn_with_the_wrong_path(aws: dict[str, Any]) -> None:
+    role = f"arn:aws:iam::{ACCOUNT}:role/service/stbench-sagemaker"
+    one_line_error(lambda: check(aws["session"], role_arn=role), f"--role {ROLE}")
+
+
+def test_bucket_without_access(aws: dict[str, Any]) -> None:
+    answer(aws["session"], "s3", "HeadBucket", "403", 403)
+    one_line_error(lambda: check(aws["session"]), f"no access to S3 bucket {BUCKET}", "--s3_root")
+
+
+def test_bucket_in_another_region(aws: dict[str, Any]) -> None:
+    aws["session"].client("s3", region_name="eu-west-1").create_bucket(
+        Bucket="eu-results", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    one_line_error(lambda: check(aws["session"], s3_root="s3://eu-results/x"),
+                   "is in eu-west-1", "--region eu-west-1")
+
+
+def test_image_repository_without_access(aws: dict[str, Any]) -> None:
+    answer(aws["session"], "ecr", "DescribeImages", "AccessDeniedException", 400)
+    one_line_error(lambda: check(aws["session"]), "no permission to read ECR", "ecr:DescribeImages")
+
+
+def test_local_mistakes_are_reported_before_any_aws_call(aws: dict[str, Any]) -> None:
+    """A typo must not wait on the network: STS is never called for it."""
+    calls: list[str] = []
+    aws["session"].events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+    one_line_error(lambda: check(aws["session"], instance_type="ml.m5.xlarg"), "did you mean")
+    one_line_error(lambda: check(aws["session"], image_uri="trainer:latest"), "make push")
+    assert calls == []
+
+
+def test_cli_sagemaker_backend_checks_then_creates_tagged_jobs(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stbench run --backend sagemaker` end to end against moto: the set-up passes its checks,
+    trials become training jobs with the experiment's role, image, tags and S3 prefixes.
+    moto completes jobs at once without logs, so each trial fails with a clear reason and
+    the experiment stops at max_failures."""
+    from stbench.backends.jobs import sagemaker
+    from stbench.cli.main import main
+
+    real_init = sagemaker.SageMakerJobService.__init__
+
+    def fast_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **{**kwargs, "poll_seconds": 0.05, "metrics_delay_seconds": 0})
+
+    monkeypatch.setattr(sagemaker.SageMakerJobService, "__init__", fast_init)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS", "--backend",
+                 "sagemaker", "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE,
+                 "--region", REGION, "--max_failures", "2", "--n_workers", "2",
+                 "--max_wallclock_time", "60", "--experiment_tag", "moto",
+                 "--results_root", str(tmp_path)])
+    assert code == 1  # the experiment ended at max_failures
+    jobs = aws["session"].client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    assert len(jobs) >= 2
+    job = aws["session"].client("sagemaker").describe_training_job(
+        TrainingJobName=jobs[0]["TrainingJobName"])
+    assert job["RoleArn"] == ROLE
+    assert job["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert job["CheckpointConfig"]["S3Uri"].startswith(
+        f"s3://{BUCKET}/studies/moto/synthetic_curves/RS/0/checkpoints/")
+    rows = [json.loads(line) for line in
+            (tmp_path / "moto" / "synthetic_curves" / "RS" / "0" / "results.jsonl")
+            .read_text().splitlines()]
+    assert rows and all("without reporting metric 'loss'" in r["failure_reason"] for r in rows)
+
+
+def test_cli_sagemaker_backend_without_role_creates_nothing(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS", "--backend",
+                 "sagemaker", "--s3_root", S3_ROOT, "--image", IMAGE, "--region", REGION,
+                 "--results_root", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--role" in err[0]
+    assert not (tmp_path / "r").exists()
+    assert aws["session"].client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
