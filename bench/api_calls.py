@@ -38,6 +38,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 import boto3  # noqa: E402
 import moto  # noqa: E402
+from docs_section import publish  # noqa: E402  (this folder)
 from moto import mock_aws  # noqa: E402
 from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.core.utils import utcnow  # noqa: E402
@@ -255,12 +256,7 @@ def main() -> None:
            if or_gap else "."),
         "",
     ]
-    table = "\n".join(lines)
-    print(table)
-    if args.write:
-        from turnaround import write_section  # same folder
-
-        write_section(REPO / "docs" / "performance.md", table)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

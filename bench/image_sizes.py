@@ -6,14 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import docker
+from docs_section import publish  # noqa: E402  (this folder)
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 SECTION = "## Image sizes (bench/image_sizes.py)"
 IMAGES = ("stbench-orchestrator:latest", "stbench-trainer:latest", "python:3.11-slim")
 
@@ -34,12 +31,7 @@ def main() -> None:
     lines += ["", "`python:3.11-slim` is the base (here the debootstrap stand-in). The images "
               "install Syne Tune with the CPU build of xgboost (`xgboost-cpu`): PyPI's default "
               "xgboost is a CUDA build that adds about 700 MB with its NCCL dependency.", ""]
-    table = "\n".join(lines)
-    print(table)
-    if args.write:
-        from turnaround import write_section
-
-        write_section(REPO / "docs" / "performance.md", table)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from docs_section import publish  # noqa: E402  (this folder)
+
 from stbench.model.benchmark import load_benchmark  # noqa: E402
 from stbench.model.spec import ExperimentSpec  # noqa: E402
 from stbench.orchestration.progress import SilentProgress  # noqa: E402
@@ -121,23 +123,7 @@ def main() -> None:
         ratio = r["utilization"] / default["utilization"]
         lines.append(f"| {name} | {r['trials']} | {r['wall']:.1f} | {r['utilization']:.3f} | "
                      f"{ratio:.1f}x |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        write_section(REPO / "docs" / "performance.md", table)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the section whose heading is `section`'s first line."""
-    heading = section.splitlines()[0]
-    text = path.read_text() if path.exists() else "# Performance\n\n"
-    start = text.find(heading)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section.rstrip("\n") + "\n" + ("" if end == -1 else text[end:])
-    path.write_text(text)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from docs_section import publish  # noqa: E402  (this folder)
+
 from stbench.backends.jobs.local_docker import LocalDockerJobService  # noqa: E402
 from stbench.backends.jobs.port import COMPLETED, FAILED  # noqa: E402
 from stbench.backends.jobs.requests import JobTemplate, trial_request  # noqa: E402
@@ -116,12 +118,7 @@ def main() -> None:
         "report still waits for the trainer's and the script's Python imports (most of the "
         "remaining second), which a warm slot does not keep loaded yet.", "",
     ]
-    table = "\n".join(lines)
-    print(table)
-    if args.write:
-        from turnaround import write_section  # same folder
-
-        write_section(REPO / "docs" / "performance.md", table)
+    publish(lines, args.write)
 
 
 if __name__ == "__main__":
