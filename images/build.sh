@@ -5,7 +5,8 @@
 #
 # 1. base image (images/base/ensure-base.sh: local, pulled, or a debootstrap stand-in)
 # 2. wheelhouse (images/wheelhouse.sh: skipped when pyproject.toml and stbench/ are unchanged)
-# 3. docker build of images/trainer and images/orchestrator, tagged
+# 3. docker build of images/runtime (Python, stbench and its dependencies), then of
+#    images/trainer and images/orchestrator on top of it (an entrypoint each), tagged
 #    stbench-<role>:<version>-<gitsha> and stbench-<role>:latest
 #    (version from pyproject.toml, sha from `git rev-parse --short HEAD`, `nogit` without git)
 # Reruns reuse the layer cache: unchanged dependencies are not reinstalled, and the two
@@ -34,12 +35,14 @@ step "base image"
 images/wheelhouse.sh
 step "wheelhouse"
 
-for role in $IMAGES; do
+# The runtime image first: the role images are its layers plus an entrypoint.
+for role in runtime $IMAGES; do
     image="stbench-$role"
     log "docker build $image:$tag"
     # Quiet build, the full log only when it fails.
     build_log="$(mktemp)"
     if ! docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+            --build-arg "RUNTIME_IMAGE=stbench-runtime:$tag" \
             --label "org.opencontainers.image.version=$version" \
             --label "org.opencontainers.image.revision=$sha" \
             -f "images/$role/Dockerfile" -t "$image:$tag" -t "$image:latest" . >"$build_log" 2>&1; then
