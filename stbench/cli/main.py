@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -86,10 +87,15 @@ def spec_from_args(argv: list[str]) -> ExperimentSpec:
 
 
 def cmd_run(argv: list[str]) -> int:
+    return run_and_report(spec_from_args(argv))
+
+
+def run_and_report(spec: ExperimentSpec) -> int:
+    """Plan (all checks first), run every experiment, then print the table and plots."""
     from stbench.analysis.report import report
     from stbench.orchestration.study import plan_study, run_study
 
-    plan = plan_study(spec_from_args(argv))
+    plan = plan_study(spec)
     spec = plan.spec
     seeds = f"{spec.seeds.start}..{spec.seeds.stop - 1}"
     print(
@@ -160,25 +166,39 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def guarded(action: Callable[[], int], on_error: Callable[[str], None] | None = None) -> int:
+    """Run a command the way every stbench entrypoint does: bad input is one line and exit 2,
+    SIGTERM (`docker stop`, StopTrainingJob) ends it like Ctrl-C, after cleaning up."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    logging.getLogger("syne_tune").setLevel(logging.ERROR)  # we report trial failures ourselves
+    try:
+        return action()
+    except UserError as err:
+        print(f"stbench: error: {err}", file=sys.stderr)
+        if on_error:
+            on_error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("stbench: interrupted; rerun the same command with --resume to continue",
+              file=sys.stderr)
+        if on_error:
+            on_error("interrupted by a stop signal")
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: stbench {" + ",".join(COMMANDS) + "} ...  (stbench COMMAND --help)")
         return 0 if argv else 2
     command = COMMANDS.get(argv[0])
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # `docker stop`, StopTrainingJob
-    logging.getLogger("syne_tune").setLevel(logging.ERROR)  # we report trial failures ourselves
-    try:
+
+    def action() -> int:
         if command is None:
             raise UserError(f"unknown command '{argv[0]}'; valid ones: {', '.join(COMMANDS)}")
         return command(argv[1:])
-    except UserError as err:
-        print(f"stbench: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("stbench: interrupted; rerun the same command with --resume to continue",
-              file=sys.stderr)
-        return 130
+
+    return guarded(action)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,48 @@
 `docker run stbench-orchestrator --method ASHA` runs one study in the container, like
 `stbench run`, with `--benchmark` defaulting to $STBENCH_BENCHMARK or mlp_digits and results
 under $STBENCH_RESULTS_ROOT (default /results, mount a volume there to keep them).
+
+`stbench-orchestrator train` is the remote mode: started as a SageMaker training job, it
+reads its experiment spec from the job's hyperparameters and keeps its results in
+/opt/ml/checkpoints, which SageMaker uploads to the job's checkpoint prefix while it runs and
+restores when an interrupted job starts again: the study then resumes where it stopped.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
+from stbench.cli.main import guarded, run_and_report
 from stbench.cli.main import main as stbench_main
+from stbench.model.errors import UserError
+from stbench.model.spec import ExperimentSpec
+
+
+def train(root: Path) -> int:
+    """Run the study whose spec came as hyperparameters; results live in the checkpoints."""
+    config = root / "input" / "config" / "hyperparameters.json"
+    try:
+        spec = ExperimentSpec.from_hyperparameters(json.loads(config.read_text()))
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read the experiment spec from {config}: {err}") from None
+    if not spec.experiment_tag:
+        raise UserError("the experiment spec has no experiment_tag; launch with `stbench launch`")
+    results = root / "checkpoints"
+    resume = (results / spec.experiment_tag).is_dir()
+    return run_and_report(replace(spec, results_root=str(results), resume=resume))
+
+
+def _write_failure(root: Path, reason: str) -> None:
+    """SageMaker shows the first 1024 characters of this file as the job's FailureReason."""
+    try:
+        (root / "output").mkdir(parents=True, exist_ok=True)
+        (root / "output" / "failure").write_text(reason[:1024])
+    except OSError:
+        pass
 
 
 def _has_flag(argv: list[str], name: str) -> bool:
@@ -21,9 +55,11 @@ def _has_flag(argv: list[str], name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
-        print("stbench-orchestrator: error: the SageMaker orchestrator mode (`train`) is not "
-              "available yet; pass `stbench run` flags instead", file=sys.stderr)
-        return 2
+        root = Path(os.environ.get("STBENCH_OPT_ML", "/opt/ml"))
+        code = guarded(lambda: train(root), on_error=lambda reason: _write_failure(root, reason))
+        if code == 1:
+            _write_failure(root, "some experiments did not complete; see the results table")
+        return code
     if argv[:1] in (["-h"], ["--help"]):
         return stbench_main(["run", "--help"])
     if not _has_flag(argv, "benchmark"):

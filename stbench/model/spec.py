@@ -6,6 +6,7 @@ field list is the single source of truth for both.
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -120,12 +121,31 @@ class ExperimentSpec:
         data["method"] = list(self.method)
         return data
 
+    def to_hyperparameters(self) -> dict[str, str]:
+        """SageMaker hyperparameters (string values): how a spec reaches a remote orchestrator."""
+        return {key: json.dumps(value) for key, value in self.to_dict().items()}
+
+    @classmethod
+    def from_hyperparameters(cls, values: dict[str, str]) -> ExperimentSpec:
+        decoded = {}
+        for key, value in values.items():
+            try:
+                decoded[key] = json.loads(value)
+            except (TypeError, json.JSONDecodeError):
+                raise UserError(
+                    f"hyperparameter {key}={value!r} is not JSON; launch with `stbench launch`"
+                ) from None
+        return cls.from_dict(decoded)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentSpec:
         names = {f.name for f in fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise UserError(f"unknown experiment fields {sorted(unknown)}")
+        missing = {"benchmark", "method"} - set(data)
+        if missing:
+            raise UserError(f"experiment fields {sorted(missing)} are missing")
         values = dict(data)
         values["method"] = tuple(values.get("method", ()))
         values["extra_args"] = dict(values.get("extra_args") or {})

@@ -206,3 +206,25 @@ def test_missing_image_is_a_one_line_error_before_anything_runs(
     assert code == 2 and len(err) == 1
     assert "stbench-trainer:does-not-exist not found" in err[0] and "make build" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_orchestrator_image_runs_as_a_training_job(docker_client: Any, images: dict,
+                                                   tmp_path: Path) -> None:
+    """`docker run IMAGE train`, as SageMaker starts it: spec in, results in checkpoints."""
+    from stbench.model.spec import ExperimentSpec
+
+    spec = ExperimentSpec(benchmark="synthetic_curves", method=("ASHA",),
+                          experiment_tag="as-job", max_wallclock_time=3,
+                          extra_args={"epoch_duration": "0.02"})
+    (tmp_path / "input" / "config").mkdir(parents=True)
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps(spec.to_hyperparameters()))
+    container = docker_client.containers.run(
+        images["orchestrator"], ["train"], network_mode="host", detach=True,
+        volumes={str(tmp_path): {"bind": "/opt/ml", "mode": "rw"}})
+    try:
+        assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()[-1500:]
+    finally:
+        container.remove(force=True)
+    meta = tmp_path / "checkpoints" / "as-job" / "synthetic_curves" / "ASHA" / "0" / "metadata.json"
+    assert json.loads(meta.read_text())["status"] == "completed"
