@@ -41,6 +41,18 @@ BASE_IMAGE ?= python:3.11-slim
 build:
 	BASE_IMAGE=$(BASE_IMAGE) images/build.sh
 
+## push: the trainer and orchestrator images (from `make build`) to ECR of the current AWS
+## account and region, or to REGISTRY=HOST[:PORT][/path]; prints the URIs to pass as --image
+## (REGION=... another ECR region, IMAGE_TAG=... a local tag other than <version>-<git sha>)
+REGISTRY ?=
+REGION ?=
+IMAGE_TAG ?=
+.PHONY: push
+PUSH_ARGS = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(REGION),--region $(REGION)) \
+	$(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
+push: $(VENV)/.installed
+	$(BIN)/stbench images push $(strip $(PUSH_ARGS))
+
 ## bench: rerun the performance benchmarks and update docs/performance.md
 bench: $(VENV)/.installed
 	$(BIN)/python bench/turnaround.py --repeats 3 --write

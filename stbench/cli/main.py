@@ -154,11 +154,18 @@ def cmd_methods(argv: list[str]) -> int:
     return 0
 
 
+def cmd_images(argv: list[str]) -> int:
+    from stbench.cli.images import cmd_images as images_command
+
+    return images_command(argv)
+
+
 COMMANDS = {
     "run": cmd_run,
     "results": cmd_results,
     "benchmarks": cmd_benchmarks,
     "methods": cmd_methods,
+    "images": cmd_images,
 }
 
 

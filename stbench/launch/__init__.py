@@ -1,0 +1,1 @@
+"""Launch and images: getting stbench's role images and experiments onto AWS."""
