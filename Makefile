@@ -53,6 +53,26 @@ PUSH_ARGS = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(REGION),--region $(R
 push: $(VENV)/.installed
 	$(BIN)/stbench images push $(strip $(PUSH_ARGS))
 
+## remote: one SageMaker orchestrator job per (benchmark, method, seed); relaunching skips
+## experiments that are running or done. Needs ROLE=<execution role ARN>,
+## S3_ROOT=s3://bucket/prefix and IMAGE=<trainer ECR URI printed by make push>.
+## STUDY=launch/tutorial.yaml launches a study file instead of BENCH/METHOD/SEEDS.
+METHOD ?= ASHA
+STUDY ?=
+ROLE ?=
+S3_ROOT ?=
+IMAGE ?=
+# without TAG=, the tag is the benchmark's name, so that running the same command again is
+# idempotent (a timestamped tag would launch everything again)
+REMOTE_TAG = $(if $(filter command line environment,$(origin TAG)),$(TAG),$(subst _,-,$(BENCH)))
+LAUNCH_WHAT = $(if $(STUDY),$(STUDY),--benchmark $(BENCH) --method $(METHOD) --num_seeds $(SEEDS))
+LAUNCH_ARGS = $(if $(ROLE),--role $(ROLE)) $(if $(S3_ROOT),--s3_root $(S3_ROOT)) \
+	$(if $(IMAGE),--image $(IMAGE)) $(if $(REGION),--region $(REGION))
+.PHONY: remote
+remote: $(VENV)/.installed
+	$(BIN)/stbench launch $(LAUNCH_WHAT) $(if $(STUDY),,--experiment_tag $(REMOTE_TAG)) \
+		$(strip $(LAUNCH_ARGS))
+
 ## bench: rerun the performance benchmarks and update docs/performance.md
 bench: $(VENV)/.installed
 	$(BIN)/python bench/turnaround.py --repeats 3 --write

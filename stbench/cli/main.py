@@ -38,7 +38,9 @@ def _scalar_type(annotation: Any) -> type:
     return args[0] if args else annotation
 
 
-def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+def add_spec_arguments(parser: argparse.ArgumentParser, only_given: bool = False) -> None:
+    """One option per spec field; with `only_given`, absent flags stay out of the namespace
+    (so they can't override a study file) and none is required."""
     hints = typing.get_type_hints(ExperimentSpec)
     for spec_field in fields(ExperimentSpec):
         if spec_field.name == "extra_args":
@@ -54,7 +56,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             options["type"] = kind
             options.update(meta.get("argparse", {}))
-        if spec_field.default is MISSING and spec_field.default_factory is MISSING:
+        if only_given:
+            options["default"] = argparse.SUPPRESS
+        elif spec_field.default is MISSING and spec_field.default_factory is MISSING:
             options["required"] = True
         elif spec_field.default is not MISSING:
             options["default"] = spec_field.default
@@ -154,6 +158,12 @@ def cmd_methods(argv: list[str]) -> int:
     return 0
 
 
+def cmd_launch(argv: list[str]) -> int:
+    from stbench.cli.launch import cmd_launch as launch_command
+
+    return launch_command(argv)
+
+
 def cmd_images(argv: list[str]) -> int:
     from stbench.cli.images import cmd_images as images_command
 
@@ -166,6 +176,7 @@ COMMANDS = {
     "benchmarks": cmd_benchmarks,
     "methods": cmd_methods,
     "images": cmd_images,
+    "launch": cmd_launch,
 }
 
 

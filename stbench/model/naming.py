@@ -34,3 +34,10 @@ def job_name(base: str, trial_id: int, run: int = 0) -> str:
     if len(name) > MAX_JOB_NAME or _INVALID.search(name):
         raise UserError(f"job name '{name}' is not a valid SageMaker name; shorten the tag")
     return name
+
+
+def orchestrator_job_name(base: str, run: int = 0) -> str:
+    """`<base>-o<run:02d>`: never a prefix of, nor prefixed by, the trial jobs' `<base>-t…`."""
+    if not 0 <= run < 100:
+        raise UserError(f"experiment {base} was launched 100 times; start a new tag")
+    return f"{base}-o{run:02d}"

@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from stbench.backends.jobs.sagemaker_checks import CheckedSetup, check_sagemaker_setup
 from stbench.model.errors import UserError
+from stbench.model.spec import ExperimentSpec
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -281,3 +282,65 @@ def test_cli_sagemaker_backend_without_role_creates_nothing(
     assert code == 2 and len(err) == 1 and "--role" in err[0]
     assert not (tmp_path / "r").exists()
     assert aws["session"].client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def push_orchestrator(session: boto3.session.Session) -> None:
+    ecr = session.client("ecr")
+    ecr.create_repository(repositoryName="stbench-orchestrator")
+    ecr.put_image(repositoryName="stbench-orchestrator", imageManifest=json.dumps(MANIFEST),
+                  imageTag="v1")
+
+
+LAUNCH = ["launch", "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE, "--region", REGION]
+
+
+def test_launch_creates_one_orchestrator_job_per_experiment_and_is_idempotent(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    push_orchestrator(aws["session"])
+    args = [*LAUNCH, "--benchmark", "synthetic_curves", "--method", "ASHA", "RS",
+            "--num_seeds", "2", "--experiment_tag", "remote-1", "--warm_pool"]
+    assert main(args) == 0
+    sm = aws["session"].client("sagemaker")
+    names = sorted(j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"])
+    assert names == [f"remote-1-synthetic-curves-{m}-{s}-o00" for m in ("asha", "rs")
+                     for s in (0, 1)]
+    job = sm.describe_training_job(TrainingJobName="remote-1-synthetic-curves-rs-1-o00")
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("/stbench-orchestrator:v1")
+    spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
+    assert (spec.method, spec.start_seed, spec.num_seeds) == (("RS",), 1, 1)
+    assert spec.backend == "sagemaker" and spec.image == IMAGE and spec.warm_pool
+    assert job["CheckpointConfig"]["S3Uri"] == (
+        f"s3://{BUCKET}/studies/remote-1/synthetic_curves/RS/1/orchestrator/")
+    capsys.readouterr()
+    assert main(args) == 0  # moto's jobs are Completed at once: nothing to relaunch
+    assert "0 orchestrator jobs launched, 4 skipped" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 8
+
+
+def test_launch_study_file_checks_everything_before_creating_any_job(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    study = tmp_path / "study.yaml"
+    study.write_text("experiment_tag: st\nbenchmarks: [synthetic_curves]\n"
+                     "methods: [ASHA, NOPE]\n")
+    push_orchestrator(aws["session"])
+    assert main([*LAUNCH, str(study)]) == 2
+    assert "unknown method 'NOPE'" in capsys.readouterr().err
+    study.write_text("experiment_tag: st\nbenchmarks: [synthetic_curves, mlp_digits]\n"
+                     "methods: [RS]\n")
+    orchestrator_missing = [*LAUNCH, str(study), "--orchestrator_image",
+                            IMAGE.replace("stbench-trainer", "stbench-nothing")]
+    assert main(orchestrator_missing) == 2
+    assert "not found in ECR" in capsys.readouterr().err
+    sm = aws["session"].client("sagemaker")
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+    assert main([*LAUNCH, str(study)]) == 0
+    assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 2

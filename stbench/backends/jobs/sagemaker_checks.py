@@ -247,3 +247,9 @@ def _check_image(session: boto3.session.Session, region: str, image_uri: str, ac
                     "grant ecr:DescribeImages, or pass an --image you pushed with `make push`"
                 ) from err
             raise
+
+
+def check_ecr_image(session: boto3.session.Session, region: str, image_uri: str) -> None:
+    """One more image that must be in ECR (e.g. the orchestrator's, for remote launch)."""
+    account, repository, image_id = _parse_image(image_uri, region)
+    _check_image(session, region, image_uri, account, repository, image_id)

@@ -1,0 +1,139 @@
+"""Remote launch: one SageMaker training job running the orchestrator image per experiment.
+
+Each (benchmark, method, seed) becomes a job whose hyperparameters are its one-experiment
+spec (`ExperimentSpec.to_hyperparameters`); inside, `stbench-orchestrator train` runs it with
+trials as SageMaker jobs and keeps its results in the job's checkpoint prefix. Everything is
+checked before the first job is created, and relaunching skips experiments that are
+running or completed, unless forced.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from stbench.backends.jobs.sagemaker_checks import (
+    CheckedSetup,
+    check_ecr_image,
+    check_sagemaker_setup,
+)
+from stbench.model.benchmark import load_benchmark
+from stbench.model.errors import UserError
+from stbench.model.methods import get_method
+from stbench.model.naming import experiment_base, orchestrator_job_name
+from stbench.model.spec import ExperimentSpec
+
+ORCHESTRATOR_INSTANCE = "ml.m5.large"
+SKIP_STATUSES = ("InProgress", "Stopping", "Completed")
+LAUNCH_MARGIN_SECONDS = 1800  # set-up, the last trials' stops and the results upload
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    name: str
+    spec: ExperimentSpec  # one method, one seed
+    request: dict[str, Any]
+    skip_reason: str = ""
+
+
+def orchestrator_image_for(trainer_image: str) -> str:
+    """`make push` pushes both roles to sibling repositories with the same tag."""
+    if "/stbench-trainer" not in trainer_image:
+        raise UserError(
+            f"cannot derive the orchestrator image from --image {trainer_image}; "
+            "pass --orchestrator_image"
+        )
+    return trainer_image.replace("/stbench-trainer", "/stbench-orchestrator", 1)
+
+
+def plan_launch(spec: ExperimentSpec, session: boto3.session.Session,
+                orchestrator_image: str | None = None, force: bool = False) -> list[PlannedJob]:
+    """All checks, then one planned job per (method, seed); creates nothing."""
+    spec = replace(spec, backend="sagemaker")
+    spec.validate()
+    if not spec.experiment_tag:
+        raise UserError("remote launch needs --experiment_tag: it names the jobs and results")
+    for name in spec.method:
+        get_method(name)
+    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
+    resolved = spec.resolved(benchmark)
+    setup = check_sagemaker_setup(session, resolved.role, resolved.s3_root, resolved.image,
+                                  str(resolved.instance_type))
+    image = orchestrator_image or orchestrator_image_for(setup.image_uri)
+    check_ecr_image(session, setup.region, image)
+    existing = _existing_jobs(session, setup.region, spec.experiment_tag)
+    planned = []
+    for method in spec.method:
+        for seed in spec.seeds:
+            one = replace(resolved, method=(method,), num_seeds=1, start_seed=seed,
+                          region=setup.region, resume=False)
+            base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
+            runs = sorted(n for n in existing if n.startswith(f"{base}-o"))
+            busy = [n for n in runs if existing[n] in SKIP_STATUSES]
+            name = orchestrator_job_name(base, len(runs))
+            skip = ""
+            if busy and not force:
+                skip = f"{busy[-1]} is {existing[busy[-1]]}; pass --force to launch again"
+            request = _request(one, setup, image, name, benchmark.name, method, seed)
+            planned.append(PlannedJob(name, one, request, skip))
+    return planned
+
+
+def launch(planned: list[PlannedJob], session: boto3.session.Session, region: str,
+           capacity_wait_seconds: float = 60.0, note: Any = print) -> list[str]:
+    """Create the planned jobs; ResourceLimitExceeded waits for capacity and tries again."""
+    client = session.client("sagemaker", region_name=region)
+    created = []
+    for job in planned:
+        if job.skip_reason:
+            note(f"skip {job.name}: {job.skip_reason}")
+            continue
+        while True:
+            try:
+                client.create_training_job(**job.request)
+                break
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") != "ResourceLimitExceeded":
+                    raise
+                note(f"{job.name}: no capacity ({err.response['Error'].get('Message', '')}); "
+                     f"retrying in {capacity_wait_seconds:g} s")
+                time.sleep(capacity_wait_seconds)
+        note(f"launched {job.name}")
+        created.append(job.name)
+    return created
+
+
+def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
+             benchmark: str, method: str, seed: int) -> dict[str, Any]:
+    root = f"s3://{setup.bucket}/{setup.prefix}".rstrip("/")
+    where = f"{root}/{spec.experiment_tag}/{benchmark}/{method}/{seed}"
+    tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark,
+            "stbench:method": method, "stbench:seed": str(seed), "stbench:role": "orchestrator"}
+    budget = int(float(spec.max_wallclock_time or 0)) + LAUNCH_MARGIN_SECONDS
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "RoleArn": setup.role_arn,
+        "HyperParameters": spec.to_hyperparameters(),
+        "ResourceConfig": {"InstanceType": ORCHESTRATOR_INSTANCE, "InstanceCount": 1,
+                           "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": budget},
+        # the orchestrator keeps its results here: uploaded while it runs, restored on restart
+        "CheckpointConfig": {"S3Uri": f"{where}/orchestrator/", "LocalPath": "/opt/ml/checkpoints"},
+        "OutputDataConfig": {"S3OutputPath": f"{where}/orchestrator-output/"},
+        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+    }
+
+
+def _existing_jobs(session: boto3.session.Session, region: str, tag: str) -> dict[str, str]:
+    """Status of every job whose name contains the tag (one paginated listing)."""
+    client = session.client("sagemaker", region_name=region)
+    jobs: dict[str, str] = {}
+    for page in client.get_paginator("list_training_jobs").paginate(NameContains=tag.lower()):
+        for summary in page["TrainingJobSummaries"]:
+            jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
+    return jobs

@@ -1,0 +1,47 @@
+"""Study files under launch/: many benchmarks x methods x seeds launched with one command."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stbench.model.errors import UserError
+from stbench.model.spec import ExperimentSpec
+
+STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "num_seeds", "start_seed", "overrides"}
+
+
+def load_study(path: Path, flags: dict[str, Any]) -> list[ExperimentSpec]:
+    """One spec per benchmark; `flags` (given on the command line) win over the file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else 1
+        raise UserError(f"{path}:{line}: malformed YAML: {err.problem}; fix the syntax") from None
+    except OSError as err:
+        raise UserError(f"cannot read study file {path}: {err.strerror}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a study file is a mapping with {sorted(STUDY_KEYS)}")
+    unknown = set(data) - STUDY_KEYS
+    if unknown:
+        raise UserError(f"{path}: unknown keys {sorted(unknown)}; valid: {sorted(STUDY_KEYS)}")
+    for key in ("experiment_tag", "benchmarks", "methods"):
+        if not data.get(key):
+            raise UserError(f"{path}: '{key}' is missing")
+    overrides = dict(data.get("overrides") or {})
+    spec_fields = {f.name for f in fields(ExperimentSpec)}
+    bad = set(overrides) - spec_fields
+    if bad:
+        raise UserError(f"{path}: overrides {sorted(bad)} are not `stbench run` flags")
+    specs = []
+    for benchmark in data["benchmarks"]:
+        values = {**overrides, "benchmark": str(benchmark), "method": tuple(data["methods"]),
+                  "experiment_tag": str(data["experiment_tag"]),
+                  "num_seeds": int(data.get("num_seeds", 1)),
+                  "start_seed": int(data.get("start_seed", 0))}
+        spec = ExperimentSpec.from_dict(values)
+        specs.append(replace(spec, **flags))
+    return specs
