@@ -164,6 +164,12 @@ def cmd_launch(argv: list[str]) -> int:
     return launch_command(argv)
 
 
+def cmd_status(argv: list[str]) -> int:
+    from stbench.launch.status import cmd_status as status_command
+
+    return status_command(argv)
+
+
 def cmd_images(argv: list[str]) -> int:
     from stbench.cli.images import cmd_images as images_command
 
@@ -177,6 +183,7 @@ COMMANDS = {
     "methods": cmd_methods,
     "images": cmd_images,
     "launch": cmd_launch,
+    "status": cmd_status,
 }
 
 

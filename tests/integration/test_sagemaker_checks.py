@@ -344,3 +344,33 @@ def test_launch_study_file_checks_everything_before_creating_any_job(
     assert sm.list_training_jobs()["TrainingJobSummaries"] == []
     assert main([*LAUNCH, str(study)]) == 0
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 2
+
+
+def test_status_shows_one_row_per_launched_experiment(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orchestrator keeps its results in its checkpoint prefix; status reads them."""
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    push_orchestrator(aws["session"])
+    assert main([*LAUNCH, "--benchmark", "synthetic_curves", "--method", "ASHA",
+                 "--num_seeds", "2", "--experiment_tag", "watch"]) == 0
+    s3 = aws["session"].client("s3")
+    folder = "studies/watch/synthetic_curves/ASHA/0/orchestrator/watch/synthetic_curves/ASHA/0"
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/metadata.json",
+                  Body=json.dumps({"metric": "loss", "mode": "min"}))
+    rows = [{"trial_id": 0, "status": "Completed", "metrics": {"loss": 0.5}, "cost_usd": 0.01},
+            {"trial_id": 1, "status": "Stopped", "metrics": {"loss": 0.25}, "cost_usd": 0.02,
+             "started_on_warm_pool_of": "watch-synthetic-curves-asha-0-t000000-r00"}]
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/results.jsonl",
+                  Body="".join(json.dumps(r) + "\n" for r in rows))
+    capsys.readouterr()
+    assert main(["status", "--experiment_tag", "watch", "--region", REGION]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["benchmark", "method", "seed"]
+    seed0 = lines[1].split()
+    assert seed0[:3] == ["synthetic_curves", "ASHA", "0"]
+    assert "0.25" in seed0 and "0.030" in seed0 and "1/2" in seed0
+    seed1 = lines[2].split()
+    assert seed1[2] == "1" and seed1[-1] == "0/0", "no results uploaded yet for seed 1"

@@ -1,0 +1,132 @@
+"""`stbench status`: one row per remotely launched experiment of a tag.
+
+Reads one paginated `ListTrainingJobs` for every job of the tag, one `DescribeTrainingJob`
+per orchestrator job (its hyperparameters name the experiment and its checkpoint prefix
+holds the results), and that prefix's `metadata.json` and `results.jsonl` from S3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from stbench.model.errors import UserError
+from stbench.model.spec import ExperimentSpec
+
+JOB = re.compile(r"^(?P<base>.+)-(?P<kind>o\d{2}|t\d{6}-r\d{2})$")
+CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
+
+
+@dataclass(frozen=True)
+class ExperimentStatus:
+    benchmark: str
+    method: str
+    seed: int
+    job: str
+    job_status: str
+    trials_done: int
+    running_trials: int
+    best: float | None
+    cost_usd: float | None
+    warm_reused: int
+
+
+def collect(session: boto3.session.Session, tag: str) -> list[ExperimentStatus]:
+    sm = session.client("sagemaker", config=CONFIG)
+    s3 = session.client("s3", config=CONFIG)
+    jobs: dict[str, str] = {}
+    for page in sm.get_paginator("list_training_jobs").paginate(NameContains=tag.lower()):
+        for summary in page["TrainingJobSummaries"]:
+            jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
+    latest: dict[str, str] = {}  # experiment base -> its newest orchestrator job
+    running: dict[str, int] = {}
+    for name, status in jobs.items():
+        match = JOB.match(name)
+        if not match or not name.startswith(f"{tag.lower()}-"):
+            continue
+        base = match["base"]
+        if match["kind"].startswith("o"):
+            latest[base] = max(latest.get(base, name), name)
+        elif status in ("InProgress", "Stopping"):
+            running[base] = running.get(base, 0) + 1
+    rows = []
+    for base, name in sorted(latest.items()):
+        job = sm.describe_training_job(TrainingJobName=name)
+        spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
+        prefix = job["CheckpointConfig"]["S3Uri"]
+        folder = f"{spec.experiment_tag}/{spec.benchmark}/{spec.method[0]}/{spec.start_seed}"
+        metadata, results = _read_results(s3, prefix, folder)
+        rows.append(_summarize(spec, name, jobs[name], running.get(base, 0), metadata, results))
+    return rows
+
+
+def _read_results(s3: Any, prefix: str, folder: str) -> tuple[dict[str, Any], list[dict]]:
+    bucket, _, key = prefix.removeprefix("s3://").partition("/")
+    found: list[Any] = []
+    for name in ("metadata.json", "results.jsonl"):
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f"{key}{folder}/{name}")["Body"].read()
+            found.append(body.decode())
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+                raise
+            found.append("")
+    metadata = json.loads(found[0]) if found[0] else {}
+    results = [json.loads(line) for line in found[1].splitlines() if line.strip()]
+    return metadata, results
+
+
+def _summarize(spec: ExperimentSpec, job: str, job_status: str, running: int,
+               metadata: dict[str, Any], rows: list[dict]) -> ExperimentStatus:
+    metric, mode = metadata.get("metric"), metadata.get("mode", "min")
+    values = [r["metrics"][metric] for r in rows if metric in r.get("metrics", {})]
+    best = (min(values) if mode == "min" else max(values)) if values else None
+    trials: dict[int, dict] = {}
+    for row in rows:
+        trials[row["trial_id"]] = row  # the last row holds the trial's final annotations
+    done = [t for t in trials.values() if t.get("status") not in ("InProgress", None)]
+    costs = [t["cost_usd"] for t in done if isinstance(t.get("cost_usd"), (int, float))]
+    warm = sum(1 for t in done if t.get("started_on_warm_pool_of"))
+    return ExperimentStatus(spec.benchmark, spec.method[0], spec.start_seed, job, job_status,
+                            len(done), running, best, sum(costs) if costs else None, warm)
+
+
+def format_status(rows: list[ExperimentStatus]) -> str:
+    header = ("benchmark", "method", "seed", "job status", "trials", "running", "best",
+              "cost $", "warm reuse")
+    lines = [header]
+    for r in rows:
+        lines.append((r.benchmark, r.method, str(r.seed), r.job_status, str(r.trials_done),
+                      str(r.running_trials), "-" if r.best is None else f"{r.best:.4g}",
+                      "-" if r.cost_usd is None else f"{r.cost_usd:.3f}",
+                      f"{r.warm_reused}/{r.trials_done}"))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in lines)
+
+
+def cmd_status(argv: list[str]) -> int:
+    from stbench.cli.main import OneLineParser
+
+    parser = OneLineParser(prog="stbench status", description="Status of a launched study.")
+    parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
+    parser.add_argument("--region", default=None)
+    args = parser.parse_args(argv)
+    session = boto3.session.Session(region_name=args.region)
+    if session.get_credentials() is None:
+        raise UserError("no AWS credentials: run `aws configure` or set AWS_PROFILE")
+    if not session.region_name:
+        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    rows = collect(session, args.experiment_tag)
+    if not rows:
+        print(f"no launched experiments with tag '{args.experiment_tag}'", file=sys.stderr)
+        return 0
+    print(format_status(rows))
+    return 0
