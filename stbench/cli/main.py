@@ -126,13 +126,31 @@ def cmd_results(argv: list[str]) -> int:
     parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
     parser.add_argument("--results_root", "--results-root", default="results")
     parser.add_argument("--out_dir", "--out-dir", default=None, help="where to write plots")
+    parser.add_argument("--region", default=None, help="AWS region of launched studies")
     args = parser.parse_args(argv)
-    text, plots = report(Path(args.results_root), args.experiment_tag,
-                         Path(args.out_dir) if args.out_dir else None)
+    root = Path(args.results_root)
+    if not (root / args.experiment_tag).is_dir():
+        _fetch_launched(root, args.experiment_tag, args.region)
+    text, plots = report(root, args.experiment_tag, Path(args.out_dir) if args.out_dir else None)
     print(text)
     for path in plots:
         print(f"plot: {path}")
     return 0
+
+
+def _fetch_launched(root: Path, tag: str, region: str | None) -> None:
+    """Results of a remotely launched study are not local: fetch them from S3 when AWS is
+    configured (otherwise the report says there are no results)."""
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    if session.get_credentials() is None or not session.region_name:
+        return
+    from stbench.launch.status import fetch_results
+
+    copied = fetch_results(session, tag, root)
+    if copied:
+        print(f"fetched {copied} experiments of '{tag}' from S3 into {root}", file=sys.stderr)
 
 
 def cmd_benchmarks(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.store import atomic_write
 
 JOB = re.compile(r"^(?P<base>.+)-(?P<kind>o\d{2}|t\d{6}-r\d{2})$")
 CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
@@ -38,9 +40,23 @@ class ExperimentStatus:
     warm_reused: int
 
 
-def collect(session: boto3.session.Session, tag: str) -> list[ExperimentStatus]:
+@dataclass(frozen=True)
+class LaunchedExperiment:
+    spec: ExperimentSpec  # one method, one seed
+    job: str  # its newest orchestrator job
+    job_status: str
+    checkpoint_uri: str  # where that job keeps its results
+    running_trials: int
+
+    @property
+    def folder(self) -> str:
+        spec = self.spec
+        return f"{spec.experiment_tag}/{spec.benchmark}/{spec.method[0]}/{spec.start_seed}"
+
+
+def launched_experiments(session: boto3.session.Session, tag: str) -> list[LaunchedExperiment]:
+    """Every experiment of the tag: one listing, one describe per orchestrator job."""
     sm = session.client("sagemaker", config=CONFIG)
-    s3 = session.client("s3", config=CONFIG)
     jobs: dict[str, str] = {}
     for page in sm.get_paginator("list_training_jobs").paginate(NameContains=tag.lower()):
         for summary in page["TrainingJobSummaries"]:
@@ -56,15 +72,38 @@ def collect(session: boto3.session.Session, tag: str) -> list[ExperimentStatus]:
             latest[base] = max(latest.get(base, name), name)
         elif status in ("InProgress", "Stopping"):
             running[base] = running.get(base, 0) + 1
-    rows = []
+    found = []
     for base, name in sorted(latest.items()):
         job = sm.describe_training_job(TrainingJobName=name)
         spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
-        prefix = job["CheckpointConfig"]["S3Uri"]
-        folder = f"{spec.experiment_tag}/{spec.benchmark}/{spec.method[0]}/{spec.start_seed}"
-        metadata, results = _read_results(s3, prefix, folder)
-        rows.append(_summarize(spec, name, jobs[name], running.get(base, 0), metadata, results))
+        found.append(LaunchedExperiment(spec, name, jobs[name], job["CheckpointConfig"]["S3Uri"],
+                                        running.get(base, 0)))
+    return found
+
+
+def collect(session: boto3.session.Session, tag: str) -> list[ExperimentStatus]:
+    s3 = session.client("s3", config=CONFIG)
+    rows = []
+    for exp in launched_experiments(session, tag):
+        metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
+        rows.append(_summarize(exp.spec, exp.job, exp.job_status, exp.running_trials, metadata,
+                               results))
     return rows
+
+
+def fetch_results(session: boto3.session.Session, tag: str, root: Path) -> int:
+    """Copy every launched experiment's results from S3 into the local layout under root."""
+    s3 = session.client("s3", config=CONFIG)
+    copied = 0
+    for exp in launched_experiments(session, tag):
+        metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
+        if not metadata:
+            continue  # nothing uploaded yet
+        folder = root / exp.folder
+        atomic_write(folder / "metadata.json", json.dumps(metadata, indent=2) + "\n")
+        atomic_write(folder / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
+        copied += 1
+    return copied
 
 
 def _read_results(s3: Any, prefix: str, folder: str) -> tuple[dict[str, Any], list[dict]]:

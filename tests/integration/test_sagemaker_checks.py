@@ -374,3 +374,29 @@ def test_status_shows_one_row_per_launched_experiment(
     assert "0.25" in seed0 and "0.030" in seed0 and "1/2" in seed0
     seed1 = lines[2].split()
     assert seed1[2] == "1" and seed1[-1] == "0/0", "no results uploaded yet for seed 1"
+
+
+def test_results_fetches_a_launched_study_from_s3(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    push_orchestrator(aws["session"])
+    assert main([*LAUNCH, "--benchmark", "synthetic_curves", "--method", "RS",
+                 "--experiment_tag", "far"]) == 0
+    folder = "studies/far/synthetic_curves/RS/0/orchestrator/far/synthetic_curves/RS/0"
+    s3 = aws["session"].client("s3")
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/metadata.json", Body=json.dumps(
+        {"benchmark": "synthetic_curves", "method": "RS", "seed": 0, "metric": "loss",
+         "mode": "min", "status": "completed"}))
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/results.jsonl", Body=json.dumps(
+        {"trial_id": 0, "status": "Completed", "wallclock_time": 1.0, "config": {"x": 1.0},
+         "metrics": {"epoch": 1, "loss": 0.3}}) + "\n")
+    capsys.readouterr()
+    assert main(["results", "--experiment_tag", "far", "--results_root", str(tmp_path),
+                 "--region", REGION]) == 0
+    captured = capsys.readouterr()
+    assert "fetched 1 experiments" in captured.err
+    assert "RS" in captured.out and "0.3" in captured.out
+    assert (tmp_path / "far" / "plots" / "synthetic_curves.png").is_file()
