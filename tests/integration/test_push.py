@@ -137,7 +137,7 @@ def test_push_to_a_real_registry(docker_client: Any, images: dict[str, str], reg
         # pull back what was pushed, from the registry, not the local tag
         _untag(docker_client, f"{registry}/stbench-trainer:{tag}")
         pulled = docker_client.images.pull(f"{registry}/stbench-trainer", tag=tag)
-        assert pulled.id == docker_client.images.get(images["trainer"]).id
+        assert pulled.id == docker_client.images.get(f"stbench-trainer:{tag}").id
         with capsys.disabled():
             print(f"\npush of {' and '.join(ROLES)} to {registry}: {seconds:.1f} s")
     finally:
