@@ -188,6 +188,12 @@ def cmd_status(argv: list[str]) -> int:
     return status_command(argv)
 
 
+def cmd_cleanup(argv: list[str]) -> int:
+    from stbench.launch.cleanup import cmd_cleanup as cleanup_command
+
+    return cleanup_command(argv)
+
+
 def cmd_images(argv: list[str]) -> int:
     from stbench.cli.images import cmd_images as images_command
 
@@ -202,6 +208,7 @@ COMMANDS = {
     "images": cmd_images,
     "launch": cmd_launch,
     "status": cmd_status,
+    "cleanup": cmd_cleanup,
 }
 
 

@@ -24,7 +24,7 @@ from stbench.backends.jobs.sagemaker_checks import (
 from stbench.model.benchmark import load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import get_method
-from stbench.model.naming import experiment_base, orchestrator_job_name
+from stbench.model.naming import experiment_base, name_key, orchestrator_job_name
 from stbench.model.spec import ExperimentSpec
 
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
@@ -133,7 +133,7 @@ def _existing_jobs(session: boto3.session.Session, region: str, tag: str) -> dic
     """Status of every job whose name contains the tag (one paginated listing)."""
     client = session.client("sagemaker", region_name=region)
     jobs: dict[str, str] = {}
-    for page in client.get_paginator("list_training_jobs").paginate(NameContains=tag.lower()):
+    for page in client.get_paginator("list_training_jobs").paginate(NameContains=name_key(tag)):
         for summary in page["TrainingJobSummaries"]:
             jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
     return jobs

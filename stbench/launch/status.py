@@ -8,7 +8,6 @@ holds the results), and that prefix's `metadata.json` and `results.jsonl` from S
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stbench.model.errors import UserError
+from stbench.model.naming import JOB_NAME, name_key, tag_matcher
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import atomic_write
 
-JOB = re.compile(r"^(?P<base>.+)-(?P<kind>o\d{2}|t\d{6}-r\d{2})$")
 CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 
 
@@ -58,14 +57,15 @@ def launched_experiments(session: boto3.session.Session, tag: str) -> list[Launc
     """Every experiment of the tag: one listing, one describe per orchestrator job."""
     sm = session.client("sagemaker", config=CONFIG)
     jobs: dict[str, str] = {}
-    for page in sm.get_paginator("list_training_jobs").paginate(NameContains=tag.lower()):
+    for page in sm.get_paginator("list_training_jobs").paginate(NameContains=name_key(tag)):
         for summary in page["TrainingJobSummaries"]:
             jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
     latest: dict[str, str] = {}  # experiment base -> its newest orchestrator job
     running: dict[str, int] = {}
+    is_ours = tag_matcher(tag)  # not another study whose tag merely starts the same
     for name, status in jobs.items():
-        match = JOB.match(name)
-        if not match or not name.startswith(f"{tag.lower()}-"):
+        match = JOB_NAME.match(name)
+        if not match or not is_ours(name):
             continue
         base = match["base"]
         if match["kind"].startswith("o"):

@@ -187,3 +187,14 @@ def test_trailing_reports_are_awaited_but_the_worker_is_free_at_once() -> None:
     statuses, results = backend.fetch_status_results([trial.trial_id])
     assert statuses[trial.trial_id][1] == Status.completed
     assert [r["epoch"] for _, r in results] == [9]
+
+
+def test_a_tag_owns_its_jobs_and_not_those_of_a_tag_that_starts_the_same() -> None:
+    from stbench.model.naming import name_key, orchestrator_job_name, tag_matcher
+
+    ours = tag_matcher("study")
+    mine = experiment_base("study", "synthetic_curves", "ASHA", 3)
+    other = experiment_base("study-2", "synthetic_curves", "ASHA", 3)
+    assert ours(orchestrator_job_name(mine)) and ours(job_name(mine, 5, 1))
+    assert not ours(orchestrator_job_name(other)) and not ours(job_name(other, 5, 1))
+    assert name_key("study") in orchestrator_job_name(mine)
