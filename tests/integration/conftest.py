@@ -91,3 +91,24 @@ def compose_services(images: dict[str, str], compose_paths: dict[str, Path],
     for container in containers.values():
         container.wait(timeout=180)
     return containers
+
+
+# --- AWS: moto only ---------------------------------------------------------------------------
+
+AWS_ENV = [
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+]
+
+
+@pytest.fixture
+def isolated_aws_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real profile, key or instance metadata can leak in: empty config files, no env."""
+    for name in AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, file in [("AWS_CONFIG_FILE", "config"), ("AWS_SHARED_CREDENTIALS_FILE", "creds")]:
+        (tmp_path / file).write_text("")
+        monkeypatch.setenv(name, str(tmp_path / file))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

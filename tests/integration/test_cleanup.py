@@ -46,19 +46,11 @@ STUDY = experiment_base("study", "synthetic_curves", "ASHA", 0)
 STUDY_B = experiment_base("study", "mlp_digits", "RS", 1)
 OTHER = experiment_base("study-2", "synthetic_curves", "ASHA", 0)  # its names start `study-`
 AVAILABLE = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 3}
-AWS_ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-           "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"]
 
 
 @pytest.fixture(autouse=True)
-def isolated_aws_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No real profile or key can leak in; SIGTERM handling stays pytest's."""
-    for name in AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    for name, file in [("AWS_CONFIG_FILE", "config"), ("AWS_SHARED_CREDENTIALS_FILE", "creds")]:
-        (tmp_path / file).write_text("")
-        monkeypatch.setenv(name, str(tmp_path / file))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+def quiet_terminal(isolated_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No real AWS; SIGTERM handling stays pytest's."""
     monkeypatch.setattr(signal, "signal", lambda *args: None)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal unless a test says so
 
