@@ -124,3 +124,13 @@ def test_mlp_digits_trains_for_real(tmp_path: Path) -> None:
     best = min(r["metrics"]["val_error"] for r in rows)
     assert best < 0.15, "an MLP on digits reaches well under 15 % validation error"
     assert max(r["metrics"]["epoch"] for r in rows) > 1
+
+
+def test_gbm_breast_cancer_trains_for_real(tmp_path: Path) -> None:
+    code = main(["run", "--benchmark", "gbm_breast_cancer", "--method", "ASHA",
+                 "--max_wallclock_time", "10", "--experiment_tag", "gbm",
+                 "--results_root", str(tmp_path), "--random_seed", "0"])
+    assert code == 0
+    rows = read_rows(tmp_path / "gbm" / "gbm_breast_cancer" / "ASHA" / "0")
+    assert min(r["metrics"]["val_logloss"] for r in rows) < 0.2
+    assert min(r["metrics"]["val_error"] for r in rows) < 0.1

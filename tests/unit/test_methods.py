@@ -17,7 +17,7 @@ from stbench.model.spec import ExperimentSpec
 from stbench.orchestration import study
 
 
-@pytest.fixture(scope="module", params=["mlp_digits", "synthetic_curves"])
+@pytest.fixture(scope="module", params=["gbm_breast_cancer", "mlp_digits", "synthetic_curves"])
 def benchmark(request: pytest.FixtureRequest) -> Benchmark:
     return load_benchmark(request.param)
 
