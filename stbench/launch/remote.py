@@ -9,6 +9,7 @@ running or completed, unless forced.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,6 +22,7 @@ from stbench.backends.jobs.sagemaker_checks import (
     check_ecr_image,
     check_sagemaker_setup,
 )
+from stbench.launch.study import Study
 from stbench.model.benchmark import load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import get_method
@@ -81,6 +83,41 @@ def plan_launch(spec: ExperimentSpec, session: boto3.session.Session,
             request = _request(one, setup, image, name, benchmark.name, method, seed)
             planned.append(PlannedJob(name, one, request, skip))
     return planned
+
+
+def check_study(study: Study, planned: list[PlannedJob],
+                session: boto3.session.Session) -> None:
+    """Study-wide checks, then the study's record, before the first job: the user's instance
+    cap, and that the tag is not taken by a different study (recorded at `<tag>/study.json`)."""
+    to_launch = [job for job in planned if not job.skip_reason]
+    if study.max_instances is not None:
+        need = sum(int(job.spec.n_workers or 1) + 1 for job in to_launch)
+        if need > study.max_instances:
+            raise UserError(
+                f"the study could run {need} instances at once ({len(to_launch)} experiments x "
+                f"(n_workers + 1 orchestrator)), over max_instances={study.max_instances}: lower "
+                "--n_workers, launch fewer methods or seeds, or raise max_instances"
+            )
+    if not planned:
+        return
+    first = planned[0].spec
+    bucket, _, prefix = str(first.s3_root).removeprefix("s3://").partition("/")
+    key = f"{prefix.strip('/')}/{first.experiment_tag}/study.json".lstrip("/")
+    s3 = session.client("s3", region_name=first.region)
+    record = json.dumps(study.definition(), sort_keys=True, indent=1)
+    try:
+        existing = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        existing = None
+    if existing is not None and json.loads(existing) != json.loads(record):
+        raise UserError(
+            f"experiment tag '{first.experiment_tag}' is already used by a different study "
+            f"(s3://{bucket}/{key}): choose a new --experiment_tag"
+        )
+    if existing is None:
+        s3.put_object(Bucket=bucket, Key=key, Body=record.encode())
 
 
 def launch(planned: list[PlannedJob], session: boto3.session.Session, region: str,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,23 @@ import yaml
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
 
-STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "num_seeds", "start_seed", "overrides"}
+STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "num_seeds", "start_seed", "overrides",
+              "max_instances"}
 
 
-def load_study(path: Path, flags: dict[str, Any]) -> list[ExperimentSpec]:
+@dataclass(frozen=True)
+class Study:
+    """What one launch asks for: specs as the user gave them, and an optional instance cap."""
+
+    specs: tuple[ExperimentSpec, ...]
+    max_instances: int | None = None
+
+    def definition(self) -> list[dict[str, Any]]:
+        """What makes two launches the same study (resume is how, not what)."""
+        return [{k: v for k, v in spec.to_dict().items() if k != "resume"} for spec in self.specs]
+
+
+def load_study(path: Path, flags: dict[str, Any], max_instances: int | None = None) -> Study:
     """One spec per benchmark; `flags` (given on the command line) win over the file."""
     try:
         data = yaml.safe_load(path.read_text())
@@ -44,4 +57,7 @@ def load_study(path: Path, flags: dict[str, Any]) -> list[ExperimentSpec]:
                   "start_seed": int(data.get("start_seed", 0))}
         spec = ExperimentSpec.from_dict(values)
         specs.append(replace(spec, **flags))
-    return specs
+    limit = max_instances if max_instances is not None else data.get("max_instances")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise UserError(f"{path}: max_instances must be a positive integer, got {limit!r}")
+    return Study(tuple(specs), limit)

@@ -384,3 +384,28 @@ def test_results_fetches_a_launched_study_from_s3(
     assert "fetched 1 experiments" in captured.err
     assert "RS" in captured.out and "0.3" in captured.out
     assert (tmp_path / "far" / "plots" / "synthetic_curves.png").is_file()
+
+
+def test_launch_refuses_a_tag_of_a_different_study_and_a_study_over_the_cap(
+        aws: dict[str, Any], capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    push_orchestrator(aws["session"])
+    sm = aws["session"].client("sagemaker")
+    first = [*LAUNCH, "--benchmark", "synthetic_curves", "--method", "RS", "--experiment_tag",
+             "owned", "--n_workers", "2"]
+    assert main(first) == 0
+    assert main(first) == 0, "the same study again is fine (and skips what runs or ran)"
+    capsys.readouterr()
+    other = [*LAUNCH, "--benchmark", "mlp_digits", "--method", "RS", "--experiment_tag", "owned"]
+    assert main(other) == 2
+    assert "already used by a different study" in capsys.readouterr().err
+    too_big = [*LAUNCH, "--benchmark", "synthetic_curves", "--method", "RS", "ASHA",
+               "--num_seeds", "3", "--n_workers", "4", "--experiment_tag", "big",
+               "--max_instances", "20"]
+    assert main(too_big) == 2
+    err = capsys.readouterr().err
+    assert "could run 30 instances at once" in err and "max_instances=20" in err
+    assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 1

@@ -13,9 +13,11 @@ TUTORIAL = Path(__file__).resolve().parents[2] / "launch" / "tutorial.yaml"
 
 
 def test_tutorial_study_has_one_spec_per_benchmark_and_flags_override_it() -> None:
-    specs = load_study(TUTORIAL, {"max_wallclock_time": 60.0, "role": "arn:x"})
+    study = load_study(TUTORIAL, {"max_wallclock_time": 60.0, "role": "arn:x"})
+    specs = study.specs
     assert [s.benchmark for s in specs] == ["mlp_digits", "synthetic_curves"]
-    assert all(s.method == ("ASHA", "MOBSTER", "RS") and s.num_seeds == 3 for s in specs)
+    assert all(s.method == ("ASHA", "MOBSTER", "RS") and s.num_seeds == 2 for s in specs)
+    assert study.max_instances == 40
     assert all(s.max_wallclock_time == 60.0 and s.warm_pool and s.role == "arn:x" for s in specs)
 
 
@@ -25,6 +27,8 @@ def test_tutorial_study_has_one_spec_per_benchmark_and_flags_override_it() -> No
     ("experiment_tag: t\nbenchmarks: [a]\nmethods: [RS]\noverrides: {speed: 1}\n",
      "not `stbench run` flags"),
     ("experiment_tag: t\n  benchmarks: [a\n", "malformed YAML"),
+    ("experiment_tag: t\nbenchmarks: [a]\nmethods: [RS]\nmax_instances: 0\n",
+     "max_instances must be a positive integer"),
 ])
 def test_bad_study_files_name_the_problem(tmp_path: Path, text: str, needle: str) -> None:
     path = tmp_path / "study.yaml"
