@@ -13,6 +13,7 @@ Prints a Markdown table; with --write, replaces the section in docs/performance.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import sys
@@ -27,7 +28,6 @@ from docs_section import publish  # noqa: E402  (this folder)
 
 from stbench.model.benchmark import load_benchmark  # noqa: E402
 from stbench.model.spec import ExperimentSpec  # noqa: E402
-from stbench.orchestration.progress import SilentProgress  # noqa: E402
 
 EPOCHS, EPOCH_DURATION, N_WORKERS = 5, 0.1, 2
 SECTION = "## Trial turnaround (bench/turnaround.py)"
@@ -44,14 +44,10 @@ def run_stbench(trials: int, seed: int) -> dict[str, float]:
             extra_args={"epochs": str(EPOCHS), "epoch_duration": str(EPOCH_DURATION)},
         )
         plan = study.plan_study(spec)
-        original = study.Progress
-        study.Progress = lambda *a, **k: SilentProgress()  # measure the loop, not the terminal
-        try:
-            start = time.monotonic()
-            outcome = study.run_experiment(plan, plan.experiments[0])
-            wall = time.monotonic() - start
-        finally:
-            study.Progress = original
+        start = time.monotonic()
+        # progress goes to a buffer: measure the loop, not the terminal
+        outcome = study.run_experiment(plan, plan.experiments[0], progress_stream=io.StringIO())
+        wall = time.monotonic() - start
         store = study.ResultStore.load_previous(plan.experiments[0].folder)
         reports = len(store.rows)
     return {"trials": outcome.trials, "reports": reports, "wall": wall,

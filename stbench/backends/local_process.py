@@ -22,6 +22,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 
 from stbench.backends.events import ActivitySignal
+from stbench.model.failures import killed_by
 from stbench.model.script_args import script_arguments
 
 STOP_GRACE_SECONDS = 10.0
@@ -233,11 +234,7 @@ def _failure_reason(event: dict[str, Any]) -> str:
     code = event["returncode"]
     tail = [line for line in event.get("stderr_tail", []) if line.strip()]
     if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else code
-        reason = f"killed by signal {name}"
-        if -code == signal.SIGKILL:
-            reason += " (out of memory?)"
-        return reason
+        return killed_by(-code)
     last = tail[-1].strip() if tail else "no error output"
     return f"exit code {code}: {last}"
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
@@ -176,28 +177,22 @@ def cmd_methods(argv: list[str]) -> int:
     return 0
 
 
-def cmd_launch(argv: list[str]) -> int:
-    from stbench.cli.launch import cmd_launch as launch_command
-
-    return launch_command(argv)
-
-
-def cmd_status(argv: list[str]) -> int:
-    from stbench.launch.status import cmd_status as status_command
-
-    return status_command(argv)
+# Commands of the launch layer, imported on use: boto3 and docker stay out of the start-up of
+# `stbench run`, and those modules can import this one without a cycle.
+LAZY_COMMANDS = {
+    "images": "stbench.cli.images:cmd_images",
+    "launch": "stbench.cli.launch:cmd_launch",
+    "status": "stbench.launch.status:cmd_status",
+    "cleanup": "stbench.launch.cleanup:cmd_cleanup",
+}
 
 
-def cmd_cleanup(argv: list[str]) -> int:
-    from stbench.launch.cleanup import cmd_cleanup as cleanup_command
+def _lazy(target: str) -> Callable[[list[str]], int]:
+    def command(argv: list[str]) -> int:
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(argv)
 
-    return cleanup_command(argv)
-
-
-def cmd_images(argv: list[str]) -> int:
-    from stbench.cli.images import cmd_images as images_command
-
-    return images_command(argv)
+    return command
 
 
 COMMANDS = {
@@ -205,10 +200,7 @@ COMMANDS = {
     "results": cmd_results,
     "benchmarks": cmd_benchmarks,
     "methods": cmd_methods,
-    "images": cmd_images,
-    "launch": cmd_launch,
-    "status": cmd_status,
-    "cleanup": cmd_cleanup,
+    **{name: _lazy(target) for name, target in LAZY_COMMANDS.items()},
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from stbench.backends.jobs.requests import JobTemplate, training_job_request
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
     check_ecr_image,
@@ -146,24 +147,19 @@ def launch(planned: list[PlannedJob], session: boto3.session.Session, region: st
 
 def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
              benchmark: str, method: str, seed: int) -> dict[str, Any]:
-    root = f"s3://{setup.bucket}/{setup.prefix}".rstrip("/")
-    where = f"{root}/{spec.experiment_tag}/{benchmark}/{method}/{seed}"
-    tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark,
-            "stbench:method": method, "stbench:seed": str(seed), "stbench:role": "orchestrator"}
-    budget = int(float(spec.max_wallclock_time or 0)) + LAUNCH_MARGIN_SECONDS
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
-        "RoleArn": setup.role_arn,
-        "HyperParameters": spec.to_hyperparameters(),
-        "ResourceConfig": {"InstanceType": ORCHESTRATOR_INSTANCE, "InstanceCount": 1,
-                           "VolumeSizeInGB": 30},
-        "StoppingCondition": {"MaxRuntimeInSeconds": budget},
-        # the orchestrator keeps its results here: uploaded while it runs, restored on restart
-        "CheckpointConfig": {"S3Uri": f"{where}/orchestrator/", "LocalPath": "/opt/ml/checkpoints"},
-        "OutputDataConfig": {"S3OutputPath": f"{where}/orchestrator-output/"},
-        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-    }
+    where = setup.experiment_uri(spec.experiment_tag, benchmark, method, seed)
+    template = JobTemplate(
+        image=image, benchmark=benchmark, instance_type=ORCHESTRATOR_INSTANCE,
+        checkpoint_root=f"{where}/orchestrator/", output_root=f"{where}/orchestrator-output/",
+        role_arn=setup.role_arn,
+        max_runtime_seconds=int(float(spec.max_wallclock_time or 0)) + LAUNCH_MARGIN_SECONDS,
+        tags={"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark,
+              "stbench:method": method, "stbench:seed": str(seed)},
+    )
+    # the orchestrator keeps its results in its checkpoints: uploaded while it runs, restored
+    # when a restarted job begins
+    return training_job_request(template, name, spec.to_hyperparameters(),
+                                template.checkpoint_root, {"stbench:role": "orchestrator"})
 
 
 def _existing_jobs(session: boto3.session.Session, region: str, tag: str) -> dict[str, str]:

@@ -56,40 +56,31 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         return backend
     from stbench.backends.jobs.backend import JobBackend
     from stbench.backends.jobs.local_docker import LocalDockerJobService
-    from stbench.backends.jobs.requests import JobTemplate
+    from stbench.backends.jobs.requests import LOCAL_ROLE, JobTemplate
 
     tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
             "stbench:method": method, "stbench:seed": str(seed)}
     base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
     max_runtime = int(float(spec.max_wallclock_time or 3600)) + 600
     keep_alive = KEEP_ALIVE_SECONDS if spec.warm_pool else 0
+    service: Any
     if spec.backend == "sagemaker":
         import boto3
 
         from stbench.backends.jobs.sagemaker import SageMakerJobService
         from stbench.model.prices import load_prices
 
-        root = f"s3://{setup.bucket}/{setup.prefix}".rstrip("/")
-        where = f"{root}/{spec.experiment_tag}/{benchmark.name}/{method}/{seed}"
-        template = JobTemplate(
-            image=setup.image_uri, benchmark=benchmark.name, instance_type=str(spec.instance_type),
-            checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/",
-            role_arn=setup.role_arn, keep_alive_seconds=keep_alive,
-            max_runtime_seconds=max_runtime, tags=tags,
-        )
+        where = setup.experiment_uri(spec.experiment_tag, benchmark.name, method, seed)
+        image, role, prices = setup.image_uri, setup.role_arn, load_prices()
         service = SageMakerJobService(boto3.session.Session(region_name=setup.region), base)
-        return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
-                          prices=load_prices())
-    folder = folder.resolve()
+    else:  # local Docker: checkpoints and outputs in the experiment's folder
+        where = f"file://{folder.resolve()}"
+        image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
+        service = LocalDockerJobService(work_dir=folder.resolve() / "jobs")
     template = JobTemplate(
-        image=trainer_image(spec, benchmark),
-        benchmark=benchmark.name,
-        instance_type=str(spec.instance_type),
-        checkpoint_root=f"file://{folder / 'checkpoints'}/",
-        output_root=f"file://{folder / 'output'}/",
-        keep_alive_seconds=keep_alive,
-        max_runtime_seconds=max_runtime,
-        tags=tags,
+        image=image, benchmark=benchmark.name, instance_type=str(spec.instance_type),
+        checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,
+        keep_alive_seconds=keep_alive, max_runtime_seconds=max_runtime, tags=tags,
     )
-    service = LocalDockerJobService(work_dir=folder / "jobs")
-    return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note)
+    return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
+                      prices=prices)

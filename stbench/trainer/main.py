@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from stbench.model.errors import UserError
+from stbench.model.failures import killed_by, signal_name
 from stbench.model.script_args import script_arguments
 from stbench.trainer.runner import MetricsChannel, RunResult, StopSignals, run_child
 
@@ -140,13 +141,6 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def describe_failure(result: RunResult, grace: float) -> str:
     """One paragraph, most useful part first: SageMaker keeps only 1024 characters."""
     lines = [line.strip() for line in result.stderr_tail if line.strip()]
@@ -160,10 +154,7 @@ def describe_failure(result: RunResult, grace: float) -> str:
             how += f" after the {grace:g} s grace period"
         reason = f"stopped by {signal_name(result.stop_signal)}: the training script ended by {how}"
     elif code < 0:
-        reason = f"killed by signal {signal_name(-code)}"
-        if code == -signal.SIGKILL:
-            reason += " (out of memory?)"
-        reason += f": {key}" if key else ""
+        reason = killed_by(-code) + (f": {key}" if key else "")
     else:
         reason = f"exit code {code}: {key or 'no error output'}"
     if lines and lines != [key]:

@@ -9,8 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from stbench.model.errors import UserError
-
-SIGNALS = {9: "SIGKILL", 15: "SIGTERM", 2: "SIGINT", 6: "SIGABRT", 11: "SIGSEGV"}
+from stbench.model.failures import killed_by
 
 
 def local_checkpoint_dir(request: dict[str, Any]) -> Path:
@@ -61,9 +60,8 @@ def failure_reason(folder: Path, exit_code: int) -> str:
         text = failure.read_text(errors="replace").strip()
         if text:
             return text[:1024]
-    if exit_code > 128 and exit_code - 128 in SIGNALS:
-        reason = f"killed by {SIGNALS[exit_code - 128]}"
-        return reason + (" (out of memory?)" if exit_code == 137 else "")
+    if exit_code > 128:  # the shell's 128+N for a death by signal N
+        return killed_by(exit_code - 128)
     return f"the trainer exited with code {exit_code}"
 
 

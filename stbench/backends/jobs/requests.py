@@ -46,7 +46,15 @@ def hyperparameters(benchmark: str, config: dict[str, Any]) -> dict[str, str]:
 
 def trial_request(template: JobTemplate, name: str, trial_id: int,
                   config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's job: its config as hyperparameters, its own checkpoint prefix."""
     checkpoint = f"{template.checkpoint_root.rstrip('/')}/{trial_id}/"
+    return training_job_request(template, name, hyperparameters(template.benchmark, config),
+                                checkpoint, {"stbench:trial-id": str(trial_id)})
+
+
+def training_job_request(template: JobTemplate, name: str, hyperparameters: dict[str, str],
+                         checkpoint_uri: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The `CreateTrainingJob` request every stbench job (trial or orchestrator) sends."""
     resource: dict[str, Any] = {
         "InstanceType": template.instance_type,
         "InstanceCount": template.instance_count,
@@ -54,7 +62,6 @@ def trial_request(template: JobTemplate, name: str, trial_id: int,
     }
     if template.keep_alive_seconds > 0:
         resource["KeepAlivePeriodInSeconds"] = template.keep_alive_seconds
-    tags = {**template.tags, "stbench:trial-id": str(trial_id)}
     return {
         "TrainingJobName": name,
         "AlgorithmSpecification": {
@@ -62,11 +69,11 @@ def trial_request(template: JobTemplate, name: str, trial_id: int,
             "TrainingInputMode": "File",
         },
         "RoleArn": template.role_arn,
-        "HyperParameters": hyperparameters(template.benchmark, config),
+        "HyperParameters": hyperparameters,
         "Environment": dict(template.environment),
         "ResourceConfig": resource,
         "StoppingCondition": {"MaxRuntimeInSeconds": template.max_runtime_seconds},
-        "CheckpointConfig": {"S3Uri": checkpoint, "LocalPath": "/opt/ml/checkpoints"},
+        "CheckpointConfig": {"S3Uri": checkpoint_uri, "LocalPath": "/opt/ml/checkpoints"},
         "OutputDataConfig": {"S3OutputPath": template.output_root},
-        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        "Tags": [{"Key": k, "Value": v} for k, v in {**template.tags, **tags}.items()],
     }

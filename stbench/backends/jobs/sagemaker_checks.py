@@ -56,6 +56,11 @@ class CheckedSetup:
     prefix: str  # no leading or trailing '/'; "" for the bucket root
     image_uri: str
 
+    def experiment_uri(self, tag: str, benchmark: str, method: str, seed: int) -> str:
+        """Where one experiment's checkpoints and outputs live (no trailing '/')."""
+        root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"{root}/{tag}/{benchmark}/{method}/{seed}"
+
 
 def check_sagemaker_setup(
     session: boto3.session.Session,
