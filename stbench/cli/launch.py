@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stbench.cli.main import OneLineParser, add_spec_arguments, parse_extra_args
 from stbench.launch.study import Study
@@ -11,21 +13,38 @@ from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
 
 
-def study_from_args(argv: list[str]) -> tuple[Study, bool, str | None]:
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What `stbench launch` was asked: a study, and how to launch it."""
+
+    study: Study
+    force: bool = False
+    orchestrator_image: str | None = None
+    local: bool = False
+    s3_endpoint: str | None = None
+
+
+def study_from_args(argv: list[str]) -> LaunchRequest:
     parser = OneLineParser(prog="stbench launch",
                            description="Launch experiments as SageMaker orchestrator jobs.")
-    parser.add_argument("study", nargs="?", help="a study file, e.g. launch/tutorial.yaml")
+    parser.usage = "stbench launch [STUDY_FILE] [options] [--<benchmark argument> VALUE ...]"
     parser.add_argument("--force", action="store_true", help="relaunch running/completed ones")
     parser.add_argument("--orchestrator_image", "--orchestrator-image", default=None,
                         help="orchestrator ECR URI (default: beside --image)")
     parser.add_argument("--max_instances", "--max-instances", type=int, default=None,
                         help="refuse to launch a study that could run more instances at once")
+    parser.add_argument("--local", action="store_true",
+                        help="rehearse offline: jobs on the local Docker engine, results to S3")
+    parser.add_argument("--s3_endpoint", "--s3-endpoint", default=None,
+                        help="S3 endpoint URL, e.g. a local moto server (or AWS_ENDPOINT_URL_S3)")
     add_spec_arguments(parser, only_given=True)
     args, rest = parser.parse_known_args(argv)
+    study, rest = _split_study_file(rest)
     given = vars(args)
-    study, force = given.pop("study"), given.pop("force")
+    force = given.pop("force")
     orchestrator_image = given.pop("orchestrator_image")
     max_instances = given.pop("max_instances")
+    local, s3_endpoint = given.pop("local"), given.pop("s3_endpoint")
     if max_instances is not None and max_instances < 1:
         raise UserError(f"--max_instances must be at least 1, got {max_instances}")
     if "method" in given:
@@ -36,30 +55,74 @@ def study_from_args(argv: list[str]) -> tuple[Study, bool, str | None]:
 
         if extra:
             given["extra_args"] = extra
-        return load_study(Path(study), given, max_instances), force, orchestrator_image
+        return LaunchRequest(load_study(Path(study), given, max_instances), force,
+                             orchestrator_image, local, s3_endpoint)
     if "benchmark" not in given or "method" not in given:
         raise UserError(
             "pass a study file or --benchmark and --method; see `stbench launch --help`"
         )
     spec = ExperimentSpec.from_dict({**given, "extra_args": extra})
-    return Study((spec,), max_instances), force, orchestrator_image
+    return LaunchRequest(Study((spec,), max_instances), force, orchestrator_image, local,
+                         s3_endpoint)
+
+
+def _split_study_file(rest: list[str]) -> tuple[str | None, list[str]]:
+    """The study file among the arguments argparse left: benchmark arguments come in
+    `--key value` pairs, so a lone word is the file (a positional argument would swallow
+    those values instead)."""
+    study, others, index = None, [], 0
+    while index < len(rest):
+        if rest[index].startswith("--"):
+            others += rest[index:index + 2]
+            index += 2
+        elif study is None:
+            study, index = rest[index], index + 1
+        else:
+            raise UserError(f"unexpected argument '{rest[index]}': give one study file")
+    return study, others
 
 
 def cmd_launch(argv: list[str]) -> int:
     import boto3
 
-    from stbench.launch.remote import check_study, launch, plan_launch
+    from stbench.launch.remote import SageMakerTarget, check_study, launch, plan_launch
 
-    study, force, orchestrator_image = study_from_args(argv)
-    session = boto3.session.Session(region_name=study.specs[0].region)
+    asked = study_from_args(argv)
+    study = asked.study
+    note = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    target: Any
+    if asked.local:
+        from stbench.launch.local import LocalDockerTarget, use_endpoint
+
+        use_endpoint(asked.s3_endpoint)
+        session = boto3.session.Session(region_name=study.specs[0].region)
+        first = study.specs[0]
+        target = LocalDockerTarget(session, first.s3_root, str(first.experiment_tag))
+    else:
+        session = boto3.session.Session(region_name=study.specs[0].region)
+        target = SageMakerTarget(session)
     planned = [job for spec in study.specs
-               for job in plan_launch(spec, session, orchestrator_image, force)]
-    region = planned[0].spec.region if planned else study.specs[0].region
+               for job in plan_launch(spec, target, asked.orchestrator_image, asked.force)]
     check_study(study, planned, session)
-    created = launch(planned, session, str(region),
-                     note=lambda message: print(message, file=sys.stderr))
+    created = launch(planned, target, note=note)
     for name in created:
         print(name)
     skipped = len(planned) - len(created)
     print(f"{len(created)} orchestrator jobs launched, {skipped} skipped", file=sys.stderr)
-    return 0
+    if not asked.local:
+        return 0
+    final = target.wait(note)
+    return _report_local(session, target, study, final)
+
+
+def _report_local(session: Any, target: Any, study: Study, final: dict[str, str]) -> int:
+    """The rehearsal's end: the status table, read back from S3 as `stbench status` would."""
+    from stbench.launch.status import collect, format_status
+
+    tag = str(study.specs[0].experiment_tag)
+    if target.ledger is not None:
+        print(format_status(collect(session, target.ledger, tag)))
+    failed = [name for name, status in final.items() if status != "Completed"]
+    for name in failed:
+        print(f"{name} ended {final[name]}", file=sys.stderr)
+    return 1 if failed else 0

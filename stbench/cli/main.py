@@ -128,10 +128,13 @@ def cmd_results(argv: list[str]) -> int:
     parser.add_argument("--results_root", "--results-root", default="results")
     parser.add_argument("--out_dir", "--out-dir", default=None, help="where to write plots")
     parser.add_argument("--region", default=None, help="AWS region of launched studies")
+    from stbench.launch.local import add_local_arguments
+
+    add_local_arguments(parser)
     args = parser.parse_args(argv)
     root = Path(args.results_root)
     if not (root / args.experiment_tag).is_dir():
-        _fetch_launched(root, args.experiment_tag, args.region)
+        _fetch_launched(root, args)
     text, plots = report(root, args.experiment_tag, Path(args.out_dir) if args.out_dir else None)
     print(text)
     for path in plots:
@@ -139,17 +142,23 @@ def cmd_results(argv: list[str]) -> int:
     return 0
 
 
-def _fetch_launched(root: Path, tag: str, region: str | None) -> None:
-    """Results of a remotely launched study are not local: fetch them from S3 when AWS is
-    configured (otherwise the report says there are no results)."""
+def _fetch_launched(root: Path, args: argparse.Namespace) -> None:
+    """Results of a launched study are not local: fetch them from S3 when AWS is configured
+    (otherwise the report says there are no results)."""
     import boto3
 
-    session = boto3.session.Session(region_name=region)
-    if session.get_credentials() is None or not session.region_name:
-        return
-    from stbench.launch.status import fetch_results
+    from stbench.launch.local import local_session
+    from stbench.launch.status import fetch_results, job_directory
 
-    copied = fetch_results(session, tag, root)
+    tag = args.experiment_tag
+    session = local_session(args) if args.local else boto3.session.Session(region_name=args.region)
+    if session.get_credentials() is None or not session.region_name:
+        if args.local:
+            raise UserError("no AWS credentials or region for the S3 endpoint: set "
+                            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION")
+        return
+    directory = job_directory(session, tag, args.s3_root if args.local else None)
+    copied = fetch_results(session, directory, tag, root)
     if copied:
         print(f"fetched {copied} experiments of '{tag}' from S3 into {root}", file=sys.stderr)
 

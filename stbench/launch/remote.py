@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.exceptions import ClientError
@@ -26,6 +26,7 @@ from stbench.backends.jobs.sagemaker_checks import (
 from stbench.launch.study import Study
 from stbench.model.benchmark import load_benchmark
 from stbench.model.errors import UserError
+from stbench.model.images import LOCAL_TRAINER, orchestrator_image_for, trainer_image_for
 from stbench.model.methods import get_method
 from stbench.model.naming import experiment_base, name_key, orchestrator_job_name
 from stbench.model.spec import ExperimentSpec
@@ -43,20 +44,52 @@ class PlannedJob:
     skip_reason: str = ""
 
 
-def orchestrator_image_for(trainer_image: str) -> str:
-    """`make push` pushes both roles to sibling repositories with the same tag."""
-    if "/stbench-trainer" not in trainer_image:
-        raise UserError(
-            f"cannot derive the orchestrator image from --image {trainer_image}; "
-            "pass --orchestrator_image"
-        )
-    return trainer_image.replace("/stbench-trainer", "/stbench-orchestrator", 1)
+class LaunchTarget(Protocol):
+    """Where orchestrator jobs run: SageMaker, or the local Docker engine (`--local`)."""
+
+    trial_backend: str  # the back-end the orchestrators use for their trials
+
+    def check(self, spec: ExperimentSpec) -> CheckedSetup: ...
+
+    def orchestrator_image(self, setup: CheckedSetup, override: str | None) -> str: ...
+
+    def existing_jobs(self, tag: str) -> dict[str, str]: ...
+
+    def create(self, request: dict[str, Any]) -> None: ...
 
 
-def plan_launch(spec: ExperimentSpec, session: boto3.session.Session,
+class SageMakerTarget:
+    def __init__(self, session: boto3.session.Session):
+        self.session = session
+        self.trial_backend = "sagemaker"
+
+    def check(self, spec: ExperimentSpec) -> CheckedSetup:
+        return check_sagemaker_setup(self.session, spec.role, spec.s3_root, spec.image,
+                                     str(spec.instance_type))
+
+    def orchestrator_image(self, setup: CheckedSetup, override: str | None) -> str:
+        image = override or orchestrator_image_for(setup.image_uri)
+        check_ecr_image(self.session, setup.region, image)
+        return image
+
+    def existing_jobs(self, tag: str) -> dict[str, str]:
+        """Status of every job whose name contains the tag (one paginated listing)."""
+        client = self.session.client("sagemaker")
+        jobs: dict[str, str] = {}
+        for page in client.get_paginator("list_training_jobs").paginate(
+                NameContains=name_key(tag)):
+            for summary in page["TrainingJobSummaries"]:
+                jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
+        return jobs
+
+    def create(self, request: dict[str, Any]) -> None:
+        self.session.client("sagemaker").create_training_job(**request)
+
+
+def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
                 orchestrator_image: str | None = None, force: bool = False) -> list[PlannedJob]:
     """All checks, then one planned job per (method, seed); creates nothing."""
-    spec = replace(spec, backend="sagemaker")
+    spec = replace(spec, backend=target.trial_backend)
     spec.validate()
     if not spec.experiment_tag:
         raise UserError("remote launch needs --experiment_tag: it names the jobs and results")
@@ -64,11 +97,13 @@ def plan_launch(spec: ExperimentSpec, session: boto3.session.Session,
         get_method(name)
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
     resolved = spec.resolved(benchmark)
-    setup = check_sagemaker_setup(session, resolved.role, resolved.s3_root, resolved.image,
-                                  str(resolved.instance_type))
-    image = orchestrator_image or orchestrator_image_for(setup.image_uri)
-    check_ecr_image(session, setup.region, image)
-    existing = _existing_jobs(session, setup.region, spec.experiment_tag)
+    if resolved.image:  # one --image for a study: each benchmark gets its variant's sibling
+        resolved = replace(resolved, image=trainer_image_for(resolved.image, benchmark.image))
+    elif target.trial_backend == "docker":
+        resolved = replace(resolved, image=LOCAL_TRAINER[benchmark.image])
+    setup = target.check(resolved)
+    image = target.orchestrator_image(setup, orchestrator_image)
+    existing = target.existing_jobs(spec.experiment_tag)
     planned = []
     for method in spec.method:
         for seed in spec.seeds:
@@ -121,10 +156,9 @@ def check_study(study: Study, planned: list[PlannedJob],
         s3.put_object(Bucket=bucket, Key=key, Body=record.encode())
 
 
-def launch(planned: list[PlannedJob], session: boto3.session.Session, region: str,
+def launch(planned: list[PlannedJob], target: LaunchTarget,
            capacity_wait_seconds: float = 60.0, note: Any = print) -> list[str]:
     """Create the planned jobs; ResourceLimitExceeded waits for capacity and tries again."""
-    client = session.client("sagemaker", region_name=region)
     created = []
     for job in planned:
         if job.skip_reason:
@@ -132,7 +166,7 @@ def launch(planned: list[PlannedJob], session: boto3.session.Session, region: st
             continue
         while True:
             try:
-                client.create_training_job(**job.request)
+                target.create(job.request)
                 break
             except ClientError as err:
                 if err.response.get("Error", {}).get("Code") != "ResourceLimitExceeded":
@@ -160,13 +194,3 @@ def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
     # when a restarted job begins
     return training_job_request(template, name, spec.to_hyperparameters(),
                                 template.checkpoint_root, {"stbench:role": "orchestrator"})
-
-
-def _existing_jobs(session: boto3.session.Session, region: str, tag: str) -> dict[str, str]:
-    """Status of every job whose name contains the tag (one paginated listing)."""
-    client = session.client("sagemaker", region_name=region)
-    jobs: dict[str, str] = {}
-    for page in client.get_paginator("list_training_jobs").paginate(NameContains=name_key(tag)):
-        for summary in page["TrainingJobSummaries"]:
-            jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
-    return jobs

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -53,13 +53,43 @@ class LaunchedExperiment:
         return f"{spec.experiment_tag}/{spec.benchmark}/{spec.method[0]}/{spec.start_seed}"
 
 
-def launched_experiments(session: boto3.session.Session, tag: str) -> list[LaunchedExperiment]:
+class JobDirectory(Protocol):
+    """Where a tag's jobs are listed: SageMaker, or the S3 ledger of a `launch --local`."""
+
+    def job_statuses(self) -> dict[str, str]: ...
+
+    def describe(self, name: str) -> dict[str, Any]: ...
+
+
+class SageMakerJobs:
+    def __init__(self, session: boto3.session.Session, tag: str):
+        self.sm = session.client("sagemaker", config=CONFIG)
+        self.tag = tag
+
+    def job_statuses(self) -> dict[str, str]:
+        jobs: dict[str, str] = {}
+        paginator = self.sm.get_paginator("list_training_jobs")
+        for page in paginator.paginate(NameContains=name_key(self.tag)):
+            for summary in page["TrainingJobSummaries"]:
+                jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
+        return jobs
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return self.sm.describe_training_job(TrainingJobName=name)
+
+
+def job_directory(session: boto3.session.Session, tag: str,
+                  local_s3_root: str | None = None) -> JobDirectory:
+    if local_s3_root:
+        from stbench.launch.local import JobLedger
+
+        return JobLedger(session.client("s3", config=CONFIG), local_s3_root, tag)
+    return SageMakerJobs(session, tag)
+
+
+def launched_experiments(directory: JobDirectory, tag: str) -> list[LaunchedExperiment]:
     """Every experiment of the tag: one listing, one describe per orchestrator job."""
-    sm = session.client("sagemaker", config=CONFIG)
-    jobs: dict[str, str] = {}
-    for page in sm.get_paginator("list_training_jobs").paginate(NameContains=name_key(tag)):
-        for summary in page["TrainingJobSummaries"]:
-            jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
+    jobs = directory.job_statuses()
     latest: dict[str, str] = {}  # experiment base -> its newest orchestrator job
     running: dict[str, int] = {}
     is_ours = tag_matcher(tag)  # not another study whose tag merely starts the same
@@ -74,28 +104,30 @@ def launched_experiments(session: boto3.session.Session, tag: str) -> list[Launc
             running[base] = running.get(base, 0) + 1
     found = []
     for base, name in sorted(latest.items()):
-        job = sm.describe_training_job(TrainingJobName=name)
+        job = directory.describe(name)
         spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
         found.append(LaunchedExperiment(spec, name, jobs[name], job["CheckpointConfig"]["S3Uri"],
                                         running.get(base, 0)))
     return found
 
 
-def collect(session: boto3.session.Session, tag: str) -> list[ExperimentStatus]:
+def collect(session: boto3.session.Session, directory: JobDirectory,
+            tag: str) -> list[ExperimentStatus]:
     s3 = session.client("s3", config=CONFIG)
     rows = []
-    for exp in launched_experiments(session, tag):
+    for exp in launched_experiments(directory, tag):
         metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
         rows.append(_summarize(exp.spec, exp.job, exp.job_status, exp.running_trials, metadata,
                                results))
     return rows
 
 
-def fetch_results(session: boto3.session.Session, tag: str, root: Path) -> int:
+def fetch_results(session: boto3.session.Session, directory: JobDirectory, tag: str,
+                  root: Path) -> int:
     """Copy every launched experiment's results from S3 into the local layout under root."""
     s3 = session.client("s3", config=CONFIG)
     copied = 0
-    for exp in launched_experiments(session, tag):
+    for exp in launched_experiments(directory, tag):
         metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
         if not metadata:
             continue  # nothing uploaded yet
@@ -133,6 +165,8 @@ def _summarize(spec: ExperimentSpec, job: str, job_status: str, running: int,
     done = [t for t in trials.values() if t.get("status") not in ("InProgress", None)]
     costs = [t["cost_usd"] for t in done if isinstance(t.get("cost_usd"), (int, float))]
     warm = sum(1 for t in done if t.get("started_on_warm_pool_of"))
+    if job_status in ("InProgress", "Stopping"):  # a local ledger lists no trial jobs
+        running = max(running, len(trials) - len(done))
     return ExperimentStatus(spec.benchmark, spec.method[0], spec.start_seed, job, job_status,
                             len(done), running, best, sum(costs) if costs else None, warm)
 
@@ -153,17 +187,20 @@ def format_status(rows: list[ExperimentStatus]) -> str:
 
 def cmd_status(argv: list[str]) -> int:
     from stbench.cli.main import OneLineParser
+    from stbench.launch.local import add_local_arguments, local_session
 
     parser = OneLineParser(prog="stbench status", description="Status of a launched study.")
     parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
     parser.add_argument("--region", default=None)
+    add_local_arguments(parser)
     args = parser.parse_args(argv)
-    session = boto3.session.Session(region_name=args.region)
+    session = local_session(args) if args.local else boto3.session.Session(region_name=args.region)
     if session.get_credentials() is None:
         raise UserError("no AWS credentials: run `aws configure` or set AWS_PROFILE")
     if not session.region_name:
         raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    rows = collect(session, args.experiment_tag)
+    directory = job_directory(session, args.experiment_tag, args.s3_root if args.local else None)
+    rows = collect(session, directory, args.experiment_tag)
     if not rows:
         print(f"no launched experiments with tag '{args.experiment_tag}'", file=sys.stderr)
         return 0

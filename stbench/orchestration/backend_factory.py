@@ -9,15 +9,15 @@ from syne_tune.backend.trial_backend import TrialBackend
 
 from stbench.model.benchmark import BUILTIN_DIR, Benchmark
 from stbench.model.errors import UserError
+from stbench.model.images import LOCAL_TRAINER
 from stbench.model.naming import experiment_base
 from stbench.model.spec import ExperimentSpec
 
-TRAINER_IMAGES = {"cpu": "stbench-trainer:latest", "gpu": "stbench-trainer-gpu:latest"}
 KEEP_ALIVE_SECONDS = 600
 
 
 def trainer_image(spec: ExperimentSpec, benchmark: Benchmark) -> str:
-    return spec.image or TRAINER_IMAGES[benchmark.image]
+    return spec.image or LOCAL_TRAINER[benchmark.image]
 
 
 def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
@@ -55,7 +55,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         backend.start_supervisor()  # imports happen before the clock starts
         return backend
     from stbench.backends.jobs.backend import JobBackend
-    from stbench.backends.jobs.local_docker import LocalDockerJobService
+    from stbench.backends.jobs.local_docker import LocalDockerJobService, jobs_dir_for
     from stbench.backends.jobs.requests import LOCAL_ROLE, JobTemplate
 
     tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
@@ -76,7 +76,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     else:  # local Docker: checkpoints and outputs in the experiment's folder
         where = f"file://{folder.resolve()}"
         image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
-        service = LocalDockerJobService(work_dir=folder.resolve() / "jobs")
+        service = LocalDockerJobService(work_dir=jobs_dir_for(folder.resolve() / "jobs", base))
     template = JobTemplate(
         image=image, benchmark=benchmark.name, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,

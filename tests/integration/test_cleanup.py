@@ -275,7 +275,8 @@ ROLE_MODULES = ["backends/jobs/sagemaker_checks.py", "backends/jobs/sagemaker.py
                 "backends/jobs/sagemaker_metrics.py"]  # what `stbench run` calls, in a job too
 SERVICES = {"sagemaker": "sagemaker", "logs": "logs", "ecr": "ecr", "sts": "sts", "iam": "iam",
             "s3": "s3"}
-AS_ACTION = {"s3:HeadBucket": "s3:ListBucket"}  # S3 authorizes HeadBucket as ListBucket
+AS_ACTION = {"s3:HeadBucket": "s3:ListBucket",  # S3 authorizes both as ListBucket
+             "s3:ListObjectsV2": "s3:ListBucket"}
 IMPLIED = {"iam:PassRole", "sagemaker:AddTags"}  # CreateTrainingJob with a role and tags
 DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"}

@@ -6,51 +6,25 @@ import json
 import shutil
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from stbench.model.errors import UserError
+from stbench.backends.jobs.checkpoints import CheckpointStore
 from stbench.model.failures import killed_by
 
 
-def local_checkpoint_dir(request: dict[str, Any]) -> Path:
-    """Locally, `CheckpointConfig.S3Uri` is a file:// URI: the trial's checkpoint store."""
-    uri = request["CheckpointConfig"]["S3Uri"]
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise UserError(f"the local Docker adapter keeps checkpoints in file:// URIs, got {uri}")
-    return Path(parsed.path)
-
-
-def prepare_instance_folder(folder: Path, request: dict[str, Any]) -> None:
-    """Fresh input/output/model folders and the trial's checkpoints restored, per job."""
+def prepare_instance_folder(folder: Path, request: dict[str, Any],
+                            store: CheckpointStore) -> None:
+    """Fresh input/output/model folders and the job's checkpoints restored, per job."""
     for sub in ("input", "output", "model", "checkpoints"):
         shutil.rmtree(folder / sub, ignore_errors=True)
     config = folder / "input" / "config"
     config.mkdir(parents=True)
-    (folder / "output").mkdir()
-    (folder / "model").mkdir()
+    for sub in ("output", "model", "checkpoints"):
+        (folder / sub).mkdir()
     (config / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
     )
-    store = local_checkpoint_dir(request)
-    if store.is_dir():
-        shutil.copytree(store, folder / "checkpoints")
-    else:
-        (folder / "checkpoints").mkdir()
-
-
-def save_checkpoints(folder: Path, request: dict[str, Any]) -> None:
-    """Upload `/opt/ml/checkpoints` to the trial's store, as SageMaker syncs it to S3."""
-    source = folder / "checkpoints"
-    if not source.is_dir() or not any(source.iterdir()):
-        return
-    store = local_checkpoint_dir(request)
-    tmp = store.with_name(store.name + ".uploading")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    shutil.rmtree(store, ignore_errors=True)
-    tmp.rename(store)
+    store.restore(folder / "checkpoints")
 
 
 def failure_reason(folder: Path, exit_code: int) -> str:

@@ -1,27 +1,32 @@
 """Local Docker adapter: runs `CreateTrainingJob` requests as trainer containers, with warm slots.
 
-An *instance* is a container of the trainer image kept alive (`sleep infinity`) with a host
-folder mounted as `/opt/ml`; a job is `stbench-trainer train` executed in it, like SageMaker
-runs the image's entrypoint on an instance. When a job ends with a keep-alive period the
+An *instance* is a container of the job's image kept alive (`sleep infinity`) with a host
+folder mounted as `/opt/ml`; a job is the image's entrypoint with `train` executed in it, like
+SageMaker runs `docker run IMAGE train` on an instance. When a job ends with a keep-alive period the
 instance stays as a warm slot (its warm-pool cache volume included) that the next job with
 a matching resource configuration reuses; otherwise it is removed. Exec exits come from the
 Docker event stream, so status needs no per-job polling.
+
+With `docker_access`, jobs get the engine's socket and a scratch folder mounted at the same
+path as on the host (named by $STBENCH_JOBS_DIR), so that an orchestrator job can run its
+own trainer jobs as sibling containers whose bind mounts the host engine resolves.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stbench.backends.events import ActivitySignal
 from stbench.backends.jobs import files
+from stbench.backends.jobs.checkpoints import S3Store, store_for
+from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
 from stbench.backends.jobs.port import (
     COMPLETED,
     FAILED,
@@ -39,49 +44,9 @@ from stbench.model.errors import UserError
 
 CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 METRICS_DIR = "/stbench/metrics"
-MATCH_KEYS = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
-MATCH_REQUEST_KEYS = ("RoleArn", "VpcConfig", "EnableNetworkIsolation",
-                      "EnableInterContainerTrafficEncryption")
 TICK_SECONDS = 0.05
-
-
-@dataclass
-class Slot:
-    """One local 'instance': a running container that hosts one job at a time."""
-
-    container_id: str
-    image: str
-    key: str
-    folder: Path
-    volume: str
-    job: str | None = None  # the job running now
-    last_job: str | None = None  # the job whose warm pool this slot is
-    expires_at: float | None = None
-
-
-@dataclass
-class LocalJob:
-    request: JobRequest
-    slot: Slot
-    exec_id: str = ""
-    status: str = IN_PROGRESS
-    failure_reason: str = ""
-    created_at: float = field(default_factory=time.time)
-    started_at: float | None = None
-    ended_at: float | None = None
-    kill_at: float | None = None
-    warm_pool: dict[str, Any] | None = None
-    pool_ended_at: float | None = None  # when this job's warm pool was reused or terminated
-    reused_from: str | None = None  # the job whose warm slot this one started on
-    metrics_offset: int = 0
-
-    @property
-    def keep_alive(self) -> int:
-        return int(self.request["ResourceConfig"].get("KeepAlivePeriodInSeconds", 0))
-
-    @property
-    def max_runtime(self) -> float:
-        return float(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
+JOBS_DIR_ENV = "STBENCH_JOBS_DIR"
+CONTAINER_SOCKET = "/var/run/docker.sock"
 
 
 class LocalDockerJobService:
@@ -90,12 +55,16 @@ class LocalDockerJobService:
     metrics_delay_seconds = 0.0  # the trainer writes every report before its process exits
 
     def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
-                 client: Any = None):
+                 client: Any = None, docker_access: bool = False,
+                 sync_seconds: float = 5.0):
         self.client = _connect(client)
-        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-"))
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         self.stop_grace_seconds = stop_grace_seconds
+        self.docker_access = docker_access
+        self.sync_seconds = sync_seconds
+        self._commands: dict[str, list[str]] = {}
         self.label = f"stbench-{uuid.uuid4().hex[:12]}"
         self.activity = ActivitySignal()
         self._lock = threading.RLock()
@@ -106,6 +75,7 @@ class LocalDockerJobService:
         self._events = self.client.events(decode=True, filters={"event": "exec_die"})
         threading.Thread(target=self._watch_events, daemon=True).start()
         threading.Thread(target=self._tick, daemon=True).start()
+        threading.Thread(target=self._sync_checkpoints, daemon=True).start()
 
     @classmethod
     def probe(cls) -> LocalDockerJobService:
@@ -126,11 +96,12 @@ class LocalDockerJobService:
 
     def create_training_job(self, request: JobRequest) -> None:
         name = request["TrainingJobName"]
+        store = store_for(request["CheckpointConfig"]["S3Uri"])
         with self._lock:
             if name in self._jobs:
                 raise UserError(f"training job {name} already exists; job names must be unique")
             slot, reused_from = self._take_slot(request)
-            job = LocalJob(request=request, slot=slot, reused_from=reused_from)
+            job = LocalJob(request=request, slot=slot, store=store, reused_from=reused_from)
             self._jobs[name] = job
             if reused_from is not None:
                 self._jobs[reused_from].pool_ended_at = time.time()
@@ -140,7 +111,7 @@ class LocalDockerJobService:
                 }
             if job.keep_alive:
                 job.warm_pool = {"Status": WARM_IN_USE}
-        files.prepare_instance_folder(slot.folder, request)
+        files.prepare_instance_folder(slot.folder, request, store)
         env = {
             **request.get("Environment", {}),
             "TRAINING_JOB_NAME": name,
@@ -148,8 +119,10 @@ class LocalDockerJobService:
             "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY": CACHE_DIR,
             "STBENCH_METRICS_DIR": METRICS_DIR,
         }
+        if self.docker_access:
+            env[JOBS_DIR_ENV] = str(self.nested_dir)
         exec_id = self.client.api.exec_create(
-            slot.container_id, ["stbench-trainer", "train"], environment=env
+            slot.container_id, self._command(slot.image), environment=env
         )["Id"]
         with self._lock:
             job.exec_id = exec_id
@@ -159,7 +132,10 @@ class LocalDockerJobService:
 
     def describe_training_jobs(self, names: list[str]) -> dict[str, JobDescription]:
         with self._lock:
-            return {n: self._describe(n, self._jobs[n]) for n in names if n in self._jobs}
+            return {n: describe_job(n, self._jobs[n]) for n in names if n in self._jobs}
+
+    def request_of(self, name: str) -> JobRequest:
+        return self._jobs[name].request
 
     def stop_training_job(self, name: str) -> None:
         with self._lock:
@@ -214,8 +190,20 @@ class LocalDockerJobService:
 
     # --- slots -----------------------------------------------------------------------------
 
+    @property
+    def nested_dir(self) -> Path:
+        """Where nested job services keep their instance folders: the same path on both sides."""
+        return self.work_dir / "nested"
+
+    def _command(self, image: str) -> list[str]:
+        """`docker run IMAGE train` runs the image's entrypoint with the argument `train`."""
+        if image not in self._commands:
+            config = self.client.images.get(image).attrs.get("Config") or {}
+            self._commands[image] = [*(config.get("Entrypoint") or []), "train"]
+        return self._commands[image]
+
     def _take_slot(self, request: JobRequest) -> tuple[Slot, str | None]:
-        key = _match_key(request)
+        key = match_key(request)
         image = request["AlgorithmSpecification"]["TrainingImage"]
         now = time.time()
         for slot in self._slots:
@@ -234,20 +222,25 @@ class LocalDockerJobService:
         folder.mkdir(parents=True)
         volume = f"{self.label}-cache-{folder.name}"
         self.client.volumes.create(volume, labels={"stbench.service": self.label})
+        mounts = [
+            Mount("/opt/ml", str(folder), type="bind"),
+            Mount(CACHE_DIR, volume, type="volume"),
+            Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
+        ]
+        if self.docker_access:
+            self.nested_dir.mkdir(exist_ok=True)
+            mounts += [Mount(CONTAINER_SOCKET, _host_socket(), type="bind"),
+                       Mount(str(self.nested_dir), str(self.nested_dir), type="bind")]
         try:
             container = self.client.containers.create(
                 image, entrypoint=["sleep", "infinity"], network_mode="host",
-                labels={"stbench.service": self.label},
-                mounts=[
-                    Mount("/opt/ml", str(folder), type="bind"),
-                    Mount(CACHE_DIR, volume, type="volume"),
-                    Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
-                ],
+                labels={"stbench.service": self.label}, mounts=mounts,
             )
         except ImageNotFound:
             self.client.volumes.get(volume).remove(force=True)
             raise UserError(f"image {image} not found; build it with `make build`") from None
         container.start()
+        self._command(image)
         slot = Slot(container.id, image, key, folder, volume, job=request["TrainingJobName"])
         self._slots.append(slot)
         return slot
@@ -291,20 +284,26 @@ class LocalDockerJobService:
             return
 
     def _on_exit(self, name: str, exit_code: int) -> None:
+        job = self._jobs[name]
+        if job.ended_at is not None:
+            return
+        upload_error = ""
+        try:  # before the job counts as ended, as SageMaker uploads before it completes
+            job.store.upload(job.slot.folder / "checkpoints")
+        except Exception as err:  # noqa: BLE001 - any storage error fails the job, visibly
+            upload_error = f"uploading checkpoints failed: {type(err).__name__}: {err}"
         with self._lock:
-            job = self._jobs[name]
             if job.ended_at is not None:
                 return
             job.ended_at = time.time()
             slot = job.slot
-            files.save_checkpoints(slot.folder, job.request)
             if job.status == STOPPING:
                 job.status = STOPPED
-            elif exit_code == 0:
+            elif exit_code == 0 and not upload_error:
                 job.status = COMPLETED
             else:
                 job.status = FAILED
-                job.failure_reason = files.failure_reason(slot.folder, exit_code)
+                job.failure_reason = upload_error or files.failure_reason(slot.folder, exit_code)
             slot.job = None
             if job.keep_alive > 0:
                 slot.last_job, slot.expires_at = name, job.ended_at + job.keep_alive
@@ -337,30 +336,17 @@ class LocalDockerJobService:
             if changed:
                 self.activity.notify()
 
-    def _describe(self, name: str, job: LocalJob) -> JobDescription:
-        end = job.ended_at or time.time()
-        description: JobDescription = {
-            "TrainingJobName": name,
-            "TrainingJobStatus": job.status,
-            "CreationTime": job.created_at,
-            "TrainingStartTime": job.started_at,
-            "TrainingEndTime": job.ended_at,
-            "BillableTimeInSeconds": int(end - (job.started_at or end) + 0.999),
-            "ResourceConfig": dict(job.request["ResourceConfig"]),
-        }
-        if job.reused_from:  # local extension; on SageMaker the earlier job's ReusedByJob says it
-            description["WarmPoolReusedFrom"] = job.reused_from
-        if job.failure_reason:
-            description["FailureReason"] = job.failure_reason[:1024]
-        if job.warm_pool is not None:
-            retained = 0.0
-            if job.ended_at and job.warm_pool.get("Status") != WARM_IN_USE:
-                until = job.pool_ended_at or min(time.time(), job.ended_at + job.keep_alive)
-                retained = until - job.ended_at
-            description["WarmPoolStatus"] = {
-                **job.warm_pool, "ResourceRetainedBillableTimeInSeconds": int(retained),
-            }
-        return description
+    def _sync_checkpoints(self) -> None:
+        """Upload running jobs' checkpoints to S3 while they run, as SageMaker does."""
+        while not self._closed.wait(self.sync_seconds):
+            with self._lock:
+                running = [job for job in self._jobs.values()
+                           if job.ended_at is None and isinstance(job.store, S3Store)]
+            for job in running:
+                try:
+                    job.store.upload(job.slot.folder / "checkpoints")
+                except Exception:  # noqa: BLE001 - retried next round; the final upload reports
+                    continue
 
 
 def _connect(client: Any) -> Any:
@@ -378,8 +364,14 @@ def _connect(client: Any) -> Any:
     return client
 
 
-def _match_key(request: JobRequest) -> str:
-    resource = request["ResourceConfig"]
-    parts = {k: resource.get(k) for k in MATCH_KEYS}
-    parts.update({k: request.get(k) for k in MATCH_REQUEST_KEYS})
-    return json.dumps(parts, sort_keys=True, default=str)
+def _host_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        raise UserError(f"jobs with Docker access need a local engine socket, DOCKER_HOST={host}")
+    return host.removeprefix("unix://")
+
+
+def jobs_dir_for(default: Path, name: str) -> Path:
+    """Inside a job with Docker access, instance folders go where the host engine sees them."""
+    nested = os.environ.get(JOBS_DIR_ENV)
+    return Path(nested) / name if nested else default

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = (
     "InProgress", "Completed", "Failed", "Stopping", "Stopped",
 )
+TERMINAL = (COMPLETED, FAILED, STOPPED)
 BUSY_JOB_STATUSES = (IN_PROGRESS, STOPPING)  # a stopping job still holds its instance
 WARM_AVAILABLE, WARM_IN_USE, WARM_REUSED, WARM_TERMINATED = (
     "Available", "InUse", "Reused", "Terminated",

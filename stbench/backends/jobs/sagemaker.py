@@ -20,11 +20,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stbench.backends.jobs.port import (
-    COMPLETED,
-    FAILED,
     IN_PROGRESS,
-    STOPPED,
     STOPPING,
+    TERMINAL,
     WARM_REUSED,
     WARM_TERMINATED,
     CapacityError,
@@ -39,7 +37,6 @@ from stbench.backends.jobs.sagemaker_metrics import (
     server_time,
 )
 
-TERMINAL = (COMPLETED, FAILED, STOPPED)
 LIST_PAGE_SIZE = 100  # the API's maximum
 # The list index lags job updates by a few seconds: each listing reaches back this far before
 # the previous one (on the server's clock). Repeats are cheap: unchanged summaries are no-ops.

@@ -73,18 +73,10 @@ def check_sagemaker_setup(
 
     Local checks run first, then the read-only AWS calls, so typos cost no network time.
     """
-    try:
-        has_credentials = session.get_credentials() is not None
-    except CREDENTIAL_ERRORS as err:
-        raise UserError(f"AWS credentials unusable ({_line(err)}): {CREDENTIALS_FIX}") from err
-    if not has_credentials:
-        raise UserError(f"no AWS credentials: {CREDENTIALS_FIX}")
-    region = session.region_name
-    if not region:
-        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    region = check_credentials(session)
     _check_instance_type(instance_type)
     role_account, role_name = _parse_role(role_arn)
-    bucket, prefix = _parse_s3_root(s3_root)
+    bucket, prefix = parse_s3_root(s3_root)
     image_account, repository, image_id = _parse_image(image_uri, region)
     with _aws("sts:GetCallerIdentity", region):
         account = str(_client(session, "sts", region).get_caller_identity()["Account"])
@@ -94,9 +86,22 @@ def check_sagemaker_setup(
             f"for account {account}: pass --role with a role of account {account}"
         )
     _check_role(session, region, str(role_arn), role_name, account)
-    _check_bucket(session, region, bucket)
+    check_bucket(session, region, bucket)
     _check_image(session, region, str(image_uri), image_account, repository, image_id)
     return CheckedSetup(region, account, str(role_arn), bucket, prefix, str(image_uri))
+
+
+def check_credentials(session: boto3.session.Session) -> str:
+    """Credentials that botocore can load, and a region; returns the region."""
+    try:
+        has_credentials = session.get_credentials() is not None
+    except CREDENTIAL_ERRORS as err:
+        raise UserError(f"AWS credentials unusable ({_line(err)}): {CREDENTIALS_FIX}") from err
+    if not has_credentials:
+        raise UserError(f"no AWS credentials: {CREDENTIALS_FIX}")
+    if not session.region_name:
+        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    return str(session.region_name)
 
 
 def _check_instance_type(instance_type: str) -> None:
@@ -122,7 +127,7 @@ def _parse_role(role_arn: str | None) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def _parse_s3_root(s3_root: str | None) -> tuple[str, str]:
+def parse_s3_root(s3_root: str | None) -> tuple[str, str]:
     if not s3_root:
         raise UserError("no S3 location for results: pass --s3_root s3://<bucket>/<prefix>")
     match = S3_ROOT.match(s3_root)
@@ -207,7 +212,7 @@ def _check_role(session: boto3.session.Session, region: str, role_arn: str, name
         )
 
 
-def _check_bucket(session: boto3.session.Session, region: str, bucket: str) -> None:
+def check_bucket(session: boto3.session.Session, region: str, bucket: str) -> None:
     with _aws("s3:HeadBucket", region):
         try:
             response = _client(session, "s3", region).head_bucket(Bucket=bucket)

@@ -1,0 +1,129 @@
+"""`stbench launch --local` end to end: the remote mode rehearsed offline.
+
+moto's S3 server on a free 127.0.0.1 port stands in for S3; the orchestrator jobs are real
+orchestrator-image containers with the Docker socket, whose trials are real trainer-image
+containers beside them. Then `stbench status` and `stbench results` read the study back from
+S3 only, as they would after a SageMaker launch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+BIN = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin"
+BUCKET = "rehearsal"
+S3_ROOT = f"s3://{BUCKET}/studies"
+TAG = "rehearse"
+STUDY = ["--benchmark", "synthetic_curves", "--method", "RS", "ASHA", "--num_seeds", "2",
+         "--n_workers", "1", "--max_wallclock_time", "25", "--epochs", "3",
+         "--epoch_duration", "0.05"]
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+    yield url
+    server.stop()
+
+
+def stbench(endpoint: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run([str(executable), *args, "--s3_endpoint", endpoint],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def s3_keys(endpoint: str) -> list[str]:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def our_containers(docker_client: object) -> list[object]:
+    return docker_client.containers.list(all=True, filters={"label": "stbench.service"})
+
+
+def test_launch_local_runs_the_study_and_status_and_results_read_it_from_s3(
+        images: dict[str, str], docker_client: object, s3_endpoint: str,
+        tmp_path: Path) -> None:
+    launched = stbench(s3_endpoint, "launch", "--local", *STUDY, "--experiment_tag", TAG,
+                       "--s3_root", S3_ROOT)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert "4 orchestrator jobs launched, 0 skipped" in launched.stderr
+    for method in ("rs", "asha"):
+        for seed in (0, 1):
+            assert f"{TAG}-synthetic-curves-{method}-{seed}-o00: Completed" in launched.stderr
+    assert not our_containers(docker_client), "the launch left containers behind"
+
+    keys = s3_keys(s3_endpoint)
+    for method in ("RS", "ASHA"):
+        for seed in (0, 1):
+            results = [k for k in keys if k.endswith(f"/{method}/{seed}/results.jsonl")]
+            assert len(results) == 1, keys
+
+    status = stbench(s3_endpoint, "status", "--experiment_tag", TAG, "--local",
+                     "--s3_root", S3_ROOT)
+    assert status.returncode == 0, status.stderr
+    rows = [line.split() for line in status.stdout.splitlines()[1:]]
+    assert sorted((r[1], r[2]) for r in rows) == [("ASHA", "0"), ("ASHA", "1"), ("RS", "0"),
+                                                  ("RS", "1")]
+    assert all(r[3] == "Completed" and int(r[4]) >= 1 for r in rows), status.stdout
+
+    results_root = tmp_path / "results"
+    report = stbench(s3_endpoint, "results", "--experiment_tag", TAG, "--local",
+                     "--s3_root", S3_ROOT, "--results_root", str(results_root))
+    assert report.returncode == 0, report.stderr
+    assert "fetched 4 experiments" in report.stderr
+    assert "ASHA" in report.stdout and "RS" in report.stdout
+    plot = results_root / TAG / "plots" / "synthetic_curves.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    metadata = json.loads(
+        (results_root / TAG / "synthetic_curves" / "ASHA" / "1" / "metadata.json").read_text())
+    assert metadata["status"] == "completed" and metadata["spec"]["backend"] == "docker"
+
+    again = stbench(s3_endpoint, "launch", "--local", *STUDY, "--experiment_tag", TAG,
+                    "--s3_root", S3_ROOT, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "0 orchestrator jobs launched, 4 skipped" in again.stderr
+
+
+@pytest.mark.parametrize("change, problem", [
+    (["--image", "stbench-trainer:missing"], "image stbench-trainer:missing not found"),
+    (["--s3_root", "s3://no-such-bucket/studies"], "S3 bucket no-such-bucket does not exist"),
+    (["--benchmark", "nope"], "unknown benchmark 'nope'"),
+])
+def test_launch_local_bad_input_is_one_line_before_any_job(
+        images: dict[str, str], docker_client: object, s3_endpoint: str,
+        change: list[str], problem: str) -> None:
+    before = set(s3_keys(s3_endpoint))
+    args = ["launch", "--local", *STUDY, "--experiment_tag", "bad-input", "--s3_root", S3_ROOT,
+            *change]
+    result = stbench(s3_endpoint, *args, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and problem in result.stderr, result.stderr
+    assert set(s3_keys(s3_endpoint)) == before
+    assert not our_containers(docker_client)
