@@ -111,7 +111,12 @@ def cmd_launch(argv: list[str]) -> int:
     print(f"{len(created)} orchestrator jobs launched, {skipped} skipped", file=sys.stderr)
     if not asked.local:
         return 0
-    final = target.wait(note)
+    try:
+        final = target.wait(note)
+    except KeyboardInterrupt:
+        print("stbench: interrupted; the jobs are stopped and their results are in S3: launch "
+              "the same study again to resume it", file=sys.stderr)
+        return 130
     return _report_local(session, target, study, final)
 
 

@@ -132,6 +132,7 @@ class LocalDockerTarget:
         if self.service is None:
             return {}
         seen: dict[str, str] = {}
+        note(f"job logs: {self.service.logs_dir}")
         try:
             while True:
                 described = self.service.describe_training_jobs(self.jobs)
@@ -142,6 +143,8 @@ class LocalDockerTarget:
                         self._record(name)
                         reason = f": {job['FailureReason']}" if job.get("FailureReason") else ""
                         note(f"{name}: {status}{reason}")
+                        if status == "Failed":
+                            note(self.service.log_tail(name))
                 if all(status in TERMINAL for status in seen.values()):
                     return seen
                 self.service.wait_for_activity(poll_seconds)
@@ -150,10 +153,13 @@ class LocalDockerTarget:
             for name in self.jobs:
                 self.service.stop_training_job(name)
             deadline = time.time() + self.service.stop_grace_seconds + 5
+            described = self.service.describe_training_jobs(self.jobs)
             while time.time() < deadline and not all(
-                    job["TrainingJobStatus"] in TERMINAL
-                    for job in self.service.describe_training_jobs(self.jobs).values()):
+                    job["TrainingJobStatus"] in TERMINAL for job in described.values()):
                 time.sleep(0.5)
+                described = self.service.describe_training_jobs(self.jobs)
+            for name, job in described.items():
+                note(f"{name}: {job['TrainingJobStatus']}")
             raise
         finally:
             self.service.close()

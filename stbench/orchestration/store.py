@@ -66,6 +66,14 @@ class PreviousRun:
     def next_trial_id(self) -> int:
         return max((r["trial_id"] for r in self.rows), default=-1) + 1
 
+    @property
+    def trials_that_count(self) -> int:
+        """Earlier trials that count against --max_num_trials: all but those cut short by
+        the interruption, whose work is lost (the resumed run replaces them)."""
+        running = (INTERRUPTED, "InProgress", "Stopping")
+        last = {r["trial_id"]: r["status"] for r in self.rows}
+        return sum(1 for status in last.values() if status not in running)
+
 
 class ResultStore:
     """Rows and metadata of one experiment; `flush` makes them durable."""

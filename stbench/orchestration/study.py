@@ -116,7 +116,8 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
     backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
                            previous.next_trial_id if previous else 0, progress.note,
                            plan.backend_setup)
-    state = LoopState(elapsed_offset=previous.elapsed_seconds if previous else 0.0)
+    state = LoopState(elapsed_offset=previous.elapsed_seconds if previous else 0.0,
+                      trials_started=previous.trials_that_count if previous else 0)
     budget = Budget(
         max_wallclock_time=float(spec.max_wallclock_time or 0),
         n_workers=int(spec.n_workers or 1),

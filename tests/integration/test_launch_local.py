@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +129,49 @@ def test_launch_local_bad_input_is_one_line_before_any_job(
     assert result.stderr.count("\n") == 1 and problem in result.stderr, result.stderr
     assert set(s3_keys(s3_endpoint)) == before
     assert not our_containers(docker_client)
+
+
+def test_stopping_the_launch_stops_its_jobs_and_a_relaunch_resumes_from_s3(
+        images: dict[str, str], docker_client: object, s3_endpoint: str,
+        tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) stops every job and removes every container; the results so far
+    stay in S3, and launching again continues that experiment instead of starting over."""
+    study = ["launch", "--local", "--benchmark", "synthetic_curves", "--method", "RS",
+             "--n_workers", "1", "--max_num_trials", "10", "--max_wallclock_time", "300",
+             "--epoch_duration", "0.05", "--experiment_tag", "stopped", "--s3_root", S3_ROOT]
+    executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    process = subprocess.Popen([str(executable), *study, "--s3_endpoint", s3_endpoint],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while not any(k.endswith("/RS/0/results.jsonl") and "/stopped/" in k
+                  for k in s3_keys(s3_endpoint)):
+        assert time.time() < deadline and process.poll() is None, "no results uploaded"
+        time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=90)
+    assert process.returncode == 130, err
+    assert "stopped-synthetic-curves-rs-0-o00: Stopped" in err, err
+    assert not our_containers(docker_client), "a stopped launch left containers behind"
+    status = stbench(s3_endpoint, "status", "--experiment_tag", "stopped", "--local",
+                     "--s3_root", S3_ROOT)
+    row = status.stdout.splitlines()[1].split()
+    assert row[3] == "Stopped" and 1 <= int(row[4]) < 10, status.stdout
+
+    resumed = stbench(s3_endpoint, *study, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "stopped-synthetic-curves-rs-0-o01: Completed" in resumed.stderr
+    report = stbench(s3_endpoint, "results", "--experiment_tag", "stopped", "--local",
+                     "--s3_root", S3_ROOT, "--results_root", str(tmp_path))
+    folder = tmp_path / "stopped" / "synthetic_curves" / "RS" / "0"
+    metadata = json.loads((folder / "metadata.json").read_text())
+    last = {}
+    for line in (folder / "results.jsonl").open():
+        row = json.loads(line)
+        last[row["trial_id"]] = row
+    assert report.returncode == 0 and metadata["resumed"] is True
+    assert set(last) == set(range(len(last))), "the relaunch reused or lost trial ids"
+    # trials cut short by the stop stay as Interrupted; the budget counts the others
+    finished = [t for t in last.values() if t["status"] != "Interrupted"]
+    assert len(finished) == 10, [t["status"] for t in last.values()]

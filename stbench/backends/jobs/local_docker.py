@@ -44,6 +44,7 @@ from stbench.model.errors import UserError
 
 CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 METRICS_DIR = "/stbench/metrics"
+LOGS_DIR = "/stbench/logs"  # a job's stdout and stderr, what CloudWatch holds on SageMaker
 TICK_SECONDS = 0.05
 JOBS_DIR_ENV = "STBENCH_JOBS_DIR"
 CONTAINER_SOCKET = "/var/run/docker.sock"
@@ -61,6 +62,8 @@ class LocalDockerJobService:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir = self.work_dir / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
         self.stop_grace_seconds = stop_grace_seconds
         self.docker_access = docker_access
         self.sync_seconds = sync_seconds
@@ -182,6 +185,7 @@ class LocalDockerJobService:
                     job.ended_at = time.time()
             for slot in list(self._slots):
                 self._terminate_slot(slot)
+            self._remove_labelled()
         self._closed.set()
         try:
             self._events.close()
@@ -196,11 +200,23 @@ class LocalDockerJobService:
         return self.work_dir / "nested"
 
     def _command(self, image: str) -> list[str]:
-        """`docker run IMAGE train` runs the image's entrypoint with the argument `train`."""
+        """`docker run IMAGE train` runs the image's entrypoint with the argument `train`;
+        its output goes to the job's log file (exec keeps the exit status and signals)."""
         if image not in self._commands:
             config = self.client.images.get(image).attrs.get("Config") or {}
-            self._commands[image] = [*(config.get("Entrypoint") or []), "train"]
+            self._commands[image] = [
+                "sh", "-c", f'exec "$@" >>"{LOGS_DIR}/$TRAINING_JOB_NAME.log" 2>&1', "job",
+                *(config.get("Entrypoint") or []), "train",
+            ]
         return self._commands[image]
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        """The end of a job's output, for failures a user has to read."""
+        try:
+            text = (self.logs_dir / f"{name}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
 
     def _take_slot(self, request: JobRequest) -> tuple[Slot, str | None]:
         key = match_key(request)
@@ -226,6 +242,7 @@ class LocalDockerJobService:
             Mount("/opt/ml", str(folder), type="bind"),
             Mount(CACHE_DIR, volume, type="volume"),
             Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
+            Mount(LOGS_DIR, str(self.logs_dir), type="bind"),
         ]
         if self.docker_access:
             self.nested_dir.mkdir(exist_ok=True)
@@ -263,6 +280,17 @@ class LocalDockerJobService:
             except NotFound:
                 pass
         shutil.rmtree(slot.folder, ignore_errors=True)
+
+    def _remove_labelled(self) -> None:
+        """Containers and volumes of this service that no slot records: a stop signal can
+        land between creating a container and recording its slot."""
+        label = {"label": f"stbench.service={self.label}"}
+        for item in [*self.client.containers.list(all=True, filters=label),
+                     *self.client.volumes.list(filters=label)]:
+            try:
+                item.remove(force=True)
+            except Exception:  # noqa: BLE001 - gone already, or the engine with it
+                continue
 
     def _signal(self, slot: Slot, signal_name: str) -> None:
         """Signal every process of the job; PID 1 (`sleep`) ignores it, so the slot lives."""
