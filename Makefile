@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $@ $(VENV)/.installed
 
 ## run: a real local HPO study (trials as local processes), then a table and a plot
@@ -36,10 +36,13 @@ lint: $(VENV)/.installed-dev
 
 ## build: the trainer and orchestrator images on the local Docker engine (base image or its
 ## debootstrap stand-in, host-built wheelhouse, then docker build; fast when nothing changed)
+## GPU=1 also builds stbench-trainer-gpu (the trainer plus CUDA PyTorch, about 6 GB), the image
+## of benchmarks with `image: gpu` such as resnet_cifar10
 BASE_IMAGE ?= python:3.11-slim
+GPU ?= 0
 .PHONY: build
 build:
-	BASE_IMAGE=$(BASE_IMAGE) images/build.sh
+	BASE_IMAGE=$(BASE_IMAGE) GPU=$(GPU) images/build.sh
 
 ## push: the trainer and orchestrator images (from `make build`) to ECR of the current AWS
 ## account and region, or to REGISTRY=HOST[:PORT][/path]; prints the URIs to pass as --image

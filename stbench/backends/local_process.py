@@ -22,6 +22,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 
 from stbench.backends.events import ActivitySignal
+from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.model.failures import killed_by
 from stbench.model.script_args import script_arguments
 
@@ -38,6 +39,7 @@ class TrialProcess:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     failure_reason: str = ""
     end_time: datetime | None = None
+    gpu: str | None = None  # the one device it sees, on a machine with GPUs
 
 
 class LocalProcessBackend(TrialBackend):
@@ -57,6 +59,7 @@ class LocalProcessBackend(TrialBackend):
         self._commands: IO[str] | None = None
         self._reader: threading.Thread | None = None
         self._preloaded = threading.Event()
+        self.gpus = visible_gpus()
 
     # --- supervisor lifecycle -------------------------------------------------------------
 
@@ -159,11 +162,16 @@ class LocalProcessBackend(TrialBackend):
         argv = [str(self.entry_point), *script_arguments(config, self.checkpoint_path(trial_id))]
         path = self.trial_path(trial_id)
         path.mkdir(parents=True, exist_ok=True)
+        env = {"ST_TRIAL_ID": str(trial_id)}
         with self._lock:
             previous = self._trials.get(trial_id)
-            self._trials[trial_id] = TrialProcess(metrics=previous.metrics if previous else [])
+            gpu = least_busy(self.gpus, [p.gpu for p in self._trials.values() if p.alive])
+            self._trials[trial_id] = TrialProcess(metrics=previous.metrics if previous else [],
+                                                  gpu=gpu)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
         self._send(op="start", trial=trial_id, argv=argv, cwd=str(path), log_dir=str(path),
-                   env={"ST_TRIAL_ID": str(trial_id)})
+                   env=env)
 
     def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
         with self._lock:

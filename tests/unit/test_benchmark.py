@@ -61,7 +61,8 @@ def where(tmp_path: Path, line: int) -> str:
 
 
 def test_builtin_names() -> None:
-    assert builtin_names() == ["gbm_breast_cancer", "mlp_digits", "synthetic_curves"]
+    assert builtin_names() == ["gbm_breast_cancer", "mlp_digits", "resnet_cifar10",
+                              "synthetic_curves"]
 
 
 @pytest.mark.parametrize(
@@ -93,8 +94,8 @@ def test_builtin_points_to_evaluate_lie_in_the_space() -> None:
 
 
 def test_unknown_builtin_lists_valid_names() -> None:
-    with pytest.raises(UserError, match="unknown benchmark 'nope'; valid ones: "
-                                        "gbm_breast_cancer, mlp_digits, synthetic_curves"):
+    with pytest.raises(UserError, match="unknown benchmark 'nope'; valid ones: gbm_breast_cancer, "
+                                        "mlp_digits, resnet_cifar10, synthetic_curves"):
         load_benchmark("nope")
 
 

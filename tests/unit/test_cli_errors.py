@@ -65,7 +65,7 @@ def test_unknown_benchmark_lists_valid_ones(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path) -> None:
     line = run_fails(capsys, tmp_path, run_args(tmp_path, "--benchmark", "nope", "--method", "RS"),
                      "unknown benchmark 'nope'")
-    assert "valid ones: gbm_breast_cancer, mlp_digits, synthetic_curves" in line
+    assert "valid ones: gbm_breast_cancer, mlp_digits, resnet_cifar10, synthetic_curves" in line
 
 
 def test_unknown_method_lists_valid_ones(capsys: pytest.CaptureFixture[str],
@@ -188,7 +188,8 @@ def test_benchmarks_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> N
     out, err = capsys.readouterr()
     assert err == ""
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == builtin_names() == ["gbm_breast_cancer", "mlp_digits", "synthetic_curves"]
+    assert names == builtin_names() == ["gbm_breast_cancer", "mlp_digits", "resnet_cifar10",
+                                        "synthetic_curves"]
     assert "val_error (min)" in out and "tunes n_units" in out
 
 
