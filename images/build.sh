@@ -11,7 +11,10 @@
 #    (version from pyproject.toml, sha from `git rev-parse --short HEAD`, `nogit` without git)
 # Reruns reuse the layer cache: unchanged dependencies are not reinstalled, and the two
 # images share every layer but their ENTRYPOINT.
-# Environment: BASE_IMAGE (default python:3.11-slim), IMAGES (default "trainer orchestrator").
+# 4. with GPU=1 also stbench-trainer-gpu: the trainer plus a CUDA build of PyTorch (about
+#    6 GB; images/torch-wheels.sh, then images/trainer-gpu/Dockerfile)
+# Environment: BASE_IMAGE (default python:3.11-slim), IMAGES (default "trainer orchestrator"),
+# GPU (default 0).
 # Needs a running engine (images/docker-up.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +59,19 @@ for role in runtime $IMAGES; do
     rm -f "$build_log"
     step "$image ($cached of $steps steps from the layer cache)"
 done
+
+if [ "${GPU:-0}" = 1 ]; then
+    images/torch-wheels.sh
+    step "torch wheels"
+    log "docker build stbench-trainer-gpu:$tag (several GB)"
+    docker build --network host --build-arg "TRAINER_IMAGE=stbench-trainer:$tag" \
+        --label "org.opencontainers.image.version=$version" \
+        --label "org.opencontainers.image.revision=$sha" \
+        -f images/trainer-gpu/Dockerfile -t "stbench-trainer-gpu:$tag" \
+        -t stbench-trainer-gpu:latest build/wheelhouse-torch >&2
+    step "stbench-trainer-gpu"
+    IMAGES="$IMAGES trainer-gpu"
+fi
 
 log "done in $((SECONDS - t0))s"
 for role in $IMAGES; do

@@ -44,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
                     "created on first use).")
     push.add_argument("--registry", help="HOST[:PORT][/path] of another registry (no AWS calls)")
     push.add_argument("--region", help="AWS region of the ECR registry (default: your AWS config)")
-    push.add_argument("--roles", nargs="+", choices=ROLES, default=list(ROLES),
-                      help="which role images to push (default: all)")
+    push.add_argument("--roles", nargs="+", choices=ROLES, default=None,
+                      help="which role images to push (default: trainer and orchestrator, "
+                           "and trainer-gpu when `make build GPU=1` built it)")
     push.add_argument("--tag", help="local image tag to push (default: <version>-<git sha>, "
                                     "as `make build` tags it)")
     return parser
@@ -57,11 +58,11 @@ def cmd_images(argv: list[str]) -> int:
 
     args = _parser().parse_args(argv)
 
-    roles = list(dict.fromkeys(args.roles))
     target = push.registry_target(args.registry) if args.registry else None  # typos first
     client = connect()
     try:
         tag = args.tag or push.default_tag()
+        roles = list(dict.fromkeys(args.roles or push.default_roles(client, tag)))
         images = push.local_images(client, roles, tag)
         if target is None:
             import boto3
@@ -76,5 +77,5 @@ def cmd_images(argv: list[str]) -> int:
               f"in {time.monotonic() - started:.0f} s; use the trainer URI as "
               "`stbench run --backend sagemaker --image URI`")
     for each in pushed:
-        print(f"{each.role:<12s} {each.uri}")
+        print(f"{each.role:<13s} {each.uri}")
     return 0

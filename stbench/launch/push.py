@@ -32,7 +32,8 @@ from stbench.backends.jobs.sagemaker_checks import (
 )
 from stbench.model.errors import UserError
 
-ROLES = ("trainer", "orchestrator")
+ROLES = ("trainer", "orchestrator", "trainer-gpu")
+DEFAULT_ROLES = ("trainer", "orchestrator")  # plus trainer-gpu when `make build GPU=1` made it
 # HOST[:PORT][/path]: what may precede `/stbench-<role>` in an image reference.
 REGISTRY = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9.-]*(?::\d{1,5})?(?:/[a-z0-9]+(?:[._/-][a-z0-9]+)*)?$"
@@ -80,6 +81,15 @@ def local_images(client: Any, roles: Iterable[str], tag: str) -> dict[str, Any]:
         except docker.errors.ImageNotFound:
             raise UserError(f"image {name} not built: run `make build`") from None
     return found
+
+
+def default_roles(client: Any, tag: str) -> list[str]:
+    """The CPU role images, and the GPU trainer when it was built for this tag."""
+    try:
+        client.images.get(f"stbench-trainer-gpu:{tag}")
+    except docker.errors.ImageNotFound:
+        return list(DEFAULT_ROLES)
+    return [*DEFAULT_ROLES, "trainer-gpu"]
 
 
 def registry_target(registry: str) -> Target:

@@ -25,7 +25,8 @@ from moto import mock_aws
 
 from stbench.cli import images as images_cli
 from stbench.cli.images import cmd_images
-from stbench.launch.push import ROLES, default_tag, ecr_target, local_images, push_images
+from stbench.launch.push import DEFAULT_ROLES as ROLES
+from stbench.launch.push import default_tag, ecr_target, local_images, push_images
 from stbench.model.errors import UserError
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
@@ -123,7 +124,7 @@ def test_push_to_a_real_registry(docker_client: Any, images: dict[str, str], reg
         assert cmd_images(["push", "--registry", registry]) == 0
         seconds = time.monotonic() - started
         out, err = capsys.readouterr()
-        assert out.splitlines() == [f"{role:<12s} {registry}/stbench-{role}:{tag}"
+        assert out.splitlines() == [f"{role:<13s} {registry}/stbench-{role}:{tag}"
                                     for role in ROLES]
         assert "uploaded" in err and "stbench run --backend sagemaker --image" in err
         for role in ROLES:

@@ -409,3 +409,30 @@ def test_launch_refuses_a_tag_of_a_different_study_and_a_study_over_the_cap(
     err = capsys.readouterr().err
     assert "could run 30 instances at once" in err and "max_instances=20" in err
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 1
+
+
+def test_launch_picks_the_gpu_trainer_for_a_gpu_benchmark(
+        aws: dict[str, Any], capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One --image for a study: resnet_cifar10 (`image: gpu`) gets the stbench-trainer-gpu
+    sibling, which must have been pushed, and the benchmark's SageMaker instance type."""
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    push_orchestrator(aws["session"])
+    args = [*LAUNCH, "--benchmark", "resnet_cifar10", "--method", "ASHA",
+            "--experiment_tag", "gpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stbench-trainer-gpu" in err and "make push" in err, err
+    ecr = aws["session"].client("ecr")
+    ecr.create_repository(repositoryName="stbench-trainer-gpu")
+    ecr.put_image(repositoryName="stbench-trainer-gpu", imageManifest=json.dumps(MANIFEST),
+                  imageTag="v1")
+    assert main(args) == 0
+    sm = aws["session"].client("sagemaker")
+    job = sm.describe_training_job(TrainingJobName="gpu-resnet-cifar10-asha-0-o00")
+    spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
+    assert spec.image == IMAGE.replace("stbench-trainer:", "stbench-trainer-gpu:")
+    assert spec.instance_type == "ml.g4dn.xlarge" and spec.n_workers == 4
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("/stbench-orchestrator:v1")

@@ -39,6 +39,14 @@ def failure_reason(folder: Path, exit_code: int) -> str:
     return f"the trainer exited with code {exit_code}"
 
 
+def tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def size_of(path: Path) -> int:
     try:
         return path.stat().st_size

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.events import ActivitySignal
+from stbench.backends.gpus import HOST_GPUS_ENV, least_busy, visible_gpus
 from stbench.backends.jobs import files
 from stbench.backends.jobs.checkpoints import S3Store, store_for
 from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
@@ -68,6 +69,7 @@ class LocalDockerJobService:
         self.docker_access = docker_access
         self.sync_seconds = sync_seconds
         self._commands: dict[str, list[str]] = {}
+        self.gpus = visible_gpus()  # each trainer slot gets the least busy one
         self.label = f"stbench-{uuid.uuid4().hex[:12]}"
         self.activity = ActivitySignal()
         self._lock = threading.RLock()
@@ -95,7 +97,7 @@ class LocalDockerJobService:
         try:
             self.client.images.get(image)
         except ImageNotFound:
-            raise UserError(f"image {image} not found; build it with `make build`") from None
+            raise UserError(f"image {image} not found; {_build_hint(image)}") from None
 
     def create_training_job(self, request: JobRequest) -> None:
         name = request["TrainingJobName"]
@@ -124,6 +126,7 @@ class LocalDockerJobService:
         }
         if self.docker_access:
             env[JOBS_DIR_ENV] = str(self.nested_dir)
+            env[HOST_GPUS_ENV] = ",".join(self.gpus)  # nvidia-smi is not in that container
         exec_id = self.client.api.exec_create(
             slot.container_id, self._command(slot.image), environment=env
         )["Id"]
@@ -212,11 +215,7 @@ class LocalDockerJobService:
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The end of a job's output, for failures a user has to read."""
-        try:
-            text = (self.logs_dir / f"{name}.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return files.tail(self.logs_dir / f"{name}.log", lines)
 
     def _take_slot(self, request: JobRequest) -> tuple[Slot, str | None]:
         key = match_key(request)
@@ -232,7 +231,7 @@ class LocalDockerJobService:
 
     def _new_slot(self, request: JobRequest, key: str, image: str) -> Slot:
         from docker.errors import ImageNotFound
-        from docker.types import Mount
+        from docker.types import DeviceRequest, Mount
 
         folder = self.work_dir / "instances" / uuid.uuid4().hex[:12]
         folder.mkdir(parents=True)
@@ -248,17 +247,22 @@ class LocalDockerJobService:
             self.nested_dir.mkdir(exist_ok=True)
             mounts += [Mount(CONTAINER_SOCKET, _host_socket(), type="bind"),
                        Mount(str(self.nested_dir), str(self.nested_dir), type="bind")]
+        gpu = None if self.docker_access else least_busy(self.gpus, [s.gpu for s in self._slots])
+        devices = [] if gpu is None else [DeviceRequest(device_ids=[gpu],
+                                                        capabilities=[["gpu"]])]
         try:
             container = self.client.containers.create(
                 image, entrypoint=["sleep", "infinity"], network_mode="host",
                 labels={"stbench.service": self.label}, mounts=mounts,
+                device_requests=devices,
             )
         except ImageNotFound:
             self.client.volumes.get(volume).remove(force=True)
-            raise UserError(f"image {image} not found; build it with `make build`") from None
+            raise UserError(f"image {image} not found; {_build_hint(image)}") from None
         container.start()
         self._command(image)
-        slot = Slot(container.id, image, key, folder, volume, job=request["TrainingJobName"])
+        slot = Slot(container.id, image, key, folder, volume, job=request["TrainingJobName"],
+                    gpu=gpu)
         self._slots.append(slot)
         return slot
 
@@ -390,6 +394,12 @@ def _connect(client: Any) -> Any:
             "(images/docker-up.sh as root) or use --backend local"
         ) from None
     return client
+
+
+def _build_hint(image: str) -> str:
+    if "stbench-trainer-gpu" in image:
+        return "build it with `make build GPU=1` (about 6 GB)"
+    return "build it with `make build`"
 
 
 def _host_socket() -> str:

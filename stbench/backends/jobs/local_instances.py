@@ -31,6 +31,7 @@ class Slot:
     job: str | None = None  # the job running now
     last_job: str | None = None  # the job whose warm pool this slot is
     expires_at: float | None = None
+    gpu: str | None = None  # the host GPU it was given, on a machine with GPUs
 
 
 @dataclass
