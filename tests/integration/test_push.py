@@ -259,7 +259,7 @@ def test_cli_pushes_to_ecr_and_prints_the_uris(aws: None, monkeypatch: pytest.Mo
     client = FakeDocker()
     monkeypatch.setattr(images_cli, "connect", lambda: client)
     assert cmd_images(["push", "--roles", "trainer", "--tag", "9.9.9-feed"]) == 0
-    assert capsys.readouterr().out == f"trainer      {ECR}/stbench-trainer:9.9.9-feed\n"
+    assert capsys.readouterr().out == f"trainer       {ECR}/stbench-trainer:9.9.9-feed\n"
     assert [uri for uri, _ in client.pushes] == [f"{ECR}/stbench-trainer:9.9.9-feed",
                                                  f"{ECR}/stbench-trainer:latest"]
 
