@@ -131,16 +131,22 @@ def cmd_cleanup(argv: list[str]) -> int:
     parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
     parser.add_argument("--region", default=None)
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from stbench.launch.local import add_local_arguments, cleanup_local, local_session
+
+    add_local_arguments(parser)
     args = parser.parse_args(argv)
+    if not args.yes and not sys.stdin.isatty():
+        raise UserError("stbench cleanup asks before it stops jobs, but stdin is not a "
+                        "terminal: pass --yes")
+    if args.local:
+        return cleanup_local(local_session(args), args.s3_root, args.experiment_tag,
+                             confirm=lambda: args.yes or _confirmed())
     session = boto3.session.Session(region_name=args.region)
     with aws_errors("reading AWS credentials"):
         if session.get_credentials() is None:
             raise UserError(f"no AWS credentials: {checks.CREDENTIALS_FIX}")
     if not session.region_name:
         raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    if not args.yes and not sys.stdin.isatty():
-        raise UserError("stbench cleanup asks before it stops jobs, but stdin is not a "
-                        "terminal: pass --yes")
     plan = plan_cleanup(sm := sagemaker_client(session), args.experiment_tag)
     where = f"experiment tag '{args.experiment_tag}' in {session.region_name}"
     if not plan.total:
@@ -152,8 +158,7 @@ def cmd_cleanup(argv: list[str]) -> int:
     if not args.yes and (plan.stop or plan.release):
         print("\n".join([f"will stop {n}" for n in plan.stop]
                         + [f"will release the warm pool of {n}" for n in plan.release]))
-        print("proceed? [y/N] ", end="", flush=True)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not _confirmed():
             print("nothing done")
             return 1
     stopped, released = carry_out(sm, plan)
@@ -162,3 +167,8 @@ def cmd_cleanup(argv: list[str]) -> int:
         print("jobs that are stopping may leave warm pools when they end: rerun `stbench "
               f"cleanup --experiment_tag {args.experiment_tag}` in a few minutes")
     return 0
+
+
+def _confirmed() -> bool:
+    print("proceed? [y/N] ", end="", flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")

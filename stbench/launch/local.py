@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from stbench.backends.jobs.local_docker import STUDY_LABEL
 from stbench.backends.jobs.port import TERMINAL
 from stbench.backends.jobs.requests import LOCAL_ROLE
 from stbench.backends.jobs.sagemaker_checks import (
@@ -85,6 +86,7 @@ class LocalDockerTarget:
         self.region = check_credentials(session)
         self.s3 = session.client("s3", config=CONFIG)
         self.ledger = JobLedger(self.s3, str(s3_root), tag) if s3_root else None
+        self.tag = tag
         self.work_dir = work_dir
         self.service: Any = None
         self.jobs: list[str] = []
@@ -114,7 +116,8 @@ class LocalDockerTarget:
             from stbench.backends.jobs.local_docker import LocalDockerJobService
 
             work_dir = self.work_dir or Path(tempfile.mkdtemp(prefix="stbench-launch-"))
-            self.service = LocalDockerJobService(work_dir=work_dir, docker_access=True)
+            self.service = LocalDockerJobService(work_dir=work_dir, docker_access=True,
+                                                 study=self.tag)
         self.service.create_training_job(request)
         self.jobs.append(request["TrainingJobName"])
         self._record(request["TrainingJobName"])
@@ -196,3 +199,48 @@ def use_endpoint(url: str | None) -> None:
         raise UserError(f"--s3_endpoint {url!r} is not a URL: pass e.g. http://127.0.0.1:5000")
     os.environ["AWS_ENDPOINT_URL_S3"] = url
 
+
+
+def cleanup_local(session: boto3.session.Session, s3_root: str, tag: str,
+                  confirm: Any) -> int:
+    """`stbench cleanup --local`: what a launch killed outright (SIGKILL, a crash) left: its
+    containers and volumes (labelled with the study's tag), and ledger entries still
+    InProgress, which would make a relaunch skip those experiments."""
+    import docker
+
+    client = docker.from_env()
+    label = {"label": f"{STUDY_LABEL}={tag}"}
+    containers = client.containers.list(all=True, filters=label)
+    volumes = client.volumes.list(filters=label)
+    ledger = JobLedger(session.client("s3", config=CONFIG), s3_root, tag)
+    stale = [name for name, status in ledger.job_statuses().items()
+             if status in ("InProgress", "Stopping")]
+    if not (containers or volumes or stale):
+        print(f"nothing of experiment tag '{tag}' is left on this Docker engine or in the ledger")
+        return 0
+    print(f"experiment tag '{tag}': {len(containers)} containers, {len(volumes)} volumes, "
+          f"{len(stale)} jobs still InProgress in the ledger")
+    if not confirm():
+        print("nothing done")
+        return 1
+    removed = set()
+    for _ in range(10):  # a running orchestrator may start trainers until it is removed itself
+        for item in [*containers, *volumes]:  # containers first: they hold the volumes
+            try:
+                item.remove(force=True)
+                removed.add(item.id)
+            except docker.errors.APIError:  # gone already, or a volume still in use
+                pass
+        containers = client.containers.list(all=True, filters=label)
+        volumes = client.volumes.list(filters=label)
+        if not (containers or volumes):
+            break
+        time.sleep(1)
+    if containers or volumes:
+        raise UserError(f"{len(containers)} containers and {len(volumes)} volumes of "
+                        f"'{tag}' could not be removed: try `stbench cleanup --local` again")
+    for name in stale:
+        ledger.record({**ledger.describe(name), "TrainingJobStatus": "Stopped",
+                       "FailureReason": "stopped by stbench cleanup: its launch had ended"})
+    print(f"removed {len(removed)} containers and volumes; {len(stale)} jobs marked Stopped")
+    return 0

@@ -76,7 +76,8 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     else:  # local Docker: checkpoints and outputs in the experiment's folder
         where = f"file://{folder.resolve()}"
         image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
-        service = LocalDockerJobService(work_dir=jobs_dir_for(folder.resolve() / "jobs", base))
+        service = LocalDockerJobService(work_dir=jobs_dir_for(folder.resolve() / "jobs", base),
+                                        study=spec.experiment_tag)
     template = JobTemplate(
         image=image, benchmark=benchmark.name, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,

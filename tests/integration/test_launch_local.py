@@ -175,3 +175,46 @@ def test_stopping_the_launch_stops_its_jobs_and_a_relaunch_resumes_from_s3(
     # trials cut short by the stop stay as Interrupted; the budget counts the others
     finished = [t for t in last.values() if t["status"] != "Interrupted"]
     assert len(finished) == 10, [t["status"] for t in last.values()]
+
+
+def test_cleanup_local_removes_what_a_killed_launch_left(
+        images: dict[str, str], docker_client: object, s3_endpoint: str) -> None:
+    """A launch killed outright (SIGKILL) cannot clean up: its containers keep running and
+    its ledger says InProgress. `stbench cleanup --local` removes the study's containers
+    (and only those) and marks the jobs Stopped, so a relaunch does not skip them."""
+    study = ["launch", "--local", "--benchmark", "synthetic_curves", "--method", "RS",
+             "--n_workers", "1", "--max_wallclock_time", "300", "--epoch_duration", "0.05",
+             "--experiment_tag", "killed", "--s3_root", S3_ROOT]
+    executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    bystander = docker_client.containers.run(images["trainer"], entrypoint=["sleep", "600"],
+                                             labels={"stbench.study": "killed-2"},
+                                             network_mode="none", detach=True)
+    try:
+        process = subprocess.Popen([str(executable), *study, "--s3_endpoint", s3_endpoint],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env=env)
+        deadline = time.time() + 120
+        while not any("/killed/" in k and k.endswith("results.jsonl")
+                      for k in s3_keys(s3_endpoint)):
+            assert time.time() < deadline and process.poll() is None, "no results uploaded"
+            time.sleep(1)
+        process.kill()
+        process.wait(timeout=30)
+        label = {"label": "stbench.study=killed"}
+        assert docker_client.containers.list(all=True, filters=label), "nothing was left"
+
+        cleanup = stbench(s3_endpoint, "cleanup", "--local", "--experiment_tag", "killed",
+                          "--s3_root", S3_ROOT, "--yes")
+        assert cleanup.returncode == 0, cleanup.stderr
+        assert "1 jobs marked Stopped" in cleanup.stdout, cleanup.stdout
+        assert not docker_client.containers.list(all=True, filters=label)
+        assert not docker_client.volumes.list(filters=label)
+        bystander.reload()
+        assert bystander.status == "running", "cleanup touched another study's container"
+        status = stbench(s3_endpoint, "status", "--experiment_tag", "killed", "--local",
+                         "--s3_root", S3_ROOT)
+        assert status.stdout.splitlines()[1].split()[3] == "Stopped", status.stdout
+    finally:
+        bystander.remove(force=True)

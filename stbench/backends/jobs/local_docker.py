@@ -48,6 +48,7 @@ METRICS_DIR = "/stbench/metrics"
 LOGS_DIR = "/stbench/logs"  # a job's stdout and stderr, what CloudWatch holds on SageMaker
 TICK_SECONDS = 0.05
 JOBS_DIR_ENV = "STBENCH_JOBS_DIR"
+STUDY_LABEL = "stbench.study"
 CONTAINER_SOCKET = "/var/run/docker.sock"
 
 
@@ -58,7 +59,7 @@ class LocalDockerJobService:
 
     def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
                  client: Any = None, docker_access: bool = False,
-                 sync_seconds: float = 5.0):
+                 sync_seconds: float = 5.0, study: str | None = None):
         self.client = _connect(client)
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
@@ -71,6 +72,8 @@ class LocalDockerJobService:
         self._commands: dict[str, list[str]] = {}
         self.gpus = visible_gpus()  # each trainer slot gets the least busy one
         self.label = f"stbench-{uuid.uuid4().hex[:12]}"
+        # every container and volume names its service and study, for `stbench cleanup --local`
+        self.labels = {"stbench.service": self.label, **({STUDY_LABEL: study} if study else {})}
         self.activity = ActivitySignal()
         self._lock = threading.RLock()
         self._jobs: dict[str, LocalJob] = {}
@@ -236,7 +239,7 @@ class LocalDockerJobService:
         folder = self.work_dir / "instances" / uuid.uuid4().hex[:12]
         folder.mkdir(parents=True)
         volume = f"{self.label}-cache-{folder.name}"
-        self.client.volumes.create(volume, labels={"stbench.service": self.label})
+        self.client.volumes.create(volume, labels=self.labels)
         mounts = [
             Mount("/opt/ml", str(folder), type="bind"),
             Mount(CACHE_DIR, volume, type="volume"),
@@ -253,7 +256,7 @@ class LocalDockerJobService:
         try:
             container = self.client.containers.create(
                 image, entrypoint=["sleep", "infinity"], network_mode="host",
-                labels={"stbench.service": self.label}, mounts=mounts,
+                labels=self.labels, mounts=mounts,
                 device_requests=devices,
             )
         except ImageNotFound:
