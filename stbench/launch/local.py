@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stbench.backends.jobs.local_docker import STUDY_LABEL
+from stbench.backends.jobs.docker_engine import STUDY_LABEL
 from stbench.backends.jobs.port import TERMINAL
 from stbench.backends.jobs.requests import LOCAL_ROLE
 from stbench.backends.jobs.sagemaker_checks import (

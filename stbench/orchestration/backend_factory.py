@@ -55,7 +55,8 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         backend.start_supervisor()  # imports happen before the clock starts
         return backend
     from stbench.backends.jobs.backend import JobBackend
-    from stbench.backends.jobs.local_docker import LocalDockerJobService, jobs_dir_for
+    from stbench.backends.jobs.docker_engine import jobs_dir_for
+    from stbench.backends.jobs.local_docker import LocalDockerJobService
     from stbench.backends.jobs.requests import LOCAL_ROLE, JobTemplate
 
     tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,

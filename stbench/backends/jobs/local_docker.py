@@ -14,7 +14,6 @@ own trainer jobs as sibling containers whose bind mounts the host engine resolve
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -27,6 +26,13 @@ from stbench.backends.events import ActivitySignal
 from stbench.backends.gpus import HOST_GPUS_ENV, least_busy, visible_gpus
 from stbench.backends.jobs import files
 from stbench.backends.jobs.checkpoints import S3Store, store_for
+from stbench.backends.jobs.docker_engine import (
+    JOBS_DIR_ENV,
+    STUDY_LABEL,
+    build_hint,
+    connect,
+    host_socket,
+)
 from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
 from stbench.backends.jobs.port import (
     COMPLETED,
@@ -47,8 +53,6 @@ CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 METRICS_DIR = "/stbench/metrics"
 LOGS_DIR = "/stbench/logs"  # a job's stdout and stderr, what CloudWatch holds on SageMaker
 TICK_SECONDS = 0.05
-JOBS_DIR_ENV = "STBENCH_JOBS_DIR"
-STUDY_LABEL = "stbench.study"
 CONTAINER_SOCKET = "/var/run/docker.sock"
 
 
@@ -60,7 +64,7 @@ class LocalDockerJobService:
     def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
                  client: Any = None, docker_access: bool = False,
                  sync_seconds: float = 5.0, study: str | None = None):
-        self.client = _connect(client)
+        self.client = connect(client)
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +93,7 @@ class LocalDockerJobService:
     def probe(cls) -> LocalDockerJobService:
         """A connected service used only for checks; it starts no watcher threads."""
         service = cls.__new__(cls)
-        service.client = _connect(None)
+        service.client = connect(None)
         return service
 
     # --- port ------------------------------------------------------------------------------
@@ -100,7 +104,7 @@ class LocalDockerJobService:
         try:
             self.client.images.get(image)
         except ImageNotFound:
-            raise UserError(f"image {image} not found; {_build_hint(image)}") from None
+            raise UserError(f"image {image} not found; {build_hint(image)}") from None
 
     def create_training_job(self, request: JobRequest) -> None:
         name = request["TrainingJobName"]
@@ -248,7 +252,7 @@ class LocalDockerJobService:
         ]
         if self.docker_access:
             self.nested_dir.mkdir(exist_ok=True)
-            mounts += [Mount(CONTAINER_SOCKET, _host_socket(), type="bind"),
+            mounts += [Mount(CONTAINER_SOCKET, host_socket(), type="bind"),
                        Mount(str(self.nested_dir), str(self.nested_dir), type="bind")]
         gpu = None if self.docker_access else least_busy(self.gpus, [s.gpu for s in self._slots])
         devices = [] if gpu is None else [DeviceRequest(device_ids=[gpu],
@@ -261,7 +265,7 @@ class LocalDockerJobService:
             )
         except ImageNotFound:
             self.client.volumes.get(volume).remove(force=True)
-            raise UserError(f"image {image} not found; {_build_hint(image)}") from None
+            raise UserError(f"image {image} not found; {build_hint(image)}") from None
         container.start()
         self._command(image)
         slot = Slot(container.id, image, key, folder, volume, job=request["TrainingJobName"],
@@ -382,37 +386,3 @@ class LocalDockerJobService:
                     job.store.upload(job.slot.folder / "checkpoints")
                 except Exception:  # noqa: BLE001 - retried next round; the final upload reports
                     continue
-
-
-def _connect(client: Any) -> Any:
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = client or docker.from_env()
-        client.ping()
-    except DockerException as err:
-        raise UserError(
-            f"cannot reach the Docker engine ({type(err).__name__}); start it "
-            "(images/docker-up.sh as root) or use --backend local"
-        ) from None
-    return client
-
-
-def _build_hint(image: str) -> str:
-    if "stbench-trainer-gpu" in image:
-        return "build it with `make build GPU=1` (about 6 GB)"
-    return "build it with `make build`"
-
-
-def _host_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise UserError(f"jobs with Docker access need a local engine socket, DOCKER_HOST={host}")
-    return host.removeprefix("unix://")
-
-
-def jobs_dir_for(default: Path, name: str) -> Path:
-    """Inside a job with Docker access, instance folders go where the host engine sees them."""
-    nested = os.environ.get(JOBS_DIR_ENV)
-    return Path(nested) / name if nested else default
