@@ -125,8 +125,7 @@ def _report_local(session: Any, target: Any, study: Study, final: dict[str, str]
     from stbench.launch.status import collect, format_status
 
     tag = str(study.specs[0].experiment_tag)
-    if target.ledger is not None:
-        print(format_status(collect(session, target.ledger, tag)))
+    print(format_status(collect(session, target.ledger, tag)))
     failed = [name for name, status in final.items() if status != "Completed"]
     for name in failed:
         print(f"{name} ended {final[name]}", file=sys.stderr)

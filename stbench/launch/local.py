@@ -81,11 +81,14 @@ class LocalDockerTarget:
 
     def __init__(self, session: boto3.session.Session, s3_root: str | None, tag: str,
                  work_dir: Path | None = None):
+        if not s3_root:
+            raise UserError("stbench launch --local keeps results and its job ledger in S3: "
+                            "pass --s3_root s3://<bucket>/<prefix> (and --s3_endpoint URL)")
         self.session = session
         self.trial_backend = "docker"
         self.region = check_credentials(session)
         self.s3 = session.client("s3", config=CONFIG)
-        self.ledger = JobLedger(self.s3, str(s3_root), tag) if s3_root else None
+        self.ledger = JobLedger(self.s3, s3_root, tag)
         self.tag = tag
         self.work_dir = work_dir
         self.service: Any = None
@@ -109,7 +112,7 @@ class LocalDockerTarget:
         return image
 
     def existing_jobs(self, tag: str) -> dict[str, str]:
-        return self.ledger.job_statuses() if self.ledger else {}
+        return self.ledger.job_statuses()
 
     def create(self, request: dict[str, Any]) -> None:
         if self.service is None:
@@ -123,8 +126,6 @@ class LocalDockerTarget:
         self._record(request["TrainingJobName"])
 
     def _record(self, name: str) -> None:
-        if self.ledger is None:
-            return
         description = self.service.describe_training_jobs([name])[name]
         request = self.service.request_of(name)
         self.ledger.record({**description, "HyperParameters": request["HyperParameters"],
