@@ -50,13 +50,25 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def stbench(endpoint: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def command(endpoint: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The stbench command line and environment: moto's test credentials, nothing real."""
     executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
     env.pop("AWS_PROFILE", None)
-    return subprocess.run([str(executable), *args, "--s3_endpoint", endpoint],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return [str(executable), *args, "--s3_endpoint", endpoint], env
+
+
+def stbench(endpoint: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    argv, env = command(endpoint, *args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def start(endpoint: str, *args: str) -> subprocess.Popen:
+    """A launch in the background, to be stopped or killed while it runs."""
+    argv, env = command(endpoint, *args)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
 
 
 def s3_keys(endpoint: str) -> list[str]:
@@ -139,11 +151,7 @@ def test_stopping_the_launch_stops_its_jobs_and_a_relaunch_resumes_from_s3(
     study = ["launch", "--local", "--benchmark", "synthetic_curves", "--method", "RS",
              "--n_workers", "1", "--max_num_trials", "10", "--max_wallclock_time", "300",
              "--epoch_duration", "0.05", "--experiment_tag", "stopped", "--s3_root", S3_ROOT]
-    executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    process = subprocess.Popen([str(executable), *study, "--s3_endpoint", s3_endpoint],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = start(s3_endpoint, *study)
     deadline = time.time() + 120
     while not any(k.endswith("/RS/0/results.jsonl") and "/stopped/" in k
                   for k in s3_keys(s3_endpoint)):
@@ -185,16 +193,11 @@ def test_cleanup_local_removes_what_a_killed_launch_left(
     study = ["launch", "--local", "--benchmark", "synthetic_curves", "--method", "RS",
              "--n_workers", "1", "--max_wallclock_time", "300", "--epoch_duration", "0.05",
              "--experiment_tag", "killed", "--s3_root", S3_ROOT]
-    executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
     bystander = docker_client.containers.run(images["trainer"], entrypoint=["sleep", "600"],
                                              labels={"stbench.study": "killed-2"},
                                              network_mode="none", detach=True)
     try:
-        process = subprocess.Popen([str(executable), *study, "--s3_endpoint", s3_endpoint],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env=env)
+        process = start(s3_endpoint, *study)
         deadline = time.time() + 120
         while not any("/killed/" in k and k.endswith("results.jsonl")
                       for k in s3_keys(s3_endpoint)):
