@@ -91,15 +91,15 @@ def cmd_launch(argv: list[str]) -> int:
     study = asked.study
     note = lambda message: print(message, file=sys.stderr)  # noqa: E731
     target: Any
+    first = study.specs[0]
     if asked.local:
         from stbench.launch.local import LocalDockerTarget, use_endpoint
 
-        use_endpoint(asked.s3_endpoint)
-        session = boto3.session.Session(region_name=study.specs[0].region)
-        first = study.specs[0]
+        use_endpoint(asked.s3_endpoint)  # before the session, whose clients read it
+        session = boto3.session.Session(region_name=first.region)
         target = LocalDockerTarget(session, first.s3_root, str(first.experiment_tag))
     else:
-        session = boto3.session.Session(region_name=study.specs[0].region)
+        session = boto3.session.Session(region_name=first.region)
         target = SageMakerTarget(session)
     planned = [job for spec in study.specs
                for job in plan_launch(spec, target, asked.orchestrator_image, asked.force)]

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stbench.backends.jobs.docker_engine import STUDY_LABEL
+from stbench.backends.jobs.docker_engine import STUDY_LABEL, remove_labelled
 from stbench.backends.jobs.port import TERMINAL
 from stbench.backends.jobs.requests import LOCAL_ROLE
 from stbench.backends.jobs.sagemaker_checks import (
@@ -210,9 +210,9 @@ def cleanup_local(session: boto3.session.Session, s3_root: str, tag: str,
     import docker
 
     client = docker.from_env()
-    label = {"label": f"{STUDY_LABEL}={tag}"}
-    containers = client.containers.list(all=True, filters=label)
-    volumes = client.volumes.list(filters=label)
+    label = f"{STUDY_LABEL}={tag}"
+    containers = client.containers.list(all=True, filters={"label": label})
+    volumes = client.volumes.list(filters={"label": label})
     ledger = JobLedger(session.client("s3", config=CONFIG), s3_root, tag)
     stale = [name for name, status in ledger.job_statuses().items()
              if status in ("InProgress", "Stopping")]
@@ -224,24 +224,13 @@ def cleanup_local(session: boto3.session.Session, s3_root: str, tag: str,
     if not confirm():
         print("nothing done")
         return 1
-    removed = set()
-    for _ in range(10):  # a running orchestrator may start trainers until it is removed itself
-        for item in [*containers, *volumes]:  # containers first: they hold the volumes
-            try:
-                item.remove(force=True)
-                removed.add(item.id)
-            except docker.errors.APIError:  # gone already, or a volume still in use
-                pass
-        containers = client.containers.list(all=True, filters=label)
-        volumes = client.volumes.list(filters=label)
-        if not (containers or volumes):
-            break
-        time.sleep(1)
-    if containers or volumes:
-        raise UserError(f"{len(containers)} containers and {len(volumes)} volumes of "
-                        f"'{tag}' could not be removed: try `stbench cleanup --local` again")
+    # a running orchestrator may start trainers until it is removed itself: several rounds
+    removed, left = remove_labelled(client, label, rounds=10)
+    if left:
+        raise UserError(f"{left} containers and volumes of '{tag}' could not be removed: "
+                        "try `stbench cleanup --local` again")
     for name in stale:
         ledger.record({**ledger.describe(name), "TrainingJobStatus": "Stopped",
                        "FailureReason": "stopped by stbench cleanup: its launch had ended"})
-    print(f"removed {len(removed)} containers and volumes; {len(stale)} jobs marked Stopped")
+    print(f"removed {removed} containers and volumes; {len(stale)} jobs marked Stopped")
     return 0

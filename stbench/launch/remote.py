@@ -26,10 +26,11 @@ from stbench.backends.jobs.sagemaker_checks import (
 from stbench.launch.study import Study
 from stbench.model.benchmark import load_benchmark
 from stbench.model.errors import UserError
-from stbench.model.images import LOCAL_TRAINER, orchestrator_image_for, trainer_image_for
+from stbench.model.images import orchestrator_image_for, trainer_image_for
 from stbench.model.methods import get_method
-from stbench.model.naming import experiment_base, name_key, orchestrator_job_name
+from stbench.model.naming import experiment_base, orchestrator_job_name
 from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.backend_factory import trainer_image
 
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
 SKIP_STATUSES = ("InProgress", "Stopping", "Completed")
@@ -73,14 +74,9 @@ class SageMakerTarget:
         return image
 
     def existing_jobs(self, tag: str) -> dict[str, str]:
-        """Status of every job whose name contains the tag (one paginated listing)."""
-        client = self.session.client("sagemaker")
-        jobs: dict[str, str] = {}
-        for page in client.get_paginator("list_training_jobs").paginate(
-                NameContains=name_key(tag)):
-            for summary in page["TrainingJobSummaries"]:
-                jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
-        return jobs
+        from stbench.launch.status import SageMakerJobs
+
+        return SageMakerJobs(self.session, tag).job_statuses()
 
     def create(self, request: dict[str, Any]) -> None:
         self.session.client("sagemaker").create_training_job(**request)
@@ -100,7 +96,7 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     if resolved.image:  # one --image for a study: each benchmark gets its variant's sibling
         resolved = replace(resolved, image=trainer_image_for(resolved.image, benchmark.image))
     elif target.trial_backend == "docker":
-        resolved = replace(resolved, image=LOCAL_TRAINER[benchmark.image])
+        resolved = replace(resolved, image=trainer_image(resolved, benchmark))
     setup = target.check(resolved)
     image = target.orchestrator_image(setup, orchestrator_image)
     existing = target.existing_jobs(spec.experiment_tag)

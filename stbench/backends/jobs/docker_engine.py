@@ -4,6 +4,7 @@ image, and what a job with Docker access (an orchestrator starting sibling conta
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,28 @@ def jobs_dir_for(default: Path, name: str) -> Path:
     """Inside a job with Docker access, instance folders go where the host engine sees them."""
     nested = os.environ.get(JOBS_DIR_ENV)
     return Path(nested) / name if nested else default
+
+
+def remove_labelled(client: Any, label: str, rounds: int = 1) -> tuple[int, int]:
+    """Remove every container, then every volume, carrying `label` (`key=value`); with more
+    rounds, again whatever appeared or was still in use meanwhile. Returns (removed, left)."""
+    from docker.errors import APIError
+
+    filters = {"label": label}
+    removed = 0
+    for round_ in range(rounds):
+        items = [*client.containers.list(all=True, filters=filters),
+                 *client.volumes.list(filters=filters)]  # containers first: they hold volumes
+        if not items:
+            return removed, 0
+        if round_:
+            time.sleep(1)
+        for item in items:
+            try:
+                item.remove(force=True)
+                removed += 1
+            except APIError:  # gone already, or a volume still in use
+                pass
+    left = [*client.containers.list(all=True, filters=filters),
+            *client.volumes.list(filters=filters)]
+    return removed, len(left)

@@ -32,6 +32,7 @@ from stbench.backends.jobs.docker_engine import (
     build_hint,
     connect,
     host_socket,
+    remove_labelled,
 )
 from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
 from stbench.backends.jobs.port import (
@@ -195,7 +196,9 @@ class LocalDockerJobService:
                     job.ended_at = time.time()
             for slot in list(self._slots):
                 self._terminate_slot(slot)
-            self._remove_labelled()
+            # and what no slot records: a stop signal can land between creating a container
+            # and recording its slot
+            remove_labelled(self.client, f"stbench.service={self.label}")
         self._closed.set()
         try:
             self._events.close()
@@ -291,17 +294,6 @@ class LocalDockerJobService:
             except NotFound:
                 pass
         shutil.rmtree(slot.folder, ignore_errors=True)
-
-    def _remove_labelled(self) -> None:
-        """Containers and volumes of this service that no slot records: a stop signal can
-        land between creating a container and recording its slot."""
-        label = {"label": f"stbench.service={self.label}"}
-        for item in [*self.client.containers.list(all=True, filters=label),
-                     *self.client.volumes.list(filters=label)]:
-            try:
-                item.remove(force=True)
-            except Exception:  # noqa: BLE001 - gone already, or the engine with it
-                continue
 
     def _signal(self, slot: Slot, signal_name: str) -> None:
         """Signal every process of the job; PID 1 (`sleep`) ignores it, so the slot lives."""
