@@ -44,7 +44,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.core.utils import utcnow  # noqa: E402
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends  # noqa: E402
 
-from stbench.backends.jobs.requests import JobTemplate, trial_request  # noqa: E402
+from stbench.backends.jobs.job_requests import JobTemplate, trial_request  # noqa: E402
 from stbench.backends.jobs.sagemaker import SageMakerJobService  # noqa: E402
 from stbench.model.naming import experiment_base, job_name  # noqa: E402
 

@@ -34,7 +34,7 @@ SECTION = "## Trial turnaround (bench/turnaround.py)"
 
 
 def run_stbench(trials: int, seed: int) -> dict[str, float]:
-    from stbench.orchestration import study
+    from stbench.orchestration import study_runner as study
 
     with tempfile.TemporaryDirectory() as root:
         spec = ExperimentSpec(

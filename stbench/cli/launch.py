@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.cli.main import OneLineParser, add_spec_arguments, parse_extra_args
-from stbench.launch.study import Study
+from stbench.launch.study_file import Study
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
 
@@ -51,7 +51,7 @@ def study_from_args(argv: list[str]) -> LaunchRequest:
         given["method"] = tuple(given["method"])
     extra = parse_extra_args(rest)
     if study:
-        from stbench.launch.study import load_study
+        from stbench.launch.study_file import load_study
 
         if extra:
             given["extra_args"] = extra

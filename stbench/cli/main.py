@@ -98,7 +98,7 @@ def cmd_run(argv: list[str]) -> int:
 def run_and_report(spec: ExperimentSpec) -> int:
     """Plan (all checks first), run every experiment, then print the table and plots."""
     from stbench.analysis.report import report
-    from stbench.orchestration.study import plan_study, run_study
+    from stbench.orchestration.study_runner import plan_study, run_study
 
     plan = plan_study(spec)
     spec = plan.spec

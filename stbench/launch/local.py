@@ -24,8 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stbench.backends.jobs.docker_engine import STUDY_LABEL, remove_labelled
-from stbench.backends.jobs.port import TERMINAL
-from stbench.backends.jobs.requests import LOCAL_ROLE
+from stbench.backends.jobs.job_service import TERMINAL
+from stbench.backends.jobs.job_requests import LOCAL_ROLE
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
     check_bucket,

@@ -17,13 +17,13 @@ from typing import Any, Protocol
 import boto3
 from botocore.exceptions import ClientError
 
-from stbench.backends.jobs.requests import JobTemplate, training_job_request
+from stbench.backends.jobs.job_requests import JobTemplate, training_job_request
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
     check_ecr_image,
     check_sagemaker_setup,
 )
-from stbench.launch.study import Study
+from stbench.launch.study_file import Study
 from stbench.model.benchmark import load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.images import orchestrator_image_for, trainer_image_for

@@ -9,7 +9,7 @@ import pytest
 from syne_tune.backend.trial_status import Status
 
 from stbench.backends.jobs.backend import JobBackend
-from stbench.backends.jobs.port import (
+from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,
@@ -17,7 +17,7 @@ from stbench.backends.jobs.port import (
     STOPPING,
     CapacityError,
 )
-from stbench.backends.jobs.requests import JobTemplate, hyperparameters, trial_request
+from stbench.backends.jobs.job_requests import JobTemplate, hyperparameters, trial_request
 from stbench.model.errors import UserError
 from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 

@@ -14,7 +14,7 @@ from stbench.model.benchmark import Benchmark, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import METHODS, MethodContext, get_method
 from stbench.model.spec import ExperimentSpec
-from stbench.orchestration import study
+from stbench.orchestration import study_runner as study
 
 
 @pytest.fixture(scope="module", params=["gbm_breast_cancer", "mlp_digits", "synthetic_curves"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stbench.launch.study import load_study
+from stbench.launch.study_file import load_study
 from stbench.model.errors import UserError
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "launch" / "tutorial.yaml"

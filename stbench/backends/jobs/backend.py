@@ -17,7 +17,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_WORKER_TIMESTAMP
 
-from stbench.backends.jobs.port import (
+from stbench.backends.jobs.job_service import (
     BUSY_JOB_STATUSES,
     COMPLETED,
     FAILED,
@@ -28,7 +28,7 @@ from stbench.backends.jobs.port import (
     JobService,
     Throttled,
 )
-from stbench.backends.jobs.requests import JobTemplate, trial_request
+from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.model.errors import UserError
 from stbench.model.naming import job_name
 

@@ -35,7 +35,7 @@ from stbench.backends.jobs.docker_engine import (
     remove_labelled,
 )
 from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
-from stbench.backends.jobs.port import (
+from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.jobs.checkpoints import CheckpointStore
-from stbench.backends.jobs.port import IN_PROGRESS, WARM_IN_USE, JobDescription, JobRequest
+from stbench.backends.jobs.job_service import IN_PROGRESS, WARM_IN_USE, JobDescription, JobRequest
 
 MATCH_KEYS = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
 MATCH_REQUEST_KEYS = ("RoleArn", "VpcConfig", "EnableNetworkIsolation",

@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stbench.backends.jobs.port import (
+from stbench.backends.jobs.job_service import (
     IN_PROGRESS,
     STOPPING,
     TERMINAL,

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from stbench.backends.jobs.port import Throttled
+from stbench.backends.jobs.job_service import Throttled
 
 log = logging.getLogger(__name__)
 
