@@ -56,8 +56,8 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         return backend
     from stbench.backends.jobs.backend import JobBackend
     from stbench.backends.jobs.docker_engine import jobs_dir_for
-    from stbench.backends.jobs.local_docker import LocalDockerJobService
     from stbench.backends.jobs.job_requests import LOCAL_ROLE, JobTemplate
+    from stbench.backends.jobs.local_docker import LocalDockerJobService
 
     tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
             "stbench:method": method, "stbench:seed": str(seed)}

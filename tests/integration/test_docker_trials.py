@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from stbench.backends.jobs.local_docker import LocalDockerJobService
-from stbench.backends.jobs.job_service import COMPLETED, FAILED, STOPPED, STOPPING
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
+from stbench.backends.jobs.job_service import COMPLETED, FAILED, STOPPED, STOPPING
+from stbench.backends.jobs.local_docker import LocalDockerJobService
 from stbench.cli.main import main
 
 pytestmark = pytest.mark.docker

@@ -25,6 +25,7 @@ from moto.core.utils import utcnow
 from moto.sagemaker.models import sagemaker_backends
 
 from stbench.backends.jobs import sagemaker as sagemaker_module
+from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
@@ -33,7 +34,6 @@ from stbench.backends.jobs.job_service import (
     CapacityError,
     Throttled,
 )
-from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.sagemaker import SageMakerJobService
 from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 

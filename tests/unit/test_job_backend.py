@@ -9,6 +9,7 @@ import pytest
 from syne_tune.backend.trial_status import Status
 
 from stbench.backends.jobs.backend import JobBackend
+from stbench.backends.jobs.job_requests import JobTemplate, hyperparameters, trial_request
 from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
@@ -17,7 +18,6 @@ from stbench.backends.jobs.job_service import (
     STOPPING,
     CapacityError,
 )
-from stbench.backends.jobs.job_requests import JobTemplate, hyperparameters, trial_request
 from stbench.model.errors import UserError
 from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 

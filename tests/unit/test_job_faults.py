@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.jobs.backend import JobBackend
+from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
@@ -23,7 +24,6 @@ from stbench.backends.jobs.job_service import (
     CapacityError,
     Throttled,
 )
-from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.benchmarks.synthetic_curves import loss_at
 from stbench.model.benchmark import load_benchmark
 from stbench.model.methods import MethodContext, get_method

@@ -34,7 +34,6 @@ from stbench.backends.jobs.docker_engine import (
     host_socket,
     remove_labelled,
 )
-from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
 from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
@@ -48,6 +47,7 @@ from stbench.backends.jobs.job_service import (
     JobDescription,
     JobRequest,
 )
+from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
 from stbench.model.errors import UserError
 
 CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
