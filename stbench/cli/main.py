@@ -11,6 +11,7 @@ import importlib
 import logging
 import signal
 import sys
+import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, fields
@@ -235,6 +236,15 @@ def guarded(action: Callable[[], int], on_error: Callable[[str], None] | None = 
         if on_error:
             on_error("interrupted by a stop signal")
         return 130
+    except Exception as err:  # a crash: the traceback for us, one line for the user and the job
+        from stbench.orchestration.experiment import one_line
+
+        traceback.print_exc()
+        reason = f"crashed: {one_line(err)}"
+        print(f"stbench: error: {reason}; rerun with --resume once it is fixed", file=sys.stderr)
+        if on_error:
+            on_error(reason)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

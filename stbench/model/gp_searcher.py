@@ -28,6 +28,8 @@ from syne_tune.optimizer.schedulers.searchers.single_objective_searcher import (
 )
 from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
 
+from stbench.model.seeding import spawn_seeds
+
 NUM_LOCAL_ANCHORS = 5  # best observed configs whose neighbourhoods are searched
 LOCAL_FRACTION = 0.2  # local candidates relative to num_candidates
 LOCAL_SCALES = (0.02, 0.07, 0.2)  # perturbation std devs in the unit cube
@@ -417,9 +419,10 @@ def make_bo_scheduler(
     points_to_evaluate: list[dict[str, Any]] | None,
 ) -> SingleObjectiveScheduler:
     """GP-EI Bayesian optimization: every trial runs to the full resource."""
-    searcher = GPEISearcher(config_space, points_to_evaluate, random_seed=random_seed)
+    searcher_seed, scheduler_seed = spawn_seeds(random_seed, 2)
+    searcher = GPEISearcher(config_space, points_to_evaluate, random_seed=searcher_seed)
     return SingleObjectiveScheduler(config_space, metric=metric, do_minimize=do_minimize,
-                                    searcher=searcher, random_seed=random_seed)
+                                    searcher=searcher, random_seed=scheduler_seed)
 
 
 def make_mobster_scheduler(
@@ -435,10 +438,11 @@ def make_mobster_scheduler(
 ) -> AsynchronousSuccessiveHalving:
     """MOBSTER: asynchronous successive halving with joint-GP proposals."""
     levels = _rung_levels(grace_period, max_t, reduction_factor)
+    searcher_seed, scheduler_seed = spawn_seeds(random_seed, 2)
     searcher = MultiFidelityGPEISearcher(config_space, points_to_evaluate,
-                                         random_seed=random_seed, resource_levels=levels)
+                                         random_seed=searcher_seed, resource_levels=levels)
     return AsynchronousSuccessiveHalving(
         config_space, metric=metric, do_minimize=do_minimize, searcher=searcher,
         time_attr=time_attr, max_t=max_t, grace_period=grace_period,
-        reduction_factor=reduction_factor, random_seed=random_seed,
+        reduction_factor=reduction_factor, random_seed=scheduler_seed,
     )

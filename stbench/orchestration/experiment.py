@@ -71,6 +71,13 @@ class ExperimentOutcome:
     best: float | None
 
 
+def one_line(err: BaseException) -> str:
+    """`Type: first line of the message`, short enough for metadata and FailureReason."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    return text[:500]
+
+
 class ExperimentLoop:
     """Runs one experiment until its budget ends; the caller owns scheduler and backend."""
 
@@ -89,7 +96,7 @@ class ExperimentLoop:
 
     def run(self) -> ExperimentOutcome:
         state = self.state
-        status, reason = "completed", ""
+        status, reason, crashed = "completed", "", False
         self.store.update_metadata(status="running", start_time=now_iso(), end_time=None)
         self.store.flush(force=True)
         try:
@@ -107,8 +114,12 @@ class ExperimentLoop:
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted by the user or a stop signal"
             raise
+        except Exception as err:  # a crash: recorded as failed, so --resume reruns it
+            status, reason, crashed = "failed", f"crashed: {one_line(err)}", True
+            raise
         finally:
-            self._shutdown(INTERRUPTED if status == "interrupted" else STOPPED_BY_BUDGET)
+            self._shutdown(INTERRUPTED if status == "interrupted" or crashed
+                           else STOPPED_BY_BUDGET)
             self.store.update_metadata(
                 status=status, reason=reason, end_time=now_iso(),
                 elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,

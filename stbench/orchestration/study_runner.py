@@ -19,6 +19,7 @@ from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from stbench.model.benchmark import Benchmark, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import MethodContext, get_method
+from stbench.model.seeding import spawn_seeds
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.backend_factory import check_backend, make_backend
 from stbench.orchestration.experiment import (
@@ -99,14 +100,7 @@ def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOu
 def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
                    progress_stream: Any = None) -> ExperimentOutcome:
     spec, benchmark = plan.spec, plan.benchmark
-    scheduler_seed = spec.scheduler_seed(planned.seed)
-    # Syne Tune 0.16's random searchers and ASHA's bracket choice draw from the global numpy
-    # RNG and ignore `random_seed`; seeding it here makes every method reproducible.
-    np.random.seed(scheduler_seed)
-    random.seed(scheduler_seed)
-    scheduler = get_method(planned.method).make_scheduler(
-        MethodContext.for_benchmark(benchmark, scheduler_seed)
-    )
+    scheduler = seeded_scheduler(planned.method, benchmark, spec.scheduler_seed(planned.seed))
     store = ResultStore(planned.folder, _metadata(plan, planned))
     previous = planned.previous
     if previous is not None:
@@ -127,6 +121,20 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
     loop = ExperimentLoop(scheduler, backend, store, budget, benchmark.metric, benchmark.mode,
                           progress, state)
     return loop.run()
+
+
+def seeded_scheduler(method: str, benchmark: Benchmark, scheduler_seed: int) -> TrialScheduler:
+    """The method's scheduler, with every RNG it draws from seeded from `scheduler_seed`.
+
+    Syne Tune 0.16's random searchers and ASHA's bracket choice draw from the global numpy
+    RNG and ignore `random_seed`, so the global RNGs are seeded too, for reproducibility.
+    Each generator gets its own derived seed: one seed in two generators makes them draw the
+    same numbers, and ASHA then repeats configurations a few trials apart.
+    """
+    method_seed, numpy_seed, python_seed = spawn_seeds(scheduler_seed, 3)
+    np.random.seed(numpy_seed)
+    random.seed(python_seed)
+    return get_method(method).make_scheduler(MethodContext.for_benchmark(benchmark, method_seed))
 
 
 def replay(scheduler: TrialScheduler, previous: PreviousRun, store: ResultStore,
