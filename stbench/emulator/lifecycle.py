@@ -1,0 +1,211 @@
+"""One training job's life, as SageMaker runs it, in a thread of its own.
+
+Starting (provisioning: the cold or warm start time) → Downloading (the image is pulled if
+it is only in a local registry; `/opt/ml/input/config` is written and `/opt/ml/checkpoints`
+restored from CheckpointConfig.S3Uri) → Training (`IMAGE train`; output to CloudWatch Logs;
+checkpoints uploaded every `checkpoint_sync_seconds`) → Uploading (checkpoints, then
+`/opt/ml/model` as `<S3OutputPath>/<job>/output/model.tar.gz`) → Completed, Failed or, after
+StopTrainingJob (SIGTERM, SIGKILL after the grace), Stopped. TrainingStartTime is when the
+instance is ready, so BillableTimeInSeconds = TrainingEndTime - TrainingStartTime.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stbench.backends.jobs import files
+from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
+from stbench.emulator.config import TEST_CREDENTIALS
+from stbench.emulator.containers import CACHE_DIR, ImageUnavailable
+from stbench.emulator.jobs import COMPLETED, FAILED, STOPPED, STOPPING, TrainingJob
+
+if TYPE_CHECKING:
+    from stbench.emulator.service import TrainingService
+
+log = logging.getLogger(__name__)
+WATCH_SECONDS = 0.1
+CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
+
+
+class NoCheckpoints:
+    """A job without CheckpointConfig: nothing to restore or upload."""
+
+    def restore(self, into: Path) -> None:
+        pass
+
+    def upload(self, source: Path) -> None:
+        pass
+
+
+class JobRun(threading.Thread):
+    def __init__(self, service: TrainingService, job: TrainingJob):
+        super().__init__(name=f"job-{job.name}", daemon=True)
+        self.service = service
+        self.job = job
+        self.stopped = service.stop_events[job.arn]
+        self.folder = Path(service.work_dir) / job.region / job.name
+        self.volume: str | None = job.pool.volume if job.pool else None
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as err:  # noqa: BLE001 - a bug of ours still ends the job visibly
+            if self.service.closed.is_set():
+                return
+            log.exception("training job %s", self.job.name)
+            self._end(FAILED, f"InternalServerError: {type(err).__name__}: {err}")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _run(self) -> None:
+        config, job = self.service.config, self.job
+        provision = config.warm_start_seconds if job.pool else config.cold_start_seconds
+        if self.stopped.wait(provision):
+            self._end(STOPPED, None)  # before the instance was up: no pool either
+            return
+        self.service.launched(job)
+        if not self.service.progress(job, "Downloading", "Downloading input data"):
+            self._end(STOPPED, None)
+            return
+        docker = self.service.docker
+        image = job.request["AlgorithmSpecification"]["TrainingImage"]
+        try:
+            if self.volume is None:
+                self.volume = docker.create_volume(job.name)
+            docker.ensure_image(image)
+            store = self._checkpoint_store()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            files.prepare_instance_folder(
+                self.folder, {**job.request, "HyperParameters": job.request.get(
+                    "HyperParameters") or {}}, store)
+        except ImageUnavailable as err:
+            self._end(FAILED, f"ClientError: {err}")
+            return
+        except Exception as err:  # noqa: BLE001 - S3 errors (no bucket, ...) are the caller's
+            self._end(FAILED, f"ClientError: preparing the job failed: {err}")
+            return
+        if not self.service.progress(job, "Training",
+                                     "Training image download completed. Training in progress."):
+            self._end(STOPPED, None)
+            return
+        exit_code = self._train(image, store)
+        if self.service.closed.is_set():
+            return
+        stopping = job.status == STOPPING
+        if not stopping:
+            self.service.progress(job, "Uploading", "Uploading generated training model")
+        errors = self._upload(store, exit_code == 0 or stopping)
+        if job.status == STOPPING:
+            self._end(STOPPED, None)
+        elif exit_code == 0 and not errors:
+            self._end(COMPLETED, None)
+        else:
+            self._end(FAILED, files.failure_reason(self.folder, exit_code) if exit_code
+                      else errors[0])
+
+    def _train(self, image: str, store: CheckpointStore) -> int:
+        """Run the container to its end; stop it when asked or past MaxRuntimeInSeconds."""
+        config, job, docker = self.service.config, self.job, self.service.docker
+        container = docker.start(job.name, image, self.folder, str(self.volume),
+                                 self._environment())
+        stream = f"{job.name}/algo-1-{int(time.time())}"
+        pump = threading.Thread(target=self._pump_logs, args=(container, stream),
+                                name=f"logs-{job.name}", daemon=True)
+        pump.start()
+        kill_at: float | None = None
+        next_sync = time.time() + config.checkpoint_sync_seconds
+        while pump.is_alive():
+            pump.join(WATCH_SECONDS)
+            now = time.time()
+            if self.service.closed.is_set():
+                docker.remove(container)
+                return -1
+            if kill_at is None and job.started and now - job.started > job.max_runtime:
+                self.service.request_stop(job, "MaxRuntimeExceeded")
+            if kill_at is None and self.stopped.is_set():
+                docker.signal(container, "SIGTERM")
+                kill_at = now + config.stop_grace_seconds
+            elif kill_at is not None and now >= kill_at:
+                docker.signal(container, "SIGKILL")
+                kill_at = float("inf")
+            if now >= next_sync:
+                next_sync = now + config.checkpoint_sync_seconds
+                self._sync(store)
+        exit_code = docker.exit_code(container)
+        docker.remove(container)
+        return exit_code
+
+    def _pump_logs(self, container: Any, stream: str) -> None:
+        try:
+            for timestamp_ms, line in self.service.docker.log_lines(container):
+                self.service.logs.add(self.job.region, stream, timestamp_ms, line)
+        except Exception:  # noqa: BLE001 - the container went away (endpoint closing)
+            if not self.service.closed.is_set():
+                log.exception("log stream of %s", self.job.name)
+
+    def _environment(self) -> dict[str, str]:
+        """The request's Environment and SageMaker's variables; plus, as the gap to AWS (where
+        the execution role gives credentials), this endpoint's URL and test credentials."""
+        job = self.job
+        env = {"AWS_ENDPOINT_URL": self.service.endpoint_url, **TEST_CREDENTIALS,
+               "AWS_DEFAULT_REGION": job.region, "AWS_REGION": job.region,
+               "AWS_EC2_METADATA_DISABLED": "true",
+               **(job.request.get("Environment") or {}),
+               "TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn}
+        if job.keep_alive > 0 or job.pool is not None:
+            env[CACHE_ENV] = CACHE_DIR
+        return env
+
+    def _checkpoint_store(self) -> CheckpointStore:
+        uri = (self.job.request.get("CheckpointConfig") or {}).get("S3Uri")
+        return store_for(uri, self.service.s3(self.job.region)) if uri else NoCheckpoints()
+
+    def _sync(self, store: CheckpointStore) -> None:
+        try:
+            store.upload(self.folder / "checkpoints")
+        except Exception:  # noqa: BLE001 - retried at the next period; the last upload reports
+            log.warning("checkpoint upload of %s failed; retrying", self.job.name)
+
+    def _upload(self, store: CheckpointStore, with_model: bool) -> list[str]:
+        """Checkpoints, then the model archive: errors as FailureReasons, in that order."""
+        errors = []
+        try:
+            store.upload(self.folder / "checkpoints")
+        except Exception as err:  # noqa: BLE001
+            errors.append(f"ClientError: uploading checkpoints failed: {err}")
+        if with_model and not errors:
+            try:
+                self._upload_model()
+            except Exception as err:  # noqa: BLE001
+                errors.append(f"ClientError: uploading the model failed: {err}")
+        return errors
+
+    def _upload_model(self) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            model = self.folder / "model"
+            for path in sorted(model.rglob("*")) if model.is_dir() else []:
+                archive.add(path, arcname=path.relative_to(model).as_posix(), recursive=False)
+        bucket, _, key = self.job.model_uri.removeprefix("s3://").partition("/")
+        self.service.s3(self.job.region).put_object(Bucket=bucket, Key=key,
+                                                    Body=buffer.getvalue())
+        self.job.model_uploaded = True
+
+    def _end(self, status: str, reason: str | None) -> None:
+        job = self.job
+        if status == STOPPED:
+            secondary = job.stop_reason or STOPPED
+            message = ("Training job stopped: MaxRuntimeInSeconds exceeded"
+                       if secondary != STOPPED else "Training job stopped")
+        elif status == COMPLETED:
+            secondary, message = COMPLETED, "Training job completed"
+        else:
+            secondary, message = FAILED, f"Training job failed: {(reason or '')[:200]}"
+        self.service.finish(job, status, secondary, message, self.volume, reason)

@@ -1,0 +1,162 @@
+"""The endpoint: moto's server for S3, CloudWatch Logs, ECR, IAM, STS (and the rest of
+moto), with SageMaker training jobs and SageMaker's Service Quotas answered in front of it.
+
+One URL serves every service, as boto3 sees it through `AWS_ENDPOINT_URL`: the JSON
+services are told apart by `X-Amz-Target`, the others are moto's to route. A fraction of the
+SageMaker and CloudWatch Logs calls (`throttle_fraction`) is answered with
+ThrottlingException, drawn from the endpoint's own seeded generator.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import secrets
+import shutil
+import threading
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from stbench.emulator import quotas
+from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
+from stbench.emulator.containers import DockerJobs
+from stbench.emulator.logs import LogDelivery
+from stbench.emulator.protocol import (
+    AwsError,
+    StartResponse,
+    read_body,
+    region_of,
+    respond,
+    respond_error,
+    target_of,
+)
+from stbench.emulator.service import ACTIONS, TrainingService
+from stbench.model.seeding import SEED_BOUND, spawn_seeds
+
+log = logging.getLogger(__name__)
+SAGEMAKER, LOGS, SERVICE_QUOTAS = "SageMaker", "Logs_20140328", "ServiceQuotasV20190624"
+THROTTLED = (SAGEMAKER, LOGS)
+
+
+class EndpointApp:
+    """WSGI: our actions first, everything else to moto's dispatcher."""
+
+    def __init__(self, moto_app: Any, service: TrainingService, seed: int):
+        self.moto_app = moto_app
+        self.service = service
+        self.config = service.config
+        self._random = random.Random(spawn_seeds(seed, 1)[0])
+        self._random_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        prefix, action = target_of(environ)
+        if prefix in THROTTLED and self._throttled():
+            return respond_error(start_response, AwsError("ThrottlingException", "Rate exceeded"))
+        ours = (prefix == SAGEMAKER and action in ACTIONS) or prefix == SERVICE_QUOTAS
+        if not ours:
+            return self.moto_app(environ, start_response)
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(raw)  # moto may still need it
+        region = region_of(environ, self.config.region)
+        try:
+            body = read_body(environ)
+            if prefix == SERVICE_QUOTAS:
+                if not quotas.is_ours(action, body):
+                    environ["wsgi.input"] = io.BytesIO(raw)
+                    return self.moto_app(environ, start_response)
+                answer = quotas.handle(self.config, action, region, body)
+            else:
+                answer = self.service.handle(action, region, body)
+        except AwsError as err:
+            return respond_error(start_response, err)
+        except Exception as err:  # noqa: BLE001 - a bug of ours, as AWS reports its own
+            log.exception("%s.%s", prefix, action)
+            return respond_error(start_response, AwsError(
+                "InternalFailure", f"{type(err).__name__}: {err}", 500))
+        return respond(start_response, 200, answer)
+
+    def _throttled(self) -> bool:
+        if self.config.throttle_fraction <= 0:
+            return False
+        with self._random_lock:
+            return self._random.random() < self.config.throttle_fraction
+
+
+class Emulator:
+    """A local SageMaker endpoint on 127.0.0.1, served from threads of this process.
+
+    `with Emulator(EmulatorConfig(...)) as emu:` starts it (a free port unless the config
+    names one); `emu.endpoint_url` and `emu.environment()` are what clients need; leaving
+    the block stops every job and removes the endpoint's containers and volumes. moto keeps
+    its state per process: two endpoints in one process share S3, Logs, ECR and IAM.
+    """
+
+    def __init__(self, config: EmulatorConfig | None = None, docker_client: Any = None):
+        self.config = config or EmulatorConfig()
+        self.seed = (self.config.seed if self.config.seed is not None
+                     else secrets.randbelow(SEED_BOUND))
+        self.id = f"stbench-emu-{uuid.uuid4().hex[:8]}"
+        self._docker_client = docker_client
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.service: TrainingService | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return f"http://{self.config.host}:{self._server.server_port}"
+
+    def environment(self) -> dict[str, str]:
+        """What boto3 (and the AWS CLI) need to use this endpoint for every service."""
+        return {"AWS_ENDPOINT_URL": self.endpoint_url, **TEST_CREDENTIALS,
+                "AWS_DEFAULT_REGION": self.config.region}
+
+    def start(self, in_thread: bool = True) -> Emulator:
+        """Bind the port and start serving (in a thread unless `in_thread` is False: then
+        call `serve_forever`)."""
+        from moto.moto_server import werkzeug_app
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        docker = DockerJobs(self.id, self._docker_client)
+        handler = getattr(werkzeug_app, "MotoRequestHandler", None)
+        options = {"request_handler": handler} if handler else {}
+        self._server = make_server(self.config.host, self.config.port, None, threaded=True,
+                                   **options)
+        self.service = TrainingService(self.config, docker, LogDelivery(
+            self.config.log_delay_seconds), self.endpoint_url)
+        moto_app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+        self._server.app = EndpointApp(moto_app, self.service, self.seed)
+        if in_thread:
+            self._thread = threading.Thread(target=self._server.serve_forever,
+                                            name="emulator-http", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def close(self) -> tuple[int, int]:
+        """Stop serving and every job; remove the containers and volumes. (removed, left)"""
+        if self.service is None:
+            return 0, 0
+        self.service.close()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+        self._server.server_close()
+        removed = self.service.docker.remove_all()
+        shutil.rmtree(self.service.work_dir, ignore_errors=True)
+        self.service = None
+        return removed
+
+    def __enter__(self) -> Emulator:
+        return self.start() if self.service is None else self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
