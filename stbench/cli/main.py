@@ -194,6 +194,7 @@ LAZY_COMMANDS = {
     "launch": "stbench.cli.launch:cmd_launch",
     "status": "stbench.launch.status:cmd_status",
     "cleanup": "stbench.launch.cleanup:cmd_cleanup",
+    "emulator": "stbench.cli.emulator:cmd_emulator",
 }
 
 

@@ -1,0 +1,94 @@
+"""`stbench emulator`: a local SageMaker endpoint until Ctrl-C (or SIGTERM).
+
+It prints the environment to export on stdout, one `export …` line, so that
+`eval "$(stbench emulator … | head -1)"` style scripts and humans alike can use it; progress
+and the shutdown summary go to stderr. See docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stbench.model.errors import UserError
+
+DEFAULT_PORT = 5555  # moto's own default (5000) is where a local registry usually listens
+
+
+def _parser() -> argparse.ArgumentParser:
+    from stbench.cli.main import OneLineParser  # imported here: main imports this module
+    from stbench.emulator.config import EmulatorConfig
+
+    defaults = EmulatorConfig()
+    parser = OneLineParser(
+        prog="stbench emulator",
+        description="Serve a local SageMaker endpoint (training jobs as containers of the "
+                    "local Docker engine, with S3, CloudWatch Logs, ECR, IAM, STS and Service "
+                    "Quotas) on 127.0.0.1 until Ctrl-C.")
+
+    def option(name: str, **kwargs: object) -> None:
+        parser.add_argument(f"--{name}", f"--{name.replace('_', '-')}", dest=name, **kwargs)
+
+    option("port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; "
+           "0 picks a free one)")
+    option("region", default=defaults.region, help="region printed for clients "
+           f"(default {defaults.region}); requests signed for another region are served too")
+    for name, text in (
+            ("cold_start_seconds", "provisioning time of a new instance"),
+            ("warm_start_seconds", "provisioning time on a reused warm pool"),
+            ("log_delay_seconds", "how late a log line becomes visible in CloudWatch Logs"),
+            ("stop_grace_seconds", "SIGTERM to SIGKILL on StopTrainingJob"),
+            ("checkpoint_sync_seconds", "upload period of /opt/ml/checkpoints while a job "
+                                        "runs")):
+        option(name, type=float, default=getattr(defaults, name),
+               help=f"{text} (default {getattr(defaults, name):g})")
+    option("throttle_fraction", type=float, default=0.0,
+           help="share of SageMaker and Logs calls answered with ThrottlingException")
+    option("seed", type=int, default=None, help="seed of the throttling draws")
+    option("quota", action="append", default=[], metavar="NAME=VALUE",
+           help="a Service Quotas value, e.g. 'ml.m5.large for training warm pool usage=4' "
+                "(repeatable; defaults: 20 for training job usage, 0 for warm pool usage)")
+    option("work_dir", default=None, help="where the jobs' /opt/ml folders live "
+           "(default: a temporary folder)")
+    return parser
+
+
+def cmd_emulator(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from stbench.emulator.config import EmulatorConfig, parse_quota
+
+    args = _parser().parse_args(argv)
+    config = EmulatorConfig(
+        port=args.port, region=args.region, cold_start_seconds=args.cold_start_seconds,
+        warm_start_seconds=args.warm_start_seconds, log_delay_seconds=args.log_delay_seconds,
+        throttle_fraction=args.throttle_fraction, stop_grace_seconds=args.stop_grace_seconds,
+        checkpoint_sync_seconds=args.checkpoint_sync_seconds, seed=args.seed,
+        quotas=dict(parse_quota(text) for text in args.quota),
+        work_dir=Path(args.work_dir) if args.work_dir else None)
+    try:
+        from stbench.emulator.server import Emulator
+    except ImportError as err:
+        raise UserError(f"the emulator needs moto's server ({err}): "
+                        "pip install -e '.[dev]' (or 'moto[server]')") from None
+    emulator = Emulator(config)
+    try:
+        emulator.start(in_thread=False)
+    except OSError as err:
+        raise UserError(f"cannot serve on 127.0.0.1:{config.port} ({err.strerror or err}): "
+                        "pass another --port (0 picks a free one)") from None
+    exports = " ".join(f"{key}={value}" for key, value in emulator.environment().items())
+    print(f"export {exports}", flush=True)
+    print(f"stbench emulator {emulator.id} serving {emulator.endpoint_url} (throttling seed "
+          f"{emulator.seed}); Ctrl-C stops it and removes its containers", file=sys.stderr,
+          flush=True)
+    try:
+        emulator.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        removed, left = emulator.close()
+        tail = f", {left} left (remove them with `docker rm -f`)" if left else ""
+        print(f"stbench emulator stopped: removed {removed} containers and volumes{tail}",
+              file=sys.stderr, flush=True)
+    return 0
