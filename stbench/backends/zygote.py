@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-METRIC_TAG = "[tune-metric]: "
+from stbench.model.container_contract import METRIC_TAG
+
 EOF_WAIT_SECONDS = 2.0
 TAIL_LINES = 20
 

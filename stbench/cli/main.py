@@ -148,15 +148,17 @@ def _fetch_launched(root: Path, args: argparse.Namespace) -> None:
     (otherwise the report says there are no results)."""
     import boto3
 
+    from stbench.backends.aws import check_credentials
     from stbench.launch.local import local_session
     from stbench.launch.status import fetch_results, job_directory
 
     tag = args.experiment_tag
     session = local_session(args) if args.local else boto3.session.Session(region_name=args.region)
-    if session.get_credentials() is None or not session.region_name:
-        if args.local:
-            raise UserError("no AWS credentials or region for the S3 endpoint: set "
-                            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION")
+    try:
+        check_credentials(session)
+    except UserError:
+        if args.local:  # the user asked for S3
+            raise
         return
     directory = job_directory(session, tag, args.s3_root if args.local else None)
     copied = fetch_results(session, directory, tag, root)

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from stbench.cli.main import guarded, run_and_report
 from stbench.cli.main import main as stbench_main
+from stbench.model.container_contract import hyperparameters_path, opt_ml_root, write_failure
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
 
 
 def train(root: Path) -> int:
     """Run the study whose spec came as hyperparameters; results live in the checkpoints."""
-    config = root / "input" / "config" / "hyperparameters.json"
+    config = hyperparameters_path(root)
     try:
         spec = ExperimentSpec.from_hyperparameters(json.loads(config.read_text()))
     except (OSError, json.JSONDecodeError) as err:
@@ -39,12 +40,10 @@ def train(root: Path) -> int:
 
 
 def _write_failure(root: Path, reason: str) -> None:
-    """SageMaker shows the first 1024 characters of this file as the job's FailureReason."""
     try:
-        (root / "output").mkdir(parents=True, exist_ok=True)
-        (root / "output" / "failure").write_text(reason[:1024])
+        write_failure(root, reason)
     except OSError:
-        pass
+        pass  # the job still fails by its exit status
 
 
 def _has_flag(argv: list[str], name: str) -> bool:
@@ -55,7 +54,7 @@ def _has_flag(argv: list[str], name: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
-        root = Path(os.environ.get("STBENCH_OPT_ML", "/opt/ml"))
+        root = opt_ml_root()
         code = guarded(lambda: train(root), on_error=lambda reason: _write_failure(root, reason))
         if code == 1:
             _write_failure(root, "some experiments did not complete; see the results table")

@@ -18,19 +18,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stbench.backends.jobs import sagemaker_checks as checks
+from stbench.backends.aws import (
+    BAD_CREDENTIALS,
+    CREDENTIAL_ERRORS,
+    CREDENTIALS_FIX,
+    DENIED,
+    THROTTLING_CODES,
+    check_credentials,
+    error_code,
+    error_message,
+    one_line,
+    retrying,
+)
 from stbench.backends.jobs.sagemaker import NO_POOL_HINTS
-from stbench.backends.jobs.sagemaker_metrics import THROTTLING_CODES, error_code, error_message
 from stbench.model.errors import UserError
 from stbench.model.naming import name_key, tag_matcher
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 KEEP_ALIVE_MAX_SECONDS = 21600  # the API's maximum KeepAlivePeriodInSeconds
 MAX_DESCRIBES = 100
-CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 
 
 @dataclass
@@ -43,7 +51,7 @@ class Plan:
 
 
 def sagemaker_client(session: boto3.session.Session) -> Any:
-    return session.client("sagemaker", config=CONFIG)
+    return session.client("sagemaker", config=retrying())
 
 
 @contextmanager
@@ -53,11 +61,11 @@ def aws_errors(action: str) -> Iterator[None]:
         yield
     except (ClientError, BotoCoreError) as err:
         code = error_code(err) if isinstance(err, ClientError) else type(err).__name__
-        text = " ".join((error_message(err) if isinstance(err, ClientError) else str(err)).split())
+        text = one_line(error_message(err) if isinstance(err, ClientError) else err)
         fix = ("rerun `stbench cleanup`" if code in THROTTLING_CODES else
-               f"{checks.CREDENTIALS_FIX}, or `aws sso login`"
-               if code in checks.BAD_CREDENTIALS or isinstance(err, checks.CREDENTIAL_ERRORS)
-               else f"grant {action} (docs/iam.md)" if code in checks.DENIED
+               f"{CREDENTIALS_FIX}, or `aws sso login`"
+               if code in BAD_CREDENTIALS or isinstance(err, CREDENTIAL_ERRORS)
+               else f"grant {action} (docs/iam.md)" if code in DENIED
                else "check --region and your network" if isinstance(err, BotoCoreError)
                else "fix that and rerun `stbench cleanup`")
         raise UserError(f"{action} failed ({code}: {text}): {fix}") from err
@@ -142,11 +150,7 @@ def cmd_cleanup(argv: list[str]) -> int:
         return cleanup_local(local_session(args), args.s3_root, args.experiment_tag,
                              confirm=lambda: args.yes or _confirmed())
     session = boto3.session.Session(region_name=args.region)
-    with aws_errors("reading AWS credentials"):
-        if session.get_credentials() is None:
-            raise UserError(f"no AWS credentials: {checks.CREDENTIALS_FIX}")
-    if not session.region_name:
-        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    check_credentials(session)
     plan = plan_cleanup(sm := sagemaker_client(session), args.experiment_tag)
     where = f"experiment tag '{args.experiment_tag}' in {session.region_name}"
     if not plan.total:

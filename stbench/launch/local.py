@@ -20,18 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from stbench.backends.aws import check_credentials, retrying
 from stbench.backends.jobs.docker_engine import STUDY_LABEL, remove_labelled
-from stbench.backends.jobs.job_service import TERMINAL
 from stbench.backends.jobs.job_requests import LOCAL_ROLE
-from stbench.backends.jobs.sagemaker_checks import (
-    CheckedSetup,
-    check_bucket,
-    check_credentials,
-    parse_s3_root,
-)
+from stbench.backends.jobs.job_service import TERMINAL
+from stbench.backends.jobs.sagemaker_checks import CheckedSetup, check_bucket, parse_s3_root
 from stbench.model.errors import UserError
 from stbench.model.images import LOCAL_ORCHESTRATOR, orchestrator_image_for
 from stbench.model.naming import tag_matcher
@@ -40,7 +35,6 @@ from stbench.model.spec import ExperimentSpec
 LOCAL_ACCOUNT = "000000000000"
 LEDGER_FIELDS = ("TrainingJobName", "TrainingJobStatus", "FailureReason", "CreationTime",
                  "TrainingEndTime", "HyperParameters", "CheckpointConfig")
-CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 
 
 class JobLedger:
@@ -87,7 +81,7 @@ class LocalDockerTarget:
         self.session = session
         self.trial_backend = "docker"
         self.region = check_credentials(session)
-        self.s3 = session.client("s3", config=CONFIG)
+        self.s3 = session.client("s3", config=retrying())
         self.ledger = JobLedger(self.s3, s3_root, tag)
         self.tag = tag
         self.work_dir = work_dir
@@ -213,7 +207,7 @@ def cleanup_local(session: boto3.session.Session, s3_root: str, tag: str,
     label = f"{STUDY_LABEL}={tag}"
     containers = client.containers.list(all=True, filters={"label": label})
     volumes = client.volumes.list(filters={"label": label})
-    ledger = JobLedger(session.client("s3", config=CONFIG), s3_root, tag)
+    ledger = JobLedger(session.client("s3", config=retrying()), s3_root, tag)
     stale = [name for name, status in ledger.job_statuses().items()
              if status in ("InProgress", "Stopping")]
     if not (containers or volumes or stale):

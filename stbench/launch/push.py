@@ -23,13 +23,8 @@ import requests
 from botocore import exceptions as aws
 
 from stbench import __version__
-from stbench.backends.jobs.sagemaker_checks import (
-    BAD_CREDENTIALS,
-    CLIENT_CONFIG,
-    CREDENTIAL_ERRORS,
-    CREDENTIALS_FIX,
-    DENIED,
-)
+from stbench.backends.aws import DENIED, check_credentials, credential_errors, error_code, one_line
+from stbench.backends.jobs.sagemaker_checks import CLIENT_CONFIG
 from stbench.model.errors import UserError
 
 ROLES = ("trainer", "orchestrator", "trainer-gpu")
@@ -104,17 +99,7 @@ def registry_target(registry: str) -> Target:
 def ecr_target(session: boto3.session.Session, client: Any, roles: Iterable[str],
                progress: Progress) -> Target:
     """ECR of the session's account and region: repositories found or created, engine logged in."""
-    region = session.region_name
-    if not region:
-        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION "
-                        "(or push elsewhere with --registry HOST[:PORT])")
-    try:
-        credentials = session.get_credentials()
-    except CREDENTIAL_ERRORS as err:
-        raise UserError(f"AWS credentials unusable ({_line(err)}): {CREDENTIALS_FIX}") from err
-    if credentials is None:
-        raise UserError(f"no AWS credentials: {CREDENTIALS_FIX}, "
-                        "or push elsewhere with --registry HOST[:PORT]")
+    region = check_credentials(session, "or push elsewhere with --registry HOST[:PORT]")
     ecr = session.client("ecr", region_name=region, config=CLIENT_CONFIG)
     with _ecr_errors(region):
         for role in roles:
@@ -138,13 +123,13 @@ def ensure_repository(ecr: Any, name: str) -> bool:
         ecr.describe_repositories(repositoryNames=[name])
         return False
     except aws.ClientError as err:
-        if _code(err) != "RepositoryNotFoundException":
+        if error_code(err) != "RepositoryNotFoundException":
             raise
     try:
         ecr.create_repository(repositoryName=name)
         return True
     except aws.ClientError as err:
-        if _code(err) != "RepositoryAlreadyExistsException":  # a concurrent push made it
+        if error_code(err) != "RepositoryAlreadyExistsException":  # a concurrent push made it
             raise
         return False
 
@@ -218,17 +203,13 @@ def follow_push(stream: Iterable[dict[str, Any]], ref: str, target: Target,
 def _ecr_errors(region: str) -> Iterator[None]:
     """AWS failures as one line that names the fix."""
     try:
-        yield
-    except CREDENTIAL_ERRORS as err:
-        raise UserError(f"no usable AWS credentials ({_line(err)}): {CREDENTIALS_FIX}") from err
+        with credential_errors():
+            yield
     except aws.EndpointConnectionError as err:
         raise UserError(f"cannot reach ECR in region {region}: check --region and your "
                         "network") from err
     except aws.ClientError as err:
-        code, action = _code(err), f"ecr:{err.operation_name}"
-        if code in BAD_CREDENTIALS:
-            raise UserError(f"AWS rejected your credentials ({code}): {CREDENTIALS_FIX}, "
-                            "or `aws sso login`") from err
+        code, action = error_code(err), f"ecr:{err.operation_name}"
         if code in DENIED:
             raise UserError(f"no permission for {action} in {region}: grant it to your "
                             "credentials, or push elsewhere with --registry") from err
@@ -237,11 +218,7 @@ def _ecr_errors(region: str) -> Iterator[None]:
         raise UserError(f"ECR call failed in {region}: {_line(err)}") from err
 
 
-def _code(err: aws.ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
 def _line(value: object, limit: int = 400) -> str:
     """Any message on one line, short enough for a terminal."""
-    text = " ".join(str(value).split())
+    text = one_line(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.exceptions import ClientError
 
+from stbench.backends.aws import error_code, error_message, read_s3_text, split_s3_uri
 from stbench.backends.jobs.job_requests import JobTemplate, training_job_request
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
@@ -133,16 +134,11 @@ def check_study(study: Study, planned: list[PlannedJob],
     if not planned:
         return
     first = planned[0].spec
-    bucket, _, prefix = str(first.s3_root).removeprefix("s3://").partition("/")
+    bucket, prefix = split_s3_uri(str(first.s3_root))
     key = f"{prefix.strip('/')}/{first.experiment_tag}/study.json".lstrip("/")
     s3 = session.client("s3", region_name=first.region)
     record = json.dumps(study.definition(), sort_keys=True, indent=1)
-    try:
-        existing = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-            raise
-        existing = None
+    existing = read_s3_text(s3, bucket, key)
     if existing is not None and json.loads(existing) != json.loads(record):
         raise UserError(
             f"experiment tag '{first.experiment_tag}' is already used by a different study "
@@ -165,9 +161,9 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
                 target.create(job.request)
                 break
             except ClientError as err:
-                if err.response.get("Error", {}).get("Code") != "ResourceLimitExceeded":
+                if error_code(err) != "ResourceLimitExceeded":
                     raise
-                note(f"{job.name}: no capacity ({err.response['Error'].get('Message', '')}); "
+                note(f"{job.name}: no capacity ({error_message(err)}); "
                      f"retrying in {capacity_wait_seconds:g} s")
                 time.sleep(capacity_wait_seconds)
         note(f"launched {job.name}")

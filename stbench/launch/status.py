@@ -14,15 +14,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from stbench.model.errors import UserError
+from stbench.backends.aws import check_credentials, read_s3_text, retrying, split_s3_uri
 from stbench.model.naming import JOB_NAME, name_key, tag_matcher
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import atomic_write
-
-CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8})
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ class JobDirectory(Protocol):
 
 class SageMakerJobs:
     def __init__(self, session: boto3.session.Session, tag: str):
-        self.sm = session.client("sagemaker", config=CONFIG)
+        self.sm = session.client("sagemaker", config=retrying())
         self.tag = tag
 
     def job_statuses(self) -> dict[str, str]:
@@ -83,7 +79,7 @@ def job_directory(session: boto3.session.Session, tag: str,
     if local_s3_root:
         from stbench.launch.local import JobLedger
 
-        return JobLedger(session.client("s3", config=CONFIG), local_s3_root, tag)
+        return JobLedger(session.client("s3", config=retrying()), local_s3_root, tag)
     return SageMakerJobs(session, tag)
 
 
@@ -113,7 +109,7 @@ def launched_experiments(directory: JobDirectory, tag: str) -> list[LaunchedExpe
 
 def collect(session: boto3.session.Session, directory: JobDirectory,
             tag: str) -> list[ExperimentStatus]:
-    s3 = session.client("s3", config=CONFIG)
+    s3 = session.client("s3", config=retrying())
     rows = []
     for exp in launched_experiments(directory, tag):
         metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
@@ -125,7 +121,7 @@ def collect(session: boto3.session.Session, directory: JobDirectory,
 def fetch_results(session: boto3.session.Session, directory: JobDirectory, tag: str,
                   root: Path) -> int:
     """Copy every launched experiment's results from S3 into the local layout under root."""
-    s3 = session.client("s3", config=CONFIG)
+    s3 = session.client("s3", config=retrying())
     copied = 0
     for exp in launched_experiments(directory, tag):
         metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
@@ -139,16 +135,9 @@ def fetch_results(session: boto3.session.Session, directory: JobDirectory, tag: 
 
 
 def _read_results(s3: Any, prefix: str, folder: str) -> tuple[dict[str, Any], list[dict]]:
-    bucket, _, key = prefix.removeprefix("s3://").partition("/")
-    found: list[Any] = []
-    for name in ("metadata.json", "results.jsonl"):
-        try:
-            body = s3.get_object(Bucket=bucket, Key=f"{key}{folder}/{name}")["Body"].read()
-            found.append(body.decode())
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                raise
-            found.append("")
+    bucket, key = split_s3_uri(prefix)
+    found = [read_s3_text(s3, bucket, f"{key}{folder}/{name}") or ""
+             for name in ("metadata.json", "results.jsonl")]
     metadata = json.loads(found[0]) if found[0] else {}
     results = [json.loads(line) for line in found[1].splitlines() if line.strip()]
     return metadata, results
@@ -195,10 +184,7 @@ def cmd_status(argv: list[str]) -> int:
     add_local_arguments(parser)
     args = parser.parse_args(argv)
     session = local_session(args) if args.local else boto3.session.Session(region_name=args.region)
-    if session.get_credentials() is None:
-        raise UserError("no AWS credentials: run `aws configure` or set AWS_PROFILE")
-    if not session.region_name:
-        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+    check_credentials(session)
     directory = job_directory(session, args.experiment_tag, args.s3_root if args.local else None)
     rows = collect(session, directory, args.experiment_tag)
     if not rows:

@@ -1,9 +1,10 @@
 """`stbench-trainer train`: the trainer image's exec-form ENTRYPOINT.
 
-Contract (see DESIGN.md, "The trainer contract"): read the job's all-string hyperparameters
-from `<root>/input/config/hyperparameters.json`, decode them through the benchmark's config
-space, run its Syne Tune style script as a child process, forward its `[tune-metric]` reports
-and explain any failure in `<root>/output/failure`, whose first 1024 characters SageMaker shows
+Contract (docs/design.md, "The container contract"; its constants are in
+stbench/model/container_contract.py): read the job's all-string hyperparameters from
+`<root>/input/config/hyperparameters.json`, decode them through the benchmark's config space,
+run its Syne Tune style script as a child process, forward its `[tune-metric]` reports and
+explain any failure in `<root>/output/failure`, whose first 1024 characters SageMaker shows
 as FailureReason. `<root>` is `/opt/ml`, or `$STBENCH_OPT_ML` in tests.
 """
 
@@ -17,15 +18,21 @@ import sys
 import time
 from pathlib import Path
 
+from stbench.model import container_contract as contract
+from stbench.model.container_contract import (
+    BENCHMARK_KEY,
+    DEFAULT_OPT_ML,
+    MAX_HYPERPARAMETERS,
+    failure_path,
+    hyperparameters_path,
+    opt_ml_root,
+)
 from stbench.model.errors import UserError
 from stbench.model.failures import killed_by, signal_name
 from stbench.model.script_args import script_arguments
 from stbench.trainer.runner import MetricsChannel, RunResult, StopSignals, run_child
 
 PROG = "stbench-trainer"
-BENCHMARK_KEY = "stbench_benchmark"
-MAX_HYPERPARAMETERS = 100  # SageMaker's limit; the local adapter must not allow more
-DEFAULT_ROOT = "/opt/ml"
 DEFAULT_JOB_NAME = "local-trial"
 DEFAULT_STOP_GRACE = 30.0
 WARMPOOL_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
@@ -38,7 +45,7 @@ USAGE = f"""\
 usage: {PROG} train
 
 Runs one stbench trial inside a SageMaker-style training job (the trainer image's ENTRYPOINT).
-Reads $STBENCH_OPT_ML (default {DEFAULT_ROOT})/input/config/hyperparameters.json, whose
+Reads $STBENCH_OPT_ML (default {DEFAULT_OPT_ML})/input/config/hyperparameters.json, whose
 '{BENCHMARK_KEY}' names the benchmark and whose other keys are its config values; runs the
 benchmark's training script with --st_checkpoint_dir <root>/checkpoints.
 Environment: STBENCH_METRICS_DIR (reports go to $STBENCH_METRICS_DIR/$TRAINING_JOB_NAME.jsonl),
@@ -52,10 +59,6 @@ def log(message: str) -> None:
     """The trainer's own lines go to stderr, so stdout carries only the script's output."""
     sys.stderr.write(f"{PROG}: {message}\n")
     sys.stderr.flush()
-
-
-def opt_ml_root() -> Path:
-    return Path(os.environ.get("STBENCH_OPT_ML") or DEFAULT_ROOT)
 
 
 def read_hyperparameters(path: Path) -> dict[str, str]:
@@ -102,7 +105,7 @@ def build_command(root: Path) -> list[str]:
     """The child's argument list (never a shell line), from the job's hyperparameters."""
     from stbench.model.benchmark import decode_hyperparameters, load_benchmark  # slow import
 
-    hyperparameters = read_hyperparameters(root / "input" / "config" / "hyperparameters.json")
+    hyperparameters = read_hyperparameters(hyperparameters_path(root))
     name = hyperparameters.pop(BENCHMARK_KEY, None)
     if not name:
         raise UserError(
@@ -165,16 +168,14 @@ def describe_failure(result: RunResult, grace: float) -> str:
 def write_failure(root: Path, reason: str) -> None:
     log(f"failed: {reason}")
     try:
-        output = root / "output"
-        output.mkdir(parents=True, exist_ok=True)
-        (output / "failure").write_text(reason + "\n", encoding="utf-8")
+        contract.write_failure(root, reason)
     except OSError as err:
-        log(f"cannot write {root / 'output' / 'failure'}: {err}")
+        log(f"cannot write {failure_path(root)}: {err}")
 
 
 def train() -> int:
     root = opt_ml_root()
-    (root / "output" / "failure").unlink(missing_ok=True)  # a stale reason from a reused root
+    failure_path(root).unlink(missing_ok=True)  # a stale reason from a reused root
     grace = stop_grace()
     with StopSignals(grace, log) as stops:
         log_environment(root)

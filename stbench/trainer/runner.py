@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,9 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-# Syne Tune's own pattern (syne_tune.report.retrieve): a report may follow other text on a line
-METRIC_PATTERN = re.compile(r"\[tune-metric\]: (\{.*\})")
-TIMESTAMP_KEY = "st_trainer_timestamp"
+from stbench.model.container_contract import TRAINER_TIMESTAMP, find_report
+
 STDERR_TAIL_LINES = 30
 READER_JOIN_SECONDS = 5.0  # after the child exits, for output still in the pipes
 
@@ -54,7 +52,7 @@ class MetricsChannel:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "a", encoding="utf-8")  # kept open: one per report
-        self._handle.write(json.dumps({**report, TIMESTAMP_KEY: time.time()}) + "\n")
+        self._handle.write(json.dumps({**report, TRAINER_TIMESTAMP: time.time()}) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
@@ -184,16 +182,12 @@ def _pump_stdout(stream: IO[bytes], channel: MetricsChannel, state: _State,
         line = raw.decode("utf-8", errors="replace")
         sys.stdout.write(line if line.endswith("\n") else line + "\n")
         sys.stdout.flush()
-        match = METRIC_PATTERN.search(line)
-        if match is None:
-            continue
         try:
-            report = json.loads(match.group(1))
-        except json.JSONDecodeError:
-            log(f"ignoring a [tune-metric] line that is not JSON: {match.group(1)[:200]}")
+            report = find_report(line)
+        except ValueError as err:
+            log(f"ignoring {err}")
             continue
-        if not isinstance(report, dict):
-            log("ignoring a [tune-metric] report that is not a JSON object")
+        if report is None:
             continue
         try:
             channel.send(report)

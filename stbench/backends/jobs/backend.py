@@ -17,6 +17,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_WORKER_TIMESTAMP
 
+from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.job_service import (
     BUSY_JOB_STATUSES,
     COMPLETED,
@@ -28,7 +29,7 @@ from stbench.backends.jobs.job_service import (
     JobService,
     Throttled,
 )
-from stbench.backends.jobs.job_requests import JobTemplate, trial_request
+from stbench.model.container_contract import TRAINER_TIMESTAMP
 from stbench.model.errors import UserError
 from stbench.model.naming import job_name
 
@@ -141,7 +142,7 @@ class JobBackend(TrialBackend):
                     self._terminal.add(name)
         for name, new in reports.items():
             for report in new:
-                received = report.get("st_trainer_timestamp", time.time())
+                received = report.get(TRAINER_TIMESTAMP, time.time())
                 report.setdefault(RECEIVE_TIMESTAMP, received)
                 report.setdefault(ST_WORKER_TIMESTAMP, received)  # Syne Tune sorts by it
             self._trials[by_name[name]].metrics.extend(new)

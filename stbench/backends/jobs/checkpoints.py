@@ -59,11 +59,10 @@ class S3Store:
     def client(self) -> Any:
         if self._client is None:
             import boto3
-            from botocore.config import Config
 
-            self._client = boto3.client(
-                "s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8})
-            )
+            from stbench.backends.aws import retrying
+
+            self._client = boto3.client("s3", config=retrying())
         return self._client
 
     def _key(self, relative: str) -> str:

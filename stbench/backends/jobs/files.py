@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.jobs.checkpoints import CheckpointStore
+from stbench.model.container_contract import (
+    FAILURE_REASON_CHARS,
+    failure_path,
+    hyperparameters_path,
+)
 from stbench.model.failures import killed_by
 
 
@@ -16,11 +21,11 @@ def prepare_instance_folder(folder: Path, request: dict[str, Any],
     """Fresh input/output/model folders and the job's checkpoints restored, per job."""
     for sub in ("input", "output", "model", "checkpoints"):
         shutil.rmtree(folder / sub, ignore_errors=True)
-    config = folder / "input" / "config"
+    config = hyperparameters_path(folder).parent
     config.mkdir(parents=True)
     for sub in ("output", "model", "checkpoints"):
         (folder / sub).mkdir()
-    (config / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]))
+    hyperparameters_path(folder).write_text(json.dumps(request["HyperParameters"]))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
     )
@@ -29,11 +34,11 @@ def prepare_instance_folder(folder: Path, request: dict[str, Any],
 
 def failure_reason(folder: Path, exit_code: int) -> str:
     """What SageMaker shows as FailureReason: `/opt/ml/output/failure`, else the exit code."""
-    failure = folder / "output" / "failure"
+    failure = failure_path(folder)
     if failure.is_file():
         text = failure.read_text(errors="replace").strip()
         if text:
-            return text[:1024]
+            return text[:FAILURE_REASON_CHARS]
     if exit_code > 128:  # the shell's 128+N for a death by signal N
         return killed_by(exit_code - 128)
     return f"the trainer exited with code {exit_code}"

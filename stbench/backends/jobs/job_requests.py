@@ -6,10 +6,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from stbench.model.container_contract import BENCHMARK_KEY, MAX_HYPERPARAMETERS
 from stbench.model.errors import UserError
 
-MAX_HYPERPARAMETERS = 100
-BENCHMARK_KEY = "stbench_benchmark"
 LOCAL_ROLE = "arn:aws:iam::000000000000:role/stbench-local"
 
 

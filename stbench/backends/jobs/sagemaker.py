@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from stbench.backends.aws import error_code, error_message, retrying
 from stbench.backends.jobs.job_service import (
     IN_PROGRESS,
     STOPPING,
@@ -31,8 +31,6 @@ from stbench.backends.jobs.job_service import (
 )
 from stbench.backends.jobs.sagemaker_metrics import (
     LogMetricsReader,
-    error_code,
-    error_message,
     raise_if_throttled,
     server_time,
 )
@@ -60,7 +58,7 @@ class SageMakerJobService:
                  max_retries: int = 8, metrics_delay_seconds: float = 15.0):
         # CloudWatch may deliver a job's last log lines after DescribeTrainingJob says it ended.
         self.metrics_delay_seconds = metrics_delay_seconds
-        config = Config(retries={"mode": "adaptive", "max_attempts": max_retries})
+        config = retrying(max_retries)
         self.sm = session.client("sagemaker", config=config)
         self.logs = session.client("logs", config=config)
         self.job_prefix = job_prefix

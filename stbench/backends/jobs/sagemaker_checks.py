@@ -21,6 +21,13 @@ from botocore import exceptions as aws
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stbench.backends.aws import (
+    DENIED,
+    check_credentials,
+    credential_errors,
+    error_code,
+    one_line,
+)
 from stbench.model.errors import UserError
 from stbench.model.prices import known_instance_types, suggest_instance_type
 
@@ -34,15 +41,9 @@ ECR_IMAGE = re.compile(
     r"(?::([\w][\w.-]{0,127})|@(sha256:[0-9a-f]{64}))?$"
 )
 ECR_FORM = "<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
-CREDENTIALS_FIX = "run `aws configure` or set AWS_PROFILE"
-BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
-                   "InvalidAccessKeyId", "AuthFailure", "ExpiredToken", "ExpiredTokenException"}
-DENIED = {"AccessDenied", "AccessDeniedException", "403", "Forbidden"}
 NO_BUCKET = {"404", "NoSuchBucket", "NotFound"}
 # Short timeouts and few retries: a check that hangs defeats its purpose.
 CLIENT_CONFIG = Config(connect_timeout=10, read_timeout=20, retries={"max_attempts": 3})
-CREDENTIAL_ERRORS = (aws.NoCredentialsError, aws.PartialCredentialsError, aws.SSOError,
-                     aws.CredentialRetrievalError)
 
 
 @dataclass(frozen=True)
@@ -89,19 +90,6 @@ def check_sagemaker_setup(
     check_bucket(session, region, bucket)
     _check_image(session, region, str(image_uri), image_account, repository, image_id)
     return CheckedSetup(region, account, str(role_arn), bucket, prefix, str(image_uri))
-
-
-def check_credentials(session: boto3.session.Session) -> str:
-    """Credentials that botocore can load, and a region; returns the region."""
-    try:
-        has_credentials = session.get_credentials() is not None
-    except CREDENTIAL_ERRORS as err:
-        raise UserError(f"AWS credentials unusable ({_line(err)}): {CREDENTIALS_FIX}") from err
-    if not has_credentials:
-        raise UserError(f"no AWS credentials: {CREDENTIALS_FIX}")
-    if not session.region_name:
-        raise UserError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    return str(session.region_name)
 
 
 def _check_instance_type(instance_type: str) -> None:
@@ -153,33 +141,18 @@ def _parse_image(image_uri: str | None, region: str) -> tuple[str, str, dict[str
     return account, repository, image_id
 
 
-def _line(err: BaseException) -> str:
-    """AWS messages may span lines; a UserError may not."""
-    return " ".join(str(err).split())
-
-
-def _code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
 @contextmanager
 def _aws(what: str, region: str) -> Iterator[None]:
     """Errors a check did not map itself still become one actionable line."""
     try:
-        yield
-    except CREDENTIAL_ERRORS as err:
-        raise UserError(f"no usable AWS credentials ({_line(err)}): {CREDENTIALS_FIX}") from err
+        with credential_errors():
+            yield
     except aws.EndpointConnectionError as err:
         raise UserError(
             f"cannot reach AWS ({what}) in region {region}: check --region and your network"
         ) from err
     except (ClientError, BotoCoreError) as err:
-        code = _code(err) if isinstance(err, ClientError) else ""
-        if code in BAD_CREDENTIALS:
-            raise UserError(
-                f"AWS rejected your credentials ({code}): {CREDENTIALS_FIX}, or `aws sso login`"
-            ) from err
-        raise UserError(f"{what} failed: {_line(err)}; fix the AWS setup and retry") from err
+        raise UserError(f"{what} failed: {one_line(err)}; fix the AWS setup and retry") from err
 
 
 def _client(session: boto3.session.Session, service: str, region: str) -> Any:
@@ -192,13 +165,13 @@ def _check_role(session: boto3.session.Session, region: str, role_arn: str, name
         try:
             role = _client(session, "iam", region).get_role(RoleName=name)["Role"]
         except ClientError as err:
-            if _code(err) == "NoSuchEntity":
+            if error_code(err) == "NoSuchEntity":
                 raise UserError(
                     f"execution role {name} does not exist in account {account}: create it "
                     "(trusting sagemaker.amazonaws.com) or pass --role with an existing role ARN"
                 ) from err
-            if _code(err) in DENIED:  # many users may pass a role but not read it
-                logger.warning("cannot read role %s (%s); not checking it", name, _code(err))
+            if error_code(err) in DENIED:  # many users may pass a role but not read it
+                logger.warning("cannot read role %s (%s); not checking it", name, error_code(err))
                 return
             raise
     if role.get("Arn") and role["Arn"] != role_arn:
@@ -217,7 +190,7 @@ def check_bucket(session: boto3.session.Session, region: str, bucket: str) -> No
         try:
             response = _client(session, "s3", region).head_bucket(Bucket=bucket)
         except ClientError as err:
-            code = _code(err)
+            code = error_code(err)
             if code in NO_BUCKET:
                 raise UserError(
                     f"S3 bucket {bucket} does not exist: create it with `aws s3 mb s3://{bucket} "
@@ -244,7 +217,7 @@ def _check_image(session: boto3.session.Session, region: str, image_uri: str, ac
                 registryId=account, repositoryName=repository, imageIds=[image_id]
             )
         except ClientError as err:
-            code = _code(err)
+            code = error_code(err)
             if code in ("ImageNotFoundException", "RepositoryNotFoundException"):
                 ((kind, value),) = image_id.items()  # imageTag or imageDigest
                 missing = f"no {kind.removeprefix('image').lower()} {value}"

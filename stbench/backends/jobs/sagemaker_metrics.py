@@ -5,14 +5,12 @@ stream per host named `<job-name>/algo-<n>-<epoch>`; the trainer echoes the trai
 script's `[tune-metric]: {json}` lines there. One paginated `FilterLogEvents` per poll over
 the experiment's stream prefix replaces the `DescribeLogStreams` + `GetLogEvents` per job
 that Syne Tune 0.13 made, so the number of calls does not grow with the number of workers.
-Also holds the boto3 helpers both SageMaker modules share (error mapping, server clock).
+Also holds the boto3 helpers both SageMaker modules share (throttling, server clock).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from collections import defaultdict
 from email.utils import parsedate_to_datetime
@@ -20,32 +18,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from stbench.backends.aws import THROTTLING_CODES, error_code, error_message
 from stbench.backends.jobs.job_service import Throttled
+from stbench.model.container_contract import TRAINER_TIMESTAMP, find_report
 
 log = logging.getLogger(__name__)
 
-METRIC_PATTERN = re.compile(r"\[tune-metric\]: (\{.*\})")
 FILTER_PATTERN = '"[tune-metric]"'
-TRAINER_TIMESTAMP = "st_trainer_timestamp"
 # Log events become searchable a few seconds after their timestamp (agent buffering and
 # ingestion), so each query reaches back this far before the previous one; eventIds dedupe.
 METRICS_MARGIN_SECONDS = 30.0
 # The first query of a new service reaches back this far: covers clock skew between this
 # machine and AWS before the first response tells us the server's time.
 INITIAL_LOOKBACK_SECONDS = 300.0
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-})
-
-
-def error_code(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Code", ""))
-
-
-def error_message(err: ClientError) -> str:
-    return str(err.response.get("Error", {}).get("Message", ""))
 
 
 def raise_if_throttled(err: ClientError, operation: str) -> None:
@@ -67,15 +52,12 @@ def server_time(response: dict[str, Any]) -> float:
 
 def parse_report(message: str, timestamp_ms: int) -> dict[str, Any] | None:
     """A `[tune-metric]` line as Syne Tune's Reporter prints it, or None if malformed."""
-    match = METRIC_PATTERN.search(message)
-    if match is None:
-        return None
     try:
-        report = json.loads(match.group(1))
-    except json.JSONDecodeError:
-        log.warning("ignoring a [tune-metric] line that is not JSON: %s", match.group(1)[:200])
+        report = find_report(message)
+    except ValueError as err:
+        log.warning("ignoring %s", err)
         return None
-    if not isinstance(report, dict):
+    if report is None:
         return None
     report.setdefault(TRAINER_TIMESTAMP, timestamp_ms / 1000.0)
     return report
