@@ -40,6 +40,18 @@ def _scalar_type(annotation: Any) -> type:
     return args[0] if args else annotation
 
 
+FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}
+
+
+def flag_value(text: str) -> bool:
+    """The value of an on/off flag given one: 1 or 0 (true or false)."""
+    value = FLAG_VALUES.get(text.strip().lower())
+    if value is None:
+        hint = ": give the study file first" if text.endswith((".yaml", ".yml")) else ""
+        raise argparse.ArgumentTypeError(f"expected 1 or 0 (or no value), got '{text}'{hint}")
+    return value
+
+
 def add_spec_arguments(parser: argparse.ArgumentParser, only_given: bool = False) -> None:
     """One option per spec field; with `only_given`, absent flags stay out of the namespace
     (so they can't override a study file) and none is required."""
@@ -53,10 +65,12 @@ def add_spec_arguments(parser: argparse.ArgumentParser, only_given: bool = False
             names.append(f"--{spec_field.name.replace('_', '-')}")
         options: dict[str, Any] = {"help": meta["help"], "dest": spec_field.name}
         kind = _scalar_type(hints[spec_field.name])
-        if kind is bool:
+        if kind is bool and "nargs" not in meta.get("argparse", {}):
             options["action"] = "store_true"
-        else:
+        else:  # a bool with nargs="?" also takes 1 or 0 (Syne Tune's `--warm_pool 1`)
             options["type"] = kind
+            if kind is bool:
+                options.update(type=flag_value, metavar="1|0")
             options.update(meta.get("argparse", {}))
         if only_given:
             options["default"] = argparse.SUPPRESS
@@ -123,15 +137,12 @@ def run_and_report(spec: ExperimentSpec) -> int:
 
 def cmd_results(argv: list[str]) -> int:
     from stbench.analysis.report import report
+    from stbench.cli.launched import add_study_arguments
 
     parser = OneLineParser(prog="stbench results", description="Summarize a study.")
-    parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
+    add_study_arguments(parser)
     parser.add_argument("--results_root", "--results-root", default="results")
     parser.add_argument("--out_dir", "--out-dir", default=None, help="where to write plots")
-    parser.add_argument("--region", default=None, help="AWS region of launched studies")
-    from stbench.launch.local import add_local_arguments
-
-    add_local_arguments(parser)
     args = parser.parse_args(argv)
     root = Path(args.results_root)
     if not (root / args.experiment_tag).is_dir():
@@ -146,14 +157,12 @@ def cmd_results(argv: list[str]) -> int:
 def _fetch_launched(root: Path, args: argparse.Namespace) -> None:
     """Results of a launched study are not local: fetch them from S3 when AWS is configured
     (otherwise the report says there are no results)."""
-    import boto3
-
     from stbench.backends.aws import check_credentials
-    from stbench.launch.local import local_session
+    from stbench.cli.launched import study_session
     from stbench.launch.status import fetch_results, job_directory
 
     tag = args.experiment_tag
-    session = local_session(args) if args.local else boto3.session.Session(region_name=args.region)
+    session = study_session(args)
     try:
         check_credentials(session)
     except UserError:
@@ -189,13 +198,13 @@ def cmd_methods(argv: list[str]) -> int:
     return 0
 
 
-# Commands of the launch layer, imported on use: boto3 and docker stay out of the start-up of
-# `stbench run`, and those modules can import this one without a cycle.
+# Commands that call AWS or Docker, imported on use: boto3 and docker stay out of the start-up
+# of `stbench run`, and those modules can import this one without a cycle.
 LAZY_COMMANDS = {
     "images": "stbench.cli.images:cmd_images",
     "launch": "stbench.cli.launch:cmd_launch",
-    "status": "stbench.launch.status:cmd_status",
-    "cleanup": "stbench.launch.cleanup:cmd_cleanup",
+    "status": "stbench.cli.status:cmd_status",
+    "cleanup": "stbench.cli.cleanup:cmd_cleanup",
     "emulator": "stbench.cli.emulator:cmd_emulator",
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -23,6 +24,11 @@ from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
     check_ecr_image,
     check_sagemaker_setup,
+)
+from stbench.backends.jobs.sagemaker_instances import (
+    InstanceDemand,
+    check_instance_type,
+    check_quotas,
 )
 from stbench.launch.study_file import Study
 from stbench.model.benchmark import load_benchmark
@@ -66,6 +72,7 @@ class SageMakerTarget:
         self.trial_backend = "sagemaker"
 
     def check(self, spec: ExperimentSpec) -> CheckedSetup:
+        check_instance_type(ORCHESTRATOR_INSTANCE)
         return check_sagemaker_setup(self.session, spec.role, spec.s3_root, spec.image,
                                      str(spec.instance_type))
 
@@ -121,7 +128,8 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
 def check_study(study: Study, planned: list[PlannedJob],
                 session: boto3.session.Session) -> None:
     """Study-wide checks, then the study's record, before the first job: the user's instance
-    cap, and that the tag is not taken by a different study (recorded at `<tag>/study.json`)."""
+    cap, the account's SageMaker quotas for what is launched now, and that the tag is not
+    taken by a different study (recorded at `<tag>/study.json`)."""
     to_launch = [job for job in planned if not job.skip_reason]
     if study.max_instances is not None:
         need = sum(int(job.spec.n_workers or 1) + 1 for job in to_launch)
@@ -131,6 +139,10 @@ def check_study(study: Study, planned: list[PlannedJob],
                 f"(n_workers + 1 orchestrator)), over max_instances={study.max_instances}: lower "
                 "--n_workers, launch fewer methods or seeds, or raise max_instances"
             )
+    quota_checked = [job for job in to_launch
+                     if job.spec.backend == "sagemaker" and not job.spec.no_quota_check]
+    if quota_checked:
+        check_quotas(session, str(quota_checked[0].spec.region), study_demands(quota_checked))
     if not planned:
         return
     first = planned[0].spec
@@ -146,6 +158,23 @@ def check_study(study: Study, planned: list[PlannedJob],
         )
     if existing is None:
         s3.put_object(Bucket=bucket, Key=key, Body=record.encode())
+
+
+def study_demands(jobs: list[PlannedJob]) -> list[InstanceDemand]:
+    """Instances per type while all these experiments run at once: each has an orchestrator
+    job and n_workers trial jobs (and as many warm pools with --warm_pool)."""
+    training: Counter[str] = Counter({ORCHESTRATOR_INSTANCE: len(jobs)})
+    warm_pool: Counter[str] = Counter()
+    for job in jobs:
+        workers = int(job.spec.n_workers or 1)
+        training[str(job.spec.instance_type)] += workers
+        if job.spec.warm_pool:
+            warm_pool[str(job.spec.instance_type)] += workers
+    who = (f"this study ({len(jobs)} experiments at once, each an {ORCHESTRATOR_INSTANCE} "
+           "orchestrator job and n_workers trials)")
+    fewer = "launch fewer methods, seeds or benchmarks or lower --n_workers"
+    return [InstanceDemand(kind, training[kind], warm_pool[kind], who, fewer)
+            for kind in sorted(training)]
 
 
 def launch(planned: list[PlannedJob], target: LaunchTarget,

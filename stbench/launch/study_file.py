@@ -13,6 +13,7 @@ from stbench.model.spec import ExperimentSpec
 
 STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "num_seeds", "start_seed", "overrides",
               "max_instances"}
+HOW_NOT_WHAT = ("resume", "no_quota_check")
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,10 @@ class Study:
     max_instances: int | None = None
 
     def definition(self) -> list[dict[str, Any]]:
-        """What makes two launches the same study (resume is how, not what)."""
-        return [{k: v for k, v in spec.to_dict().items() if k != "resume"} for spec in self.specs]
+        """What makes two launches the same study (resuming or checking quotas is how, not
+        what)."""
+        return [{k: v for k, v in spec.to_dict().items() if k not in HOW_NOT_WHAT}
+                for spec in self.specs]
 
 
 def load_study(path: Path, flags: dict[str, Any], max_instances: int | None = None) -> Study:

@@ -7,7 +7,6 @@ new instance types. Pure model code: no AWS calls, so it also works offline and 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 from importlib import resources
@@ -70,11 +69,6 @@ def load_prices(path: str | Path | None = None) -> dict[str, float]:
     return prices
 
 
-def known_instance_types() -> list[str]:
-    """Instance types the active table can price, sorted, for messages and suggestions."""
-    return sorted(load_prices())
-
-
 def trial_cost(
     prices: dict[str, float],
     instance_type: str,
@@ -100,15 +94,3 @@ def trial_cost(
         )
     return price * instance_count * (billable_seconds + retained) / SECONDS_PER_HOUR
 
-
-def suggest_instance_type(name: str, known: list[str] | None = None) -> str | None:
-    """The closest priced instance type to a mistyped ``name`` (difflib), or None if none is close.
-
-    A missing ``ml.`` prefix (``m5.xlarge``) is forgiven, since it is the usual EC2 habit.
-    """
-    candidates = known if known is not None else known_instance_types()
-    query = name.strip().lower()
-    if not query.startswith(PREFIX):
-        query = PREFIX + query
-    matches = difflib.get_close_matches(query, candidates, n=1, cutoff=0.6)
-    return matches[0] if matches else None

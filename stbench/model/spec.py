@@ -43,7 +43,11 @@ class ExperimentSpec:
         default=None, metadata=_flag("stop starting trials after this many (optional)")
     )
     max_failures: int = field(default=3, metadata=_flag("failed trials that end an experiment"))
-    warm_pool: bool = field(default=False, metadata=_flag("keep instances warm between trials"))
+    warm_pool: bool = field(
+        default=False,
+        metadata=_flag("keep instances warm between trials (SageMaker: needs a warm-pool quota)",
+                       nargs="?", const=True),
+    )
     random_seed: int | None = field(
         default=None, metadata=_flag("master seed; scheduler seeds derive from it and the seed")
     )
@@ -63,6 +67,10 @@ class ExperimentSpec:
         metadata=_flag("s3://bucket/prefix for checkpoints and outputs (--backend sagemaker)"),
     )
     region: str | None = field(default=None, metadata=_flag("AWS region (--backend sagemaker)"))
+    no_quota_check: bool = field(
+        default=False,
+        metadata=_flag("skip the check of SageMaker's Service Quotas (--backend sagemaker)"),
+    )
     results_root: str = field(default="results", metadata=_flag("folder holding all results"))
     resume: bool = field(default=False, metadata=_flag("continue an interrupted experiment"))
     extra_args: dict[str, str] = field(

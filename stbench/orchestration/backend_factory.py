@@ -33,10 +33,18 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
         import boto3
 
         from stbench.backends.jobs.sagemaker_checks import check_sagemaker_setup
+        from stbench.backends.jobs.sagemaker_instances import InstanceDemand, check_quotas
 
-        instance_type = spec.instance_type or benchmark.for_backend("sagemaker").instance_type
-        return check_sagemaker_setup(boto3.session.Session(region_name=spec.region), spec.role,
-                                     spec.s3_root, spec.image, instance_type)
+        defaults = benchmark.for_backend("sagemaker")
+        instance_type = spec.instance_type or defaults.instance_type
+        session = boto3.session.Session(region_name=spec.region)
+        setup = check_sagemaker_setup(session, spec.role, spec.s3_root, spec.image, instance_type)
+        if not spec.no_quota_check:  # experiments run one after another: n_workers at once
+            workers = spec.n_workers or defaults.n_workers
+            demand = InstanceDemand(instance_type, workers, workers if spec.warm_pool else 0,
+                                    f"this run (--n_workers {workers})", "lower --n_workers")
+            check_quotas(session, setup.region, [demand])
+        return setup
     if spec.backend == "docker":
         from stbench.backends.jobs.local_docker import LocalDockerJobService
 

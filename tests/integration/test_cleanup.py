@@ -28,9 +28,9 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.utils import utcnow
 from moto.sagemaker.models import sagemaker_backends
 
+from stbench.cli.cleanup import cmd_cleanup
 from stbench.cli.main import guarded
 from stbench.launch import cleanup as cleanup_module
-from stbench.launch.cleanup import cmd_cleanup
 from stbench.model.naming import (
     experiment_base,
     job_name,
@@ -272,9 +272,10 @@ def test_long_tags_hashed_names_are_told_apart() -> None:
 
 POLICY = re.compile(r"<!-- policy: (?P<name>[\w-]+) -->\s*```json\n(?P<body>.*?)```", re.S)
 ROLE_MODULES = ["backends/jobs/sagemaker_checks.py", "backends/jobs/sagemaker.py",
-                "backends/jobs/sagemaker_metrics.py"]  # what `stbench run` calls, in a job too
+                "backends/jobs/sagemaker_metrics.py",
+                "backends/jobs/sagemaker_instances.py"]  # what `stbench run` calls, in a job too
 SERVICES = {"sagemaker": "sagemaker", "logs": "logs", "ecr": "ecr", "sts": "sts", "iam": "iam",
-            "s3": "s3"}
+            "s3": "s3", "servicequotas": "service-quotas"}
 AS_ACTION = {"s3:HeadBucket": "s3:ListBucket",  # S3 authorizes both as ListBucket
              "s3:ListObjectsV2": "s3:ListBucket"}
 IMPLIED = {"iam:PassRole", "sagemaker:AddTags"}  # CreateTrainingJob with a role and tags

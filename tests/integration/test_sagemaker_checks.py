@@ -164,8 +164,8 @@ def test_unexpected_service_error_is_still_one_line(aws: dict[str, Any]) -> None
         ({"image_uri": IMAGE.replace(":v1", "")}, ["not found in ECR (no tag latest)"]),
         ({"image_uri": IMAGE.replace(REPO, "other")}, ["(no repository other)", "make push"]),
         ({"image_uri": f"{IMAGE[:-3]}@sha256:{'c' * 64}"}, ["(no digest sha256:ccc", "make push"]),
-        ({"instance_type": "ml.m5.xlarg"}, ["unknown instance type", "did you mean ml.m5.xlarge"]),
-        ({"instance_type": "weird"}, ["known families: ml.c5, ml.c5n,", "STBENCH_PRICES"]),
+        ({"instance_type": "ml.m5.xlarg"}, ["not a SageMaker training instance type",
+                                            "e.g. ml.m5.xlarge"]),
     ],
 )
 def test_each_broken_piece_names_the_fix(
@@ -211,7 +211,7 @@ def test_local_mistakes_are_reported_before_any_aws_call(aws: dict[str, Any]) ->
     """A typo must not wait on the network: STS is never called for it."""
     calls: list[str] = []
     aws["session"].events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
-    one_line_error(lambda: check(aws["session"], instance_type="ml.m5.xlarg"), "did you mean")
+    one_line_error(lambda: check(aws["session"], instance_type="ml.m5.xlarg"), "e.g. ml.m5.xl")
     one_line_error(lambda: check(aws["session"], image_uri="trainer:latest"), "make push")
     assert calls == []
 
@@ -236,7 +236,7 @@ def test_cli_sagemaker_backend_checks_then_creates_tagged_jobs(
     code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS", "--backend",
                  "sagemaker", "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE,
                  "--region", REGION, "--max_failures", "2", "--n_workers", "2",
-                 "--max_wallclock_time", "60", "--experiment_tag", "moto",
+                 "--max_wallclock_time", "60", "--experiment_tag", "moto", "--no_quota_check",
                  "--results_root", str(tmp_path)])
     assert code == 1  # the experiment ended at max_failures
     jobs = aws["session"].client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
@@ -275,7 +275,9 @@ def push_orchestrator(session: boto3.session.Session) -> None:
                   imageTag="v1")
 
 
-LAUNCH = ["launch", "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE, "--region", REGION]
+# moto serves no ListServiceQuotas: the quota check has its tests in test_sagemaker_quotas.py
+LAUNCH = ["launch", "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE, "--region", REGION,
+          "--no_quota_check"]
 
 
 def test_launch_creates_one_orchestrator_job_per_experiment_and_is_idempotent(

@@ -101,12 +101,36 @@ def test_dangling_benchmark_argument(capsys: pytest.CaptureFixture[str], tmp_pat
         ("--max_wallclock_time", "-1", "--max_wallclock_time must be positive, got -1.0"),
         ("--n_workers", "two", "argument --n_workers/--n-workers: invalid int value: 'two'"),
         ("--backend", "cloud", "invalid choice: 'cloud'"),
+        ("--warm_pool", "maybe", "--warm_pool/--warm-pool: expected 1 or 0 (or no value)"),
     ],
 )
 def test_bad_run_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str, value: str,
                       expected: str) -> None:
     argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", flag, value)
     run_fails(capsys, tmp_path, argv, expected)
+
+
+def test_bad_launch_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["launch", "--benchmark", "synthetic_curves", "--method", "RS", "--warm_pool", "maybe"]
+    run_fails(capsys, tmp_path, argv, "expected 1 or 0 (or no value), got 'maybe'")
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "--results_root", "RESULTS", "--backend", "sagemaker"],
+    ["launch", "--experiment_tag", "t"],
+])
+def test_instance_type_sagemaker_does_not_train_on_stops_before_any_aws_call(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        command: list[str]) -> None:
+    for name, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1"),
+                        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]:  # a call would fail there
+        monkeypatch.setenv(name, value)
+    argv = [arg.replace("RESULTS", str(tmp_path / "results")) for arg in command]
+    line = run_fails(capsys, tmp_path, [*argv, "--benchmark", "synthetic_curves", "--method",
+                                        "RS", "--instance_type", "ml.c5.large"],
+                     "'ml.c5.large' is not a SageMaker training instance type")
+    assert "ml.c5.xlarge" in line
 
 
 def test_resume_without_tag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

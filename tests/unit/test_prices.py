@@ -9,9 +9,7 @@ import pytest
 from stbench.model.errors import UserError
 from stbench.model.prices import (
     PRICES_ENV,
-    known_instance_types,
     load_prices,
-    suggest_instance_type,
     trial_cost,
 )
 
@@ -32,7 +30,6 @@ def test_packaged_table_loads_with_common_types_and_positive_prices() -> None:
     assert set(COMMON) <= set(prices)
     assert all(name.startswith("ml.") for name in prices)
     assert all(isinstance(v, float) and v > 0 for v in prices.values())
-    assert known_instance_types() == sorted(prices)
 
 
 def test_bigger_sizes_of_a_family_cost_more() -> None:
@@ -74,23 +71,6 @@ def test_bad_cost_inputs_raise() -> None:
         trial_cost({"ml.m5.large": 0.12}, "ml.m5.large", 1, -1)
 
 
-@pytest.mark.parametrize(
-    ("typo", "expected"),
-    [
-        ("ml.m5.xlarg", "ml.m5.xlarge"),
-        ("ml.g4dn.xlage", "ml.g4dn.xlarge"),
-        ("g5.2xlarge", "ml.g5.2xlarge"),  # EC2 habit: no ml. prefix
-        ("ML.P3.2XLARGE", "ml.p3.2xlarge"),
-    ],
-)
-def test_suggestion_for_a_typo_is_the_intended_type(typo: str, expected: str) -> None:
-    assert suggest_instance_type(typo) == expected
-
-
-def test_no_suggestion_for_something_unrelated() -> None:
-    assert suggest_instance_type("banana") is None
-
-
 def test_env_variable_points_at_a_user_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -98,7 +78,6 @@ def test_env_variable_points_at_a_user_table(
     table.write_text("# my discounted prices\nml.m5.large: 0.1\nml.x9.huge: 7\n")
     monkeypatch.setenv(PRICES_ENV, str(table))
     assert load_prices() == {"ml.m5.large": 0.1, "ml.x9.huge": 7.0}
-    assert known_instance_types() == ["ml.m5.large", "ml.x9.huge"]
     assert load_prices(Path(__file__).parents[2] / "stbench/model/prices.yaml") != load_prices()
 
 

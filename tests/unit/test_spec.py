@@ -87,7 +87,7 @@ def test_resolved_takes_defaults_from_builtin_benchmark() -> None:
     spec = make_spec().resolved(bench)
     assert spec.n_workers == bench.n_workers == 2
     assert spec.max_wallclock_time == bench.max_wallclock_time == 30
-    assert spec.instance_type == bench.instance_type == "ml.c5.large"
+    assert spec.instance_type == bench.instance_type == "ml.c5.xlarge"
 
 
 def test_resolved_uses_top_level_values_for_local_backend(tiny: Benchmark) -> None:

@@ -28,8 +28,8 @@ from stbench.backends.aws import (
     error_code,
     one_line,
 )
+from stbench.backends.jobs.sagemaker_instances import check_instance_type
 from stbench.model.errors import UserError
-from stbench.model.prices import known_instance_types, suggest_instance_type
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def check_sagemaker_setup(
     Local checks run first, then the read-only AWS calls, so typos cost no network time.
     """
     region = check_credentials(session)
-    _check_instance_type(instance_type)
+    check_instance_type(instance_type)
     role_account, role_name = _parse_role(role_arn)
     bucket, prefix = parse_s3_root(s3_root)
     image_account, repository, image_id = _parse_image(image_uri, region)
@@ -90,19 +90,6 @@ def check_sagemaker_setup(
     check_bucket(session, region, bucket)
     _check_image(session, region, str(image_uri), image_account, repository, image_id)
     return CheckedSetup(region, account, str(role_arn), bucket, prefix, str(image_uri))
-
-
-def _check_instance_type(instance_type: str) -> None:
-    known = known_instance_types()
-    if instance_type in known:
-        return
-    guess = suggest_instance_type(instance_type, known)
-    families = ", ".join(sorted({name.rsplit(".", 1)[0] for name in known}))
-    hint = f"did you mean {guess}?" if guess else f"known families: {families};"
-    raise UserError(
-        f"unknown instance type '{instance_type}' (not in the price table): {hint} pass a "
-        "known --instance_type, or add yours to a prices YAML named by STBENCH_PRICES"
-    )
 
 
 def _parse_role(role_arn: str | None) -> tuple[str, str]:
