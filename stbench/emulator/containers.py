@@ -105,12 +105,18 @@ class DockerJobs:
         except APIError:  # gone already, or still held by a container being removed
             pass
 
-    def start(self, job: str, image: str, folder: Path, volume: str,
+    def start(self, job: str, algorithm: dict[str, Any], folder: Path, volume: str,
               environment: dict[str, str]) -> Any:
+        """`docker run IMAGE train`, or the request's ContainerEntrypoint with its
+        ContainerArguments (then without `train`, as SageMaker runs them)."""
         from docker.types import Mount
 
+        entrypoint = algorithm.get("ContainerEntrypoint")
+        arguments = algorithm.get("ContainerArguments")
+        command = arguments if arguments or entrypoint else ["train"]
         return self.client.containers.run(
-            image, command=["train"], detach=True, network_mode="host",
+            algorithm["TrainingImage"], entrypoint=entrypoint, command=command or None,
+            detach=True, network_mode="host",
             name=f"{self.emulator_id}-{job}", labels=self.labels, environment=environment,
             mounts=[Mount("/opt/ml", str(folder), type="bind"),
                     Mount(CACHE_DIR, volume, type="volume")])

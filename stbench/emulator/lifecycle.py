@@ -95,7 +95,7 @@ class JobRun(threading.Thread):
                                      "Training image download completed. Training in progress."):
             self._end(STOPPED, None)
             return
-        exit_code = self._train(image, store)
+        exit_code = self._train(store)
         if self.service.closed.is_set():
             return
         stopping = job.status == STOPPING
@@ -110,11 +110,11 @@ class JobRun(threading.Thread):
             self._end(FAILED, files.failure_reason(self.folder, exit_code) if exit_code
                       else errors[0])
 
-    def _train(self, image: str, store: CheckpointStore) -> int:
+    def _train(self, store: CheckpointStore) -> int:
         """Run the container to its end; stop it when asked or past MaxRuntimeInSeconds."""
         config, job, docker = self.service.config, self.job, self.service.docker
-        container = docker.start(job.name, image, self.folder, str(self.volume),
-                                 self._environment())
+        container = docker.start(job.name, job.request["AlgorithmSpecification"], self.folder,
+                                 str(self.volume), self._environment())
         stream = f"{job.name}/algo-1-{int(time.time())}"
         pump = threading.Thread(target=self._pump_logs, args=(container, stream),
                                 name=f"logs-{job.name}", daemon=True)

@@ -53,13 +53,14 @@ class EndpointApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         prefix, action = target_of(environ)
-        if prefix in THROTTLED and self._throttled():
-            return respond_error(start_response, AwsError("ThrottlingException", "Rate exceeded"))
+        throttled = prefix in THROTTLED and self._throttled()
         ours = (prefix == SAGEMAKER and action in ACTIONS) or prefix == SERVICE_QUOTAS
-        if not ours:
+        if not (ours or throttled):
             return self.moto_app(environ, start_response)
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(raw)  # moto may still need it
+        if throttled:
+            return respond_error(start_response, AwsError("ThrottlingException", "Rate exceeded"))
         region = region_of(environ, self.config.region)
         try:
             body = read_body(environ)
