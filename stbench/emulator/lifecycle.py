@@ -91,6 +91,8 @@ class JobRun(threading.Thread):
         except Exception as err:  # noqa: BLE001 - S3 errors (no bucket, ...) are the caller's
             self._end(FAILED, f"ClientError: preparing the job failed: {err}")
             return
+        if self.service.closed.is_set():
+            return
         if not self.service.progress(job, "Training",
                                      "Training image download completed. Training in progress."):
             self._end(STOPPED, None)

@@ -56,6 +56,7 @@ class TrainingService:
         self.jobs: dict[tuple[str, str], TrainingJob] = {}
         self.pools: list[WarmPool] = []
         self.stop_events: dict[str, threading.Event] = {}
+        self.runs: list[threading.Thread] = []
         self.closed = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="emulator-ticker", daemon=True)
         self._ticker.start()
@@ -102,7 +103,10 @@ class TrainingService:
                 job.pool, job.pool_status = pool, IN_USE
             self.jobs[(region, name)] = job
             self.stop_events[job.arn] = threading.Event()
-        JobRun(self, job).start()
+        run = JobRun(self, job)
+        with self.lock:
+            self.runs.append(run)
+        run.start()
         return {"TrainingJobArn": job.arn}
 
     def describe(self, region: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -198,11 +202,16 @@ class TrainingService:
                     config=retrying())
             return self._s3[region]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Stop every job's thread (they remove their containers), waiting up to `timeout`."""
         self.closed.set()
         with self.lock:
             for event in self.stop_events.values():
                 event.set()
+            runs = list(self.runs)
+        deadline = time.time() + timeout
+        for run in runs:
+            run.join(max(0.0, deadline - time.time()))
 
     # --- internals -------------------------------------------------------------------------
 

@@ -378,3 +378,22 @@ def test_cli_prints_the_environment_and_stops_on_sigterm(docker_client: Any) -> 
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "stbench emulator stopped" in stderr
+
+
+def test_closing_stops_running_jobs_and_removes_containers_and_pool_volumes(
+        images: dict[str, str], docker_client: Any) -> None:
+    config = EmulatorConfig(cold_start_seconds=0.1,
+                            quotas={f"{COLD} for training warm pool usage": 1})
+    with Emulator(config) as emulator:
+        sm, logs = clients(emulator.endpoint_url, "sagemaker", "logs")
+        pooled, running = unique("closing-pool"), unique("closing-run")
+        sm.create_training_job(**shell_job(pooled, "true", keep_alive=600))
+        assert wait_until(sm, pooled, ended)["WarmPoolStatus"]["Status"] == "Available"
+        sm.create_training_job(**shell_job(running, "echo started; sleep 60",
+                                           instance_type=WARM))
+        wait_for_lines(logs, running, 1)
+        label = {"label": f"stbench.emulator={emulator.id}"}
+        assert docker_client.containers.list(filters=label)
+        assert len(docker_client.volumes.list(filters=label)) == 2
+    assert not docker_client.containers.list(all=True, filters=label)
+    assert not docker_client.volumes.list(filters=label)
