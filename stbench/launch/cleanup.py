@@ -10,7 +10,6 @@ gives for the tag, so a study whose tag starts with this one (`study-2`) is neve
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,6 @@ from stbench.backends.aws import (
     CREDENTIALS_FIX,
     DENIED,
     THROTTLING_CODES,
-    check_credentials,
     error_code,
     error_message,
     one_line,
@@ -131,48 +129,26 @@ def _act(note: Callable[[str], None], action: str, benign: tuple[str, ...], done
     return True
 
 
-def cmd_cleanup(argv: list[str]) -> int:
-    """`stbench cleanup`: asks first (or --yes), as it stops jobs that may still be wanted."""
-    from stbench.cli.main import OneLineParser  # here: stbench.cli.main imports this module
-
-    parser = OneLineParser(prog="stbench cleanup", description="Stop a study's SageMaker jobs.")
-    parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
-    parser.add_argument("--region", default=None)
-    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    from stbench.launch.local import add_local_arguments, cleanup_local, local_session
-
-    add_local_arguments(parser)
-    args = parser.parse_args(argv)
-    if not args.yes and not sys.stdin.isatty():
-        raise UserError("stbench cleanup asks before it stops jobs, but stdin is not a "
-                        "terminal: pass --yes")
-    if args.local:
-        return cleanup_local(local_session(args), args.s3_root, args.experiment_tag,
-                             confirm=lambda: args.yes or _confirmed())
-    session = boto3.session.Session(region_name=args.region)
-    check_credentials(session)
-    plan = plan_cleanup(sm := sagemaker_client(session), args.experiment_tag)
-    where = f"experiment tag '{args.experiment_tag}' in {session.region_name}"
+def cleanup_sagemaker(session: boto3.session.Session, tag: str,
+                      confirm: Callable[[], bool] | None) -> int:
+    """Plan, show, ask (`confirm`; None: go ahead unasked), then stop and release."""
+    plan = plan_cleanup(sm := sagemaker_client(session), tag)
+    where = f"experiment tag '{tag}' in {session.region_name}"
     if not plan.total:
         print(f"no SageMaker training jobs of {where}: nothing to do")
         return 0
     print(f"{where}: {plan.total} jobs, {len(plan.stop)} running, {len(plan.release)} "
           "warm pools available" + (f", {plan.unchecked} older ended trials not checked for "
                                     "a warm pool" if plan.unchecked else ""))
-    if not args.yes and (plan.stop or plan.release):
+    if confirm is not None and (plan.stop or plan.release):
         print("\n".join([f"will stop {n}" for n in plan.stop]
                         + [f"will release the warm pool of {n}" for n in plan.release]))
-        if not _confirmed():
+        if not confirm():
             print("nothing done")
             return 1
     stopped, released = carry_out(sm, plan)
     print(f"{stopped} stopped, {released} warm pools released")
     if stopped or plan.stopping:
         print("jobs that are stopping may leave warm pools when they end: rerun `stbench "
-              f"cleanup --experiment_tag {args.experiment_tag}` in a few minutes")
+              f"cleanup --experiment_tag {tag}` in a few minutes")
     return 0
-
-
-def _confirmed() -> bool:
-    print("proceed? [y/N] ", end="", flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")

@@ -11,7 +11,6 @@ the foreground until its jobs end: the jobs live in this process's adapter.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -168,22 +167,13 @@ class LocalDockerTarget:
                     pass
 
 
-def add_local_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that point status, results and cleanup at a `launch --local` study."""
-    parser.add_argument("--local", action="store_true",
-                        help="a study launched with `stbench launch --local`")
-    parser.add_argument("--s3_root", "--s3-root", default=None,
-                        help="with --local: the launch's s3://bucket/prefix")
-    parser.add_argument("--s3_endpoint", "--s3-endpoint", default=None,
-                        help="S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3 or AWS's)")
-
-
-def local_session(args: argparse.Namespace) -> boto3.session.Session:
+def local_session(s3_root: str | None, s3_endpoint: str | None,
+                  region: str | None) -> boto3.session.Session:
     """A session for a local study: its S3 endpoint set for every client made after this."""
-    if not args.s3_root:
+    if not s3_root:
         raise UserError("--local needs --s3_root s3://<bucket>/<prefix>, as given to the launch")
-    use_endpoint(args.s3_endpoint)
-    return boto3.session.Session(region_name=getattr(args, "region", None))
+    use_endpoint(s3_endpoint)
+    return boto3.session.Session(region_name=region)
 
 
 def use_endpoint(url: str | None) -> None:

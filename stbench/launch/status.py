@@ -8,14 +8,13 @@ holds the results), and that prefix's `metadata.json` and `results.jsonl` from S
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
 
-from stbench.backends.aws import check_credentials, read_s3_text, retrying, split_s3_uri
+from stbench.backends.aws import read_s3_text, retrying, split_s3_uri
 from stbench.model.naming import JOB_NAME, name_key, tag_matcher
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import atomic_write
@@ -172,23 +171,3 @@ def format_status(rows: list[ExperimentStatus]) -> str:
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
                      for row in lines)
-
-
-def cmd_status(argv: list[str]) -> int:
-    from stbench.cli.main import OneLineParser
-    from stbench.launch.local import add_local_arguments, local_session
-
-    parser = OneLineParser(prog="stbench status", description="Status of a launched study.")
-    parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
-    parser.add_argument("--region", default=None)
-    add_local_arguments(parser)
-    args = parser.parse_args(argv)
-    session = local_session(args) if args.local else boto3.session.Session(region_name=args.region)
-    check_credentials(session)
-    directory = job_directory(session, args.experiment_tag, args.s3_root if args.local else None)
-    rows = collect(session, directory, args.experiment_tag)
-    if not rows:
-        print(f"no launched experiments with tag '{args.experiment_tag}'", file=sys.stderr)
-        return 0
-    print(format_status(rows))
-    return 0
