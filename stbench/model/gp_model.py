@@ -1,0 +1,177 @@
+"""The Gaussian-process model behind the BO and MOBSTER searchers (`gp_searcher`).
+
+Configs of any mix of Syne Tune domains are encoded into the unit cube, so that one
+scikit-learn GaussianProcessRegressor with a Matern 5/2 ARD kernel models the metric;
+expected improvement scores candidates, and kriging-believer fantasies stand in for the
+results of pending configs. Pure functions and one encoder: the searchers keep the state.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
+from syne_tune.config_space import Categorical, Domain, FiniteRange, Float, Integer, Quantized
+
+LOCAL_SCALES = (0.02, 0.07, 0.2)  # perturbation std devs in the unit cube
+CATEGORY_FLIP_PROB = 0.2
+MAX_OPT_ITER = 50  # L-BFGS iterations per hyperparameter search
+
+
+class ConfigEncoder:
+    """Maps configs to [0, 1]^d and back, so one ARD kernel handles any mix of domains."""
+
+    def __init__(self, config_space: dict[str, Any]):
+        self.config_space = config_space
+        self.names = [k for k, v in config_space.items() if isinstance(v, Domain)]
+        self._cols: dict[str, slice] = {}
+        self._numeric: dict[str, tuple[float, float, Any, Any, float | None]] = {}
+        col = 0
+        for name in self.names:
+            dom = config_space[name]
+            width = len(dom.categories) if isinstance(dom, Categorical) else 1
+            self._cols[name] = slice(col, col + width)
+            col += width
+            if not isinstance(dom, Categorical):
+                self._numeric[name] = self._numeric_spec(dom)
+        self.dim = col
+        sizes = [len(config_space[n]) for n in self.names]
+        self.size = math.prod(sizes) if all(s > 0 for s in sizes) else math.inf
+
+    @staticmethod
+    def _numeric_spec(dom: Domain) -> tuple[float, float, Any, Any, float | None]:
+        """(low, high, forward, inverse, quantum): the unit interval maps to [low, high]."""
+        if isinstance(dom, FiniteRange):  # equally spaced (in its own scale): encode the index
+            return -0.5, dom.size - 0.5, None, None, None
+        if not isinstance(dom, Float | Integer):
+            raise ValueError(f"Unsupported domain for GP searchers: {dom!r}")
+        sampler, q = dom.get_sampler(), None
+        if isinstance(sampler, Quantized):
+            sampler, q = sampler.sampler, sampler.q
+        fwd, inv = (lambda x: x), (lambda x: x)
+        if isinstance(sampler, Float._LogUniform | Integer._LogUniform):
+            fwd, inv = np.log, np.exp
+        elif isinstance(sampler, Float._ReverseLogUniform):
+            fwd, inv = (lambda x: -np.log1p(-x)), (lambda x: -np.expm1(-x))
+        if isinstance(dom, Integer) and fwd is not np.log:  # widened: uniform over the integers
+            return dom.lower - 0.5, dom.upper + 0.5, fwd, inv, q
+        return float(fwd(dom.lower)), float(fwd(dom.upper)), fwd, inv, q
+
+    def key(self, config: dict[str, Any]) -> tuple:
+        return tuple(config[n] for n in self.names)
+
+    def encode(self, configs: list[dict[str, Any]]) -> np.ndarray:
+        X = np.zeros((len(configs), self.dim))
+        for name in self.names:
+            dom, sl = self.config_space[name], self._cols[name]
+            values = [c[name] for c in configs]
+            if isinstance(dom, Categorical):
+                for row, v in enumerate(values):
+                    v = v if v in dom.categories else dom.cast(v)
+                    X[row, sl.start + dom.categories.index(v)] = 1.0
+                continue
+            low, high, fwd, _, _ = self._numeric[name]
+            if isinstance(dom, FiniteRange):
+                t = np.array([dom.values.index(dom.cast(v)) for v in values], dtype=float)
+            else:
+                t = fwd(np.asarray(values, dtype=float))
+            X[:, sl.start] = (t - low) / (high - low) if high > low else 0.5
+        return X
+
+    def decode(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Snaps rows of the unit cube to valid configs with plain Python values."""
+        columns: dict[str, list[Any]] = {}
+        for name in self.names:
+            dom, sl = self.config_space[name], self._cols[name]
+            if isinstance(dom, Categorical):
+                columns[name] = [dom.categories[i] for i in np.argmax(X[:, sl], axis=1)]
+                continue
+            low, high, _, inv, q = self._numeric[name]
+            t = low + np.clip(X[:, sl.start], 0.0, 1.0) * (high - low)
+            if isinstance(dom, FiniteRange):
+                idx = np.clip(np.rint(t), 0, dom.size - 1).astype(int)
+                columns[name] = [dom.values[i] for i in idx]
+                continue
+            v = inv(t)
+            if q is not None:
+                v = np.round(v / q) * q
+            v = np.clip(v, dom.lower, dom.upper)
+            if isinstance(dom, Integer):
+                columns[name] = [int(x) for x in np.clip(np.rint(v), dom.lower, dom.upper)]
+            else:
+                columns[name] = [float(x) for x in v]
+        return [
+            {k: columns[k][row] if k in columns else v for k, v in self.config_space.items()}
+            for row in range(len(X))
+        ]
+
+    def complete(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Fills missing hyperparameters with the domain midpoint and casts the given ones."""
+        out = self.decode(np.full((1, self.dim), 0.5))[0]
+        for name in self.names:
+            if name in config:
+                out[name] = self.config_space[name].cast(config[name])
+        return out
+
+    def perturb(self, rng: np.random.Generator, anchors: np.ndarray, n: int) -> np.ndarray:
+        """Gaussian steps around anchors (numeric) plus random category flips."""
+        X = anchors[rng.integers(len(anchors), size=n)].copy()
+        scales = rng.choice(LOCAL_SCALES, size=(n, 1))
+        for name in self.names:
+            sl = self._cols[name]
+            if isinstance(self.config_space[name], Categorical):
+                flip = rng.random(n) < CATEGORY_FLIP_PROB
+                X[flip, sl] = rng.random((int(flip.sum()), sl.stop - sl.start))
+            else:
+                X[:, sl.start] += scales[:, 0] * rng.standard_normal(n)
+        return np.clip(X, 0.0, 1.0)
+
+
+def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float) -> np.ndarray:
+    sigma = np.maximum(sigma, 1e-12)
+    z = (best - mu) / sigma
+    return (best - mu) * norm.cdf(z) + sigma * norm.pdf(z)
+
+
+def make_kernel(dim: int) -> Kernel:
+    matern = Matern(length_scale=np.full(dim, 0.3), length_scale_bounds=(1e-2, 1e2), nu=2.5)
+    return ConstantKernel(1.0, (1e-2, 1e2)) * matern + WhiteKernel(1e-2, (1e-6, 1.0))
+
+
+def fit_gp(X: np.ndarray, y: np.ndarray, start: Kernel | None,
+           restart: bool) -> GaussianProcessRegressor:
+    """A GP fitted to (X, y), its kernel's hyperparameters optimized from `start` (None: the
+    default kernel) and, with `restart`, also from the default kernel, keeping the better."""
+    default = make_kernel(X.shape[1])
+
+    def optimizer(obj: Any, theta0: np.ndarray, bounds: np.ndarray) -> tuple[Any, float]:
+        runs = [
+            minimize(obj, t, jac=True, method="L-BFGS-B", bounds=bounds,
+                     options={"maxiter": MAX_OPT_ITER, "maxfun": 2 * MAX_OPT_ITER})
+            for t in ([theta0, default.theta] if restart else [theta0])
+        ]
+        best = min(runs, key=lambda r: r.fun)
+        return best.x, float(best.fun)
+
+    gp = GaussianProcessRegressor(start or default, normalize_y=True, optimizer=optimizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(X, y)
+    return gp
+
+
+def with_fantasies(gp: GaussianProcessRegressor, X: np.ndarray, y: np.ndarray,
+                   X_pending: np.ndarray) -> GaussianProcessRegressor:
+    """Kriging believer: pending configs count as observed at the GP's mean, with the fitted
+    kernel kept, so the next proposal moves away from them."""
+    fantasies = gp.predict(X_pending)
+    believer = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
+    believer.fit(np.vstack([X, X_pending]), np.concatenate([y, fantasies]))
+    return believer
