@@ -1,1 +1,2 @@
-"""Trial backends: where trials run (local processes now; containers and SageMaker later)."""
+"""Where trials run: local processes (`local_process`), or training jobs behind one job backend
+(`jobs/`) on the local Docker engine or SageMaker; `aws` holds what every boto3 caller shares."""

@@ -1,4 +1,15 @@
-"""`stbench` command line: run, results, benchmarks, methods.
+"""`stbench` command line. Commands:
+
+- `run`: a study (benchmark x methods x seeds) with the orchestrator here, trials as local
+  processes, local trainer containers or SageMaker training jobs (`--backend`);
+- `results`: its table and plots (fetched from S3 for a launched study);
+- `benchmarks`, `methods`: what can be run;
+- `images push`: the role images to ECR or another registry;
+- `launch`: a study as SageMaker orchestrator jobs (or rehearsed locally with `--local`);
+- `status`, `cleanup`: a launched study's jobs, and stopping them and their warm pools;
+- `emulator`: a local SageMaker endpoint for rehearsals without AWS.
+
+Commands that need boto3 or docker live in their own `stbench/cli` modules, loaded on use.
 
 `run`'s flags are generated from `ExperimentSpec`'s fields, in both spellings
 (`--experiment_tag` and `--experiment-tag`), so the spec stays the single source of truth.
@@ -97,7 +108,10 @@ def parse_extra_args(tokens: list[str]) -> dict[str, str]:
 
 
 def spec_from_args(argv: list[str]) -> ExperimentSpec:
-    parser = OneLineParser(prog="stbench run", description="Run an HPO study locally.")
+    parser = OneLineParser(
+        prog="stbench run",
+        description="Run an HPO study: the orchestrator in this process, trials as local "
+                    "processes, local containers or SageMaker training jobs (--backend).")
     add_spec_arguments(parser)
     args, rest = parser.parse_known_args(argv)
     values = vars(args)

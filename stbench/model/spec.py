@@ -1,7 +1,8 @@
 """The experiment spec: one typed dataclass whose fields are the `stbench run` flags.
 
-The same object travels from CLI flags to (later) SageMaker hyperparameters and back, so the
-field list is the single source of truth for both.
+The same object travels from CLI flags to an orchestrator job's SageMaker hyperparameters
+and back (`to_hyperparameters`, `from_hyperparameters`), so the field list is the single
+source of truth for both.
 """
 
 from __future__ import annotations
