@@ -100,7 +100,7 @@ def sagemaker_list_semantics() -> Iterator[None]:
 def running_jobs(session: boto3.session.Session,
                  base: str, n_jobs: int) -> tuple[SageMakerJobService, list[str]]:
     """n jobs created through the adapter, as SageMaker would show them: running for minutes."""
-    service = SageMakerJobService(session, job_prefix=base, poll_seconds=0.0)
+    service = SageMakerJobService(session, job_base=base, poll_seconds=0.0)
     jobs = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].training_jobs
     logs = session.client("logs")
     logs.create_log_group(logGroupName=LOG_GROUP)
@@ -234,11 +234,15 @@ def main() -> None:
     raw = ", ".join(f"{row['n']}: {row['stbench_raw_moto']}" for row in rows)
     lines += [
         "",
-        "stbench: one `ListTrainingJobs` page (the experiment's name prefix, only jobs "
-        "modified since 30 s before the previous poll; summaries carry status and warm-pool "
-        "status) and one `FilterLogEvents` page (all jobs' `[tune-metric]` lines since 30 s "
-        "before the previous poll, deduplicated by eventId; up to 10,000 per page). A job "
-        "that ends costs one `DescribeTrainingJob`, once in its life, not per poll; a poll "
+        "stbench: one `ListTrainingJobs` page (the experiment's trial-job prefix `<base>-t`, "
+        "only jobs modified since 30 s before the previous poll; summaries carry status) and "
+        "one `FilterLogEvents` page (all jobs' `[tune-metric]` lines and the trainer's end "
+        "lines since 30 s before the previous poll, deduplicated by eventId; up to 10,000 "
+        "per page; while a job that ended still lacks reports its end line announced, the "
+        "query starts at that job's creation instead). A job that ends costs one "
+        "`DescribeTrainingJob` (billable time, warm pool), not per poll; at the experiment's "
+        "end each job kept with a warm pool costs one more, plus an `UpdateTrainingJob` and "
+        "a `DescribeTrainingJob` until it reads Terminated if its pool is still there. A poll "
         "after more than 100 job changes needs another list page. moto 5.2 applies "
         "MaxResults before NameContains/LastModifiedTimeAfter, so its "
         "page count grows with all jobs in the account; the stbench column runs with a shim "

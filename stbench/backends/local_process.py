@@ -216,6 +216,9 @@ class LocalProcessBackend(TrialBackend):
     def trial_annotations(self, trial_id: int) -> dict[str, Any]:
         return {}  # nothing beyond the reports: no jobs, no billing
 
+    def late_annotations(self) -> dict[int, dict[str, Any]]:
+        return {}
+
     def wait_for_activity(self, timeout: float) -> None:
         self.activity.wait(timeout)
 

@@ -60,3 +60,18 @@ def find_report(line: str) -> dict[str, Any] | None:
         raise ValueError("a [tune-metric] report that is not a JSON object")
     return report
 
+
+# The trainer's last stdout line: how many reports the job printed, so that a reader whose
+# lines may arrive late and out of order (CloudWatch Logs) knows when it has read them all.
+END_TAG = "[stbench-trainer] end reports="
+END_PATTERN = re.compile(re.escape(END_TAG) + r"(\d+)")
+
+
+def end_line(reports: int) -> str:
+    return f"{END_TAG}{reports}"
+
+
+def find_end(line: str) -> int | None:
+    """The report count an end line announces, None for any other line."""
+    match = END_PATTERN.search(line)
+    return int(match.group(1)) if match else None

@@ -41,6 +41,19 @@ def job_name(base: str, trial_id: int, run: int = 0) -> str:
     return name
 
 
+def trial_job_prefix(base: str) -> str:
+    """`<base>-t`: the NameContains / log-stream prefix of an experiment's trial jobs. Seed 1's
+    base is a prefix of seed 10's, so matches are confirmed with `is_trial_job`."""
+    return f"{base}-t"
+
+
+def is_trial_job(base: str, name: str) -> bool:
+    """Whether `name` is `job_name(base, trial, run)`: the fixed-width suffix leaves no other
+    base (seed 10 for seed 1, tag `ba` for tag `a`) a way to match."""
+    match = JOB_NAME.match(name)
+    return match is not None and match["base"] == base and match["kind"][0] == "t"
+
+
 def orchestrator_job_name(base: str, run: int = 0) -> str:
     """`<base>-o<run:02d>`: never a prefix of, nor prefixed by, the trial jobs' `<base>-t…`."""
     if not 0 <= run < 100:

@@ -31,6 +31,7 @@ class EventBackend(Protocol):
     def wait_for_activity(self, timeout: float) -> None: ...
     def failure_reason(self, trial_id: int) -> str: ...
     def trial_annotations(self, trial_id: int) -> dict[str, Any]: ...
+    def late_annotations(self) -> dict[int, dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -141,6 +142,12 @@ class ExperimentLoop:
             trial = state.running.get(trial_id)
             if trial is not None and status not in BUSY:
                 self._on_finished(trial, status)
+        self._record_late_annotations()
+
+    def _record_late_annotations(self) -> None:
+        """A retired trial's cost is known once its job ended, its warm pool's once released."""
+        for trial_id, fields in self.events.late_annotations().items():
+            self.store.annotate_trial(trial_id, **fields)
 
     def _on_result(self, trial: Trial, result: dict[str, Any]) -> None:
         state = self.state
@@ -231,10 +238,12 @@ class ExperimentLoop:
         try:
             for trial_id in list(self.state.running):
                 self.backend.stop_trial(trial_id=trial_id)
-                self.store.set_trial_status(trial_id, status_of_running)
+                self.store.set_trial_status(trial_id, status_of_running,
+                                            **self.events.trial_annotations(trial_id))
             self.state.running.clear()
         finally:
             self.events.close()
+            self._record_late_annotations()
 
     # --- output ---------------------------------------------------------------------------
 

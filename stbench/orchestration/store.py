@@ -108,9 +108,12 @@ class ResultStore:
 
     def set_trial_status(self, trial_id: int, status: str, **extra: Any) -> None:
         """Every row of a trial carries its latest status (and e.g. its failure reason)."""
+        self.annotate_trial(trial_id, status=status, **extra)
+
+    def annotate_trial(self, trial_id: int, **fields: Any) -> None:
+        """Fields of every row of a trial, also after it ended (e.g. its cost, once billed)."""
         for row in self._rows_by_trial.get(trial_id, []):
-            row["status"] = status
-            row.update(extra)
+            row.update(fields)
         self._dirty = True
 
     def update_metadata(self, **fields: Any) -> None:

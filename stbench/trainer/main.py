@@ -173,6 +173,13 @@ def write_failure(root: Path, reason: str) -> None:
         log(f"cannot write {failure_path(root)}: {err}")
 
 
+def announce_end(reports: int) -> None:
+    """The last stdout line: a reader of late-arriving logs (CloudWatch) that sees it knows
+    how many reports to wait for."""
+    sys.stdout.write(contract.end_line(reports) + "\n")
+    sys.stdout.flush()
+
+
 def train() -> int:
     root = opt_ml_root()
     failure_path(root).unlink(missing_ok=True)  # a stale reason from a reused root
@@ -184,14 +191,17 @@ def train() -> int:
             (root / "model").mkdir(parents=True, exist_ok=True)
         except UserError as err:
             write_failure(root, str(err))
+            announce_end(0)
             return BAD_INPUT
         if stops.stop_signal is not None:
             write_failure(root, f"stopped by {signal_name(stops.stop_signal)} before the "
                           "training script started")
+            announce_end(0)
             return 128 + stops.stop_signal
         log("running " + " ".join(argv[1:]))
         started = time.monotonic()
         result = run_child(argv, MetricsChannel(metrics_path()), stops, log)
+        announce_end(result.reports)
     seconds = time.monotonic() - started
     if result.returncode == 0:
         log(f"training script completed in {seconds:.1f} s with {result.reports} reports")

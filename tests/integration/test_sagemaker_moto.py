@@ -67,7 +67,7 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
 
 
 def service_for(session: boto3.session.Session) -> SageMakerJobService:
-    return SageMakerJobService(session, job_prefix=BASE, poll_seconds=0.0)
+    return SageMakerJobService(session, job_base=BASE, poll_seconds=0.0)
 
 
 def create_jobs(service: SageMakerJobService, count: int, keep_alive: bool = True) -> list[str]:
@@ -93,8 +93,10 @@ def set_job(name: str, status: str, **fields: Any) -> None:
         setattr(job, key, value)
 
 
-def put_logs(logs: Any, name: str, messages: list[str], stream_epoch: int = 1700000000) -> None:
-    """Log lines the way SageMaker ships a container's stdout: one stream per host."""
+def put_logs(logs: Any, name: str, messages: list[str], stream_epoch: int = 1700000000,
+             written_ms: int | None = None) -> None:
+    """Log lines the way SageMaker ships a container's stdout: one stream per host. Lines
+    keep the time they were written (`written_ms`, default now), however late they arrive."""
     try:
         logs.create_log_group(logGroupName=LOG_GROUP)
     except logs.exceptions.ResourceAlreadyExistsException:
@@ -104,7 +106,7 @@ def put_logs(logs: Any, name: str, messages: list[str], stream_epoch: int = 1700
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
     except logs.exceptions.ResourceAlreadyExistsException:
         pass
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if written_ms is None else written_ms
     logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=[
         {"timestamp": now + i, "message": message} for i, message in enumerate(messages)
     ])
@@ -112,6 +114,21 @@ def put_logs(logs: Any, name: str, messages: list[str], stream_epoch: int = 1700
 
 def report(**metrics: Any) -> str:
     return "[tune-metric]: " + json.dumps(metrics)
+
+
+def described(name: str, status: str, **fields: Any) -> dict[str, Any]:
+    """A DescribeTrainingJob answer as SageMaker gives it (for Stubber): required fields,
+    keep-alive 600, and `fields` (e.g. BillableTimeInSeconds, WarmPoolStatus)."""
+    return {
+        "TrainingJobName": name, "TrainingJobArn": f"arn:{name}",
+        "TrainingJobStatus": status, "SecondaryStatus": status,
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://stbench-bucket/model.tar.gz"},
+        "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1,
+                           "VolumeSizeInGB": 30, "KeepAlivePeriodInSeconds": 600},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "CreationTime": 1.0,
+        "LastModifiedTime": time.time(), **fields,
+    }
 
 
 class CallCounter:
@@ -168,9 +185,10 @@ def test_create_sends_the_request_as_is(session: boto3.session.Session) -> None:
 
 def test_stop_and_release_send_the_documented_requests(
         session: boto3.session.Session) -> None:
+    """A release first reads the pool (DescribeTrainingJob), then ends it while it is there."""
     service = service_for(session)
-    name = job_name(BASE, 1)
-    release = {"TrainingJobName": name, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
+    name, raced, denied = (job_name(BASE, trial) for trial in (1, 2, 3))
+    available = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
     with Stubber(service.sm) as stub:
         stub.add_response("stop_training_job", {}, {"TrainingJobName": name})
         stub.add_client_error(
@@ -178,20 +196,27 @@ def test_stop_and_release_send_the_documented_requests(
             "The request was rejected because the training job is in status Completed.",
             expected_params={"TrainingJobName": name},
         )
-        stub.add_response("update_training_job", {"TrainingJobArn": f"arn:{name}"}, release)
-        stub.add_client_error(
-            "update_training_job", "ValidationException",
-            "You can only update KeepAlivePeriodInSeconds of a training job with an active "
-            "warm pool.", expected_params=release,
-        )
-        stub.add_client_error("update_training_job", "AccessDeniedException", "no",
-                              expected_params=release)
+        for job, answer in ((name, None), (raced, "ValidationException"),
+                            (denied, "AccessDeniedException")):
+            release = {"TrainingJobName": job, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
+            stub.add_response("describe_training_job", described(
+                job, COMPLETED, WarmPoolStatus=available), {"TrainingJobName": job})
+            if answer is None:
+                stub.add_response("update_training_job", {"TrainingJobArn": f"arn:{job}"},
+                                  release)
+            else:  # reused meanwhile by another job; or no permission
+                stub.add_client_error("update_training_job", answer,
+                                      "You can only update KeepAlivePeriodInSeconds of a "
+                                      "training job with an active warm pool." if
+                                      answer == "ValidationException" else "no",
+                                      expected_params=release)
         service.stop_training_job(name)
         service.stop_training_job(name)  # ended meanwhile: nothing to do
         service.release_warm_pool(name)
-        service.release_warm_pool(name)  # no pool (any more): nothing to do
+        service.release_warm_pool(name)  # released already: no second call
+        service.release_warm_pool(raced)  # no pool any more: nothing to do
         with pytest.raises(ClientError, match="AccessDenied"):
-            service.release_warm_pool(name)
+            service.release_warm_pool(denied)
         stub.assert_no_pending_responses()
 
 
@@ -284,7 +309,7 @@ def test_pagination_despite_moto_paging_before_filtering(
         session: boto3.session.Session, monkeypatch: pytest.MonkeyPatch) -> None:
     """moto pages before it filters: short and empty pages with a NextToken must be followed."""
     monkeypatch.setattr(sagemaker_module, "LIST_PAGE_SIZE", 2)
-    other = SageMakerJobService(session, job_prefix="other-study", poll_seconds=0.0)
+    other = SageMakerJobService(session, job_base="other-study", poll_seconds=0.0)
     for trial_id in range(3):
         other.create_training_job(trial_request(TEMPLATE, f"other-study-t{trial_id}", trial_id,
                                                 CONFIG))
@@ -301,7 +326,7 @@ def test_jobs_of_an_earlier_process_are_described_once(session: boto3.session.Se
     earlier = create_jobs(service_for(session), 2)
     an_hour_ago = utcnow() - timedelta(hours=1)  # older than any listing reaches back
     set_job(earlier[0], IN_PROGRESS, last_modified_time=an_hour_ago)
-    set_job(earlier[1], COMPLETED, last_modified_time=an_hour_ago)
+    set_job(earlier[1], COMPLETED, last_modified_time=an_hour_ago, billable_time_in_seconds=9)
     service = service_for(session)
     counter = CallCounter(service)
     status = service.describe_training_jobs(earlier)
@@ -309,7 +334,7 @@ def test_jobs_of_an_earlier_process_are_described_once(session: boto3.session.Se
     assert counter.take() == {"ListTrainingJobs": 1, "DescribeTrainingJob": 2}
     service.describe_training_jobs(earlier)
     assert counter.take() == {"ListTrainingJobs": 1}
-    set_job(earlier[0], COMPLETED)
+    set_job(earlier[0], COMPLETED, billable_time_in_seconds=9)
     assert service.describe_training_jobs(earlier)[earlier[0]]["TrainingJobStatus"] == COMPLETED
     assert counter.take() == {"ListTrainingJobs": 1, "DescribeTrainingJob": 1}
 
@@ -326,26 +351,15 @@ def test_reuse_link_from_the_pool_job(session: boto3.session.Session) -> None:
             "CreationTime": 1.0, "LastModifiedTime": time.time(),
             "TrainingJobStatus": COMPLETED, "WarmPoolStatus": pool,
         }]})
-        stub.add_response("describe_training_job", {
-            "TrainingJobName": first, "TrainingJobArn": f"arn:{first}",
-            "TrainingJobStatus": COMPLETED, "SecondaryStatus": "Completed",
-            "AlgorithmSpecification": {"TrainingInputMode": "File"},
-            "ModelArtifacts": {"S3ModelArtifacts": "s3://stbench-bucket/model.tar.gz"},
-            "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1,
-                               "VolumeSizeInGB": 30, "KeepAlivePeriodInSeconds": 600},
-            "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "CreationTime": 1.0,
-            "LastModifiedTime": time.time(), "BillableTimeInSeconds": 30,
-            "WarmPoolStatus": pool,
-        }, {"TrainingJobName": first})
+        stub.add_response("describe_training_job", described(
+            first, COMPLETED, BillableTimeInSeconds=30, WarmPoolStatus=pool),
+            {"TrainingJobName": first})
         status = service.describe_training_jobs([first, second])
     assert status[first]["WarmPoolStatus"]["ReusedByJob"] == second
     assert status[second]["WarmPoolReusedFrom"] == first
     with Stubber(service.sm) as stub:  # its pool was reused: releasing it needs no call
         service.release_warm_pool(first)
-        stub.add_response("update_training_job", {"TrainingJobArn": f"arn:{second}"}, {
-            "TrainingJobName": second, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}})
-        service.release_warm_pool(second)
-        service.release_warm_pool(second)  # released already: no second call
+        assert service.warm_pool_status([first]) == {first: pool}
         stub.assert_no_pending_responses()
 
 
@@ -389,7 +403,7 @@ def test_calls_per_poll_do_not_grow_with_jobs(session: boto3.session.Session,
     assert len(status) == n_jobs and len(metrics) == n_jobs
     assert counter.take() == {"ListTrainingJobs": 1, "FilterLogEvents": 1}
 
-    set_job(names[0], COMPLETED)  # a job ends: one describe, once
+    set_job(names[0], COMPLETED, billable_time_in_seconds=9)  # a job ends: one describe, once
     for name in names:
         put_logs(logs, name, [report(loss=0.5, epoch=2)])
     status, metrics = poll(service, names)
@@ -404,7 +418,7 @@ def test_calls_per_poll_do_not_grow_with_jobs(session: boto3.session.Session,
 
 
 def test_refresh_at_most_once_per_poll_interval(session: boto3.session.Session) -> None:
-    service = SageMakerJobService(session, job_prefix=BASE, poll_seconds=0.3)
+    service = SageMakerJobService(session, job_base=BASE, poll_seconds=0.3)
     names = create_jobs(service, 2)
     counter = CallCounter(service)
     for _ in range(5):

@@ -23,7 +23,8 @@ from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 
 
 class FakeJobService:
-    """Jobs whose status the test sets; records every call the backend makes."""
+    """Jobs whose status the test sets; records every call the backend makes. Like SageMaker
+    it shows BillableTimeInSeconds once a job has ended, and ends a warm pool on release."""
 
     metrics_delay_seconds = 0.0
 
@@ -32,6 +33,8 @@ class FakeJobService:
         self.calls: list[tuple[str, Any]] = []
         self.capacity_failures = capacity_failures
         self.metrics: dict[str, list[dict[str, Any]]] = {}
+        self.incomplete: set[str] = set()  # ended jobs whose log still lacks reports
+        self.release_errors: dict[str, Exception] = {}
 
     def create_training_job(self, request: dict[str, Any]) -> None:
         self.calls.append(("create", request["TrainingJobName"]))
@@ -42,7 +45,11 @@ class FakeJobService:
 
     def describe_training_jobs(self, names: list[str]) -> dict[str, dict[str, Any]]:
         self.calls.append(("describe", tuple(names)))
-        return {n: dict(self.jobs[n]) for n in names}
+        out = {n: dict(self.jobs[n]) for n in names}
+        for job in out.values():
+            if job["TrainingJobStatus"] in (COMPLETED, FAILED, STOPPED):
+                job.setdefault("BillableTimeInSeconds", 1)
+        return out
 
     def stop_training_job(self, name: str) -> None:
         self.calls.append(("stop", name))
@@ -50,9 +57,22 @@ class FakeJobService:
 
     def release_warm_pool(self, name: str) -> None:
         self.calls.append(("release", name))
+        if name in self.release_errors:
+            raise self.release_errors[name]
+        pool = self.jobs[name].get("WarmPoolStatus")
+        if pool and pool["Status"] == "Available":
+            pool.update(Status="Terminated", ResourceRetainedBillableTimeInSeconds=120)
+
+    def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        self.calls.append(("pools", tuple(names)))
+        return {n: dict(self.jobs[n]["WarmPoolStatus"]) if "WarmPoolStatus" in self.jobs[n]
+                else None for n in names}
 
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         return {n: self.metrics.pop(n) for n in names if n in self.metrics}
+
+    def metrics_complete(self, name: str) -> bool:
+        return name not in self.incomplete
 
     def wait_for_activity(self, timeout: float) -> None:
         pass
@@ -124,13 +144,7 @@ def test_close_stops_running_jobs_and_releases_every_warm_pool() -> None:
     names = [c[1] for c in service.calls if c[0] == "create"]
     service.jobs[names[0]]["TrainingJobStatus"] = COMPLETED
     backend.fetch_status_results([first.trial_id])
-
-    def finish_stops(timeout: float) -> None:
-        for job in service.jobs.values():
-            if job["TrainingJobStatus"] == STOPPING:
-                job["TrainingJobStatus"] = STOPPED
-
-    service.wait_for_activity = finish_stops  # type: ignore[method-assign]
+    service.wait_for_activity = finish_stops(service)  # type: ignore[method-assign]
     backend.close(wait_seconds=5)
     assert ("stop", names[1]) in service.calls and ("stop", names[0]) not in service.calls
     assert {c[1] for c in service.calls if c[0] == "release"} == set(names)
@@ -171,22 +185,143 @@ def test_job_names_are_valid_unique_and_never_prefixes_of_each_other() -> None:
 
 
 def test_trailing_reports_are_awaited_but_the_worker_is_free_at_once() -> None:
-    """CloudWatch may deliver the last reports after the job ended: the trial stays open for
-    them, while its instance is already free for the next trial (and its warm pool)."""
+    """CloudWatch may deliver the last reports after the job ended, however late: the trial
+    stays open until its log is complete, while its instance is already free for the next
+    trial (and its warm pool)."""
     service = FakeJobService()
-    service.metrics_delay_seconds = 0.2
+    service.metrics_delay_seconds = 3600
     backend = make_backend(service)
     trial = backend.start_trial({"x": 1.0})
     name = service.calls[0][1]
     service.jobs[name]["TrainingJobStatus"] = COMPLETED
+    service.incomplete.add(name)
     assert backend.busy_trial_ids() == []
     statuses, _ = backend.fetch_status_results([trial.trial_id])
     assert statuses[trial.trial_id][1] == Status.in_progress
-    service.metrics[name] = [{"epoch": 9, "loss": 0.1}]  # arrives late
-    time.sleep(0.25)
+    service.metrics[name] = [{"epoch": 9, "loss": 0.1}]  # arrives late, and completes the log
+    service.incomplete.discard(name)
     statuses, results = backend.fetch_status_results([trial.trial_id])
     assert statuses[trial.trial_id][1] == Status.completed
     assert [r["epoch"] for _, r in results] == [9]
+
+
+def test_a_log_that_never_completes_is_given_up_after_the_delay_with_a_note() -> None:
+    service = FakeJobService()
+    service.metrics_delay_seconds = 0.1
+    notes: list[str] = []
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, on_note=notes.append)
+    trial = backend.start_trial({"x": 1.0})
+    name = service.calls[0][1]
+    service.metrics[name] = [{"epoch": 1, "loss": 0.5}]
+    service.jobs[name]["TrainingJobStatus"] = COMPLETED
+    service.incomplete.add(name)
+    statuses, _ = backend.fetch_status_results([trial.trial_id])
+    assert statuses[trial.trial_id][1] == Status.in_progress and not notes
+    time.sleep(0.15)
+    statuses, _ = backend.fetch_status_results([trial.trial_id])
+    assert statuses[trial.trial_id][1] == Status.completed
+    assert len(notes) == 1 and name in notes[0] and "keeps the 1 read" in notes[0]
+
+
+PRICES = {"ml.c5.large": 0.36}
+
+
+def finish_stops(service: FakeJobService) -> Any:
+    """The fake's wait: stopping jobs end, as SageMaker's do a little after StopTrainingJob."""
+    def wait(timeout: float) -> None:
+        for job in service.jobs.values():
+            if job["TrainingJobStatus"] == STOPPING:
+                job["TrainingJobStatus"] = STOPPED
+    return wait
+
+
+def test_stopped_and_paused_trials_are_billed_once_their_jobs_end() -> None:
+    """ASHA retires a trial when it asks for the stop: the job's billable time is not known
+    yet. It is handed out later, once, as a late annotation of that trial."""
+    service = FakeJobService()
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, prices=PRICES)
+    stopped, paused = backend.start_trial({"x": 1.0}), backend.start_trial({"x": 2.0})
+    first, second = (c[1] for c in service.calls if c[0] == "create")
+    backend.stop_trial(stopped.trial_id)
+    backend.pause_trial(paused.trial_id)
+    at_retirement = backend.trial_annotations(stopped.trial_id)
+    backend.trial_annotations(paused.trial_id)
+    assert at_retirement["billable_seconds"] is None and at_retirement["cost_usd"] is None
+    assert backend.late_annotations() == {}
+    service.jobs[first].update(TrainingJobStatus=STOPPED, BillableTimeInSeconds=40)
+    service.jobs[second].update(TrainingJobStatus=STOPPED, BillableTimeInSeconds=20)
+    backend.busy_trial_ids()
+    late = backend.late_annotations()
+    assert late[stopped.trial_id]["billable_seconds"] == 40
+    assert late[stopped.trial_id]["cost_usd"] == pytest.approx(0.36 * 40 / 3600)
+    assert late[paused.trial_id]["billable_seconds"] == 20
+    assert backend.late_annotations() == {}, "each change is handed out once"
+    backend.resume_trial(paused.trial_id)  # a new job: the trial costs both
+    third = service.calls[-1][1]
+    service.jobs[third].update(TrainingJobStatus=COMPLETED, BillableTimeInSeconds=5)
+    backend.fetch_status_results([paused.trial_id])
+    assert backend.trial_annotations(paused.trial_id)["billable_seconds"] == 25
+
+
+def test_warm_pool_time_is_counted_once_the_pools_are_released_at_the_end() -> None:
+    service = FakeJobService()
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, prices=PRICES)
+    trial = backend.start_trial({"x": 1.0})
+    name = service.calls[0][1]
+    service.jobs[name].update(
+        TrainingJobStatus=COMPLETED, BillableTimeInSeconds=60,
+        WarmPoolStatus={"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0})
+    backend.fetch_status_results([trial.trial_id])
+    assert backend.trial_annotations(trial.trial_id)["cost_usd"] == pytest.approx(0.36 * 60 / 3600)
+    backend.close(wait_seconds=1, pool_wait_seconds=1)
+    assert ("release", name) in service.calls
+    [late] = backend.late_annotations().values()
+    assert late["warm_pool_status"] == "Terminated"
+    assert late["warm_pool_retained_seconds"] == 120
+    assert late["cost_usd"] == pytest.approx(0.36 * (60 + 120) / 3600)
+
+
+def test_release_goes_on_past_an_error_and_says_how_to_clean_up() -> None:
+    service = FakeJobService()
+    notes: list[str] = []
+    template = JobTemplate(**{**TEMPLATE.__dict__, "tags": {"stbench:experiment-tag": "study"}})
+    backend = JobBackend(service, template, "base", capacity_wait_seconds=0,
+                         on_note=notes.append)
+    trials = [backend.start_trial({"x": float(i)}) for i in range(3)]
+    names = [c[1] for c in service.calls if c[0] == "create"]
+    for name in names:
+        service.jobs[name].update(TrainingJobStatus=COMPLETED,
+                                  WarmPoolStatus={"Status": "Available"})
+    backend.fetch_status_results([t.trial_id for t in trials])
+    service.release_errors[names[0]] = RuntimeError("AccessDeniedException: no")
+    backend.close(wait_seconds=1, pool_wait_seconds=1)
+    assert [c[1] for c in service.calls if c[0] == "release"] == names
+    assert [service.jobs[n]["WarmPoolStatus"]["Status"] for n in names] == [
+        "Available", "Terminated", "Terminated"]
+    assert names[0] in notes[-1] and "stbench cleanup --experiment_tag study" in notes[-1]
+    assert not any(names[1] in note or names[2] in note for note in notes)
+    assert service.calls[-1] == ("close", None)
+
+
+def test_a_pool_reused_by_another_experiments_job_is_counted_once_and_not_released() -> None:
+    """Warm pools belong to the account: a matching job of another experiment may take ours."""
+    service = FakeJobService()
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, prices=PRICES)
+    first, second = backend.start_trial({"x": 1.0}), backend.start_trial({"x": 2.0})
+    ours, other = (c[1] for c in service.calls if c[0] == "create")
+    service.jobs[ours].update(TrainingJobStatus=COMPLETED, BillableTimeInSeconds=60,
+                              WarmPoolStatus={"Status": "Reused",
+                                              "ReusedByJob": "another-study-t000004-r00",
+                                              "ResourceRetainedBillableTimeInSeconds": 30})
+    service.jobs[other].update(TrainingJobStatus=COMPLETED, BillableTimeInSeconds=10)
+    backend.fetch_status_results([first.trial_id, second.trial_id])
+    annotations = backend.trial_annotations(first.trial_id)
+    assert annotations["warm_pool_reused_by"] == "another-study-t000004-r00"
+    assert annotations["cost_usd"] == pytest.approx(0.36 * (60 + 30) / 3600)
+    assert backend.trial_annotations(second.trial_id)["started_on_warm_pool_of"] is None
+    backend.close(wait_seconds=1, pool_wait_seconds=1)
+    assert ("release", ours) not in service.calls, "a reused pool is gone: nothing to release"
+    assert backend.late_annotations() == {}, "its kept time was counted already, once"
 
 
 def test_a_tag_owns_its_jobs_and_not_those_of_a_tag_that_starts_the_same() -> None:

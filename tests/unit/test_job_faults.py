@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.backends.jobs.job_service import (
@@ -83,7 +85,7 @@ class SimulatedJobService:
     def _end(self, name: str, job: SimJob, status: str, now: float) -> None:
         job.status, job.ended = status, now
         if job.request["ResourceConfig"].get("KeepAlivePeriodInSeconds"):
-            job.pool = {"Status": "Available"}
+            job.pool = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
             self.available_pools.append(name)
 
     def instances(self) -> int:
@@ -97,7 +99,8 @@ class SimulatedJobService:
         self._advance()
         if self.available_pools:
             reused = self.available_pools.pop(0)
-            self.jobs[reused].pool = {"Status": "Reused", "ReusedByJob": name}
+            self.jobs[reused].pool = {"Status": "Reused", "ReusedByJob": name,
+                                      "ResourceRetainedBillableTimeInSeconds": 1}
         epochs = int(request["HyperParameters"]["epochs"])
         self.jobs[name] = SimJob(request, time.monotonic(), epochs, fail=self.fail_jobs)
         self.peak_instances = max(self.peak_instances, self.instances())
@@ -108,7 +111,9 @@ class SimulatedJobService:
         out = {}
         for name in names:
             job = self.jobs[name]
-            out[name] = {"TrainingJobStatus": job.status, "BillableTimeInSeconds": 1}
+            out[name] = {"TrainingJobStatus": job.status}
+            if job.ended is not None:  # as on SageMaker: billed time shows once a job ended
+                out[name]["BillableTimeInSeconds"] = 1
             if job.pool:
                 out[name]["WarmPoolStatus"] = dict(job.pool)
             if job.status == FAILED:
@@ -143,7 +148,15 @@ class SimulatedJobService:
         self._maybe_fault()
         if name in self.available_pools:
             self.available_pools.remove(name)
-            self.jobs[name].pool = {"Status": "Terminated"}
+            self.jobs[name].pool = {"Status": "Terminated",
+                                    "ResourceRetainedBillableTimeInSeconds": 2}
+
+    def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        self._maybe_fault()
+        return {n: dict(self.jobs[n].pool) if self.jobs[n].pool else None for n in names}
+
+    def metrics_complete(self, name: str) -> bool:
+        return True  # an ended job's reports are all handed out by the next read
 
     def wait_for_activity(self, timeout: float) -> None:
         time.sleep(min(timeout, 0.005))
@@ -160,7 +173,7 @@ def run_experiment(service: SimulatedJobService, tmp_path: Path, method: str = "
                            checkpoint_root="s3://b/ckpt/", output_root="s3://b/out/",
                            keep_alive_seconds=300)
     backend = JobBackend(service, template, "sim", capacity_wait_seconds=0.001,
-                         throttle_base_seconds=0.001)
+                         throttle_base_seconds=0.001, prices={"ml.c5.large": 0.36})
     store = ResultStore(tmp_path / "exp", {"status": "new"})
     loop = ExperimentLoop(scheduler, backend, store, Budget(60, 4, max_failures, 30),
                           bench.metric, bench.mode, SilentProgress())
@@ -181,6 +194,12 @@ def test_faulty_service_never_costs_a_trial_and_keeps_the_worker_limit(tmp_path:
     assert len(reused) >= 20, "trials after the first n_workers land on warm pools"
     assert not service.available_pools, "the experiment's end releases every warm pool"
     assert all(j.status in (COMPLETED, STOPPED) for j in service.jobs.values())
+    # Every trial is billed once its job ended, those ASHA stopped too, and the time its
+    # pool was kept is counted once that pool was reused or released.
+    assert all(row["billable_seconds"] == 1 for row in store.rows)
+    assert all(row["warm_pool_retained_seconds"] in (1, 2) for row in store.rows)
+    assert all(row["cost_usd"] == pytest.approx(0.36 * (1 + row["warm_pool_retained_seconds"])
+                                                / 3600) for row in store.rows)
 
 
 def test_failing_jobs_end_the_experiment_at_max_failures(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from stbench.model.benchmark import decode_hyperparameters, load_benchmark
+from stbench.model.container_contract import end_line
 from stbench.model.errors import UserError
 from stbench.trainer.main import describe_failure, exit_status, main
 from stbench.trainer.runner import RunResult
@@ -140,6 +141,8 @@ def test_synthetic_curves_completes_and_reports_to_channel_and_stdout(root: Path
     assert done.returncode == 0, done.stderr
     echoed = reports(done.stdout)
     assert [r["epoch"] for r in echoed] == [1, 2, 3]
+    # last: how many reports there were, for a reader of late-arriving logs (CloudWatch)
+    assert done.stdout.splitlines()[-1] == end_line(3)
     sent = channel(root)
     assert [r["epoch"] for r in sent] == [1, 2, 3]
     for mine, theirs in zip(sent, echoed, strict=True):
@@ -208,7 +211,7 @@ def test_out_of_range_value_fails_before_running_anything(root: Path) -> None:
     assert failure(root).startswith(
         "hyperparameters do not fit benchmark 'synthetic_curves': --x '5.0': allowed range"
     )
-    assert done.stdout == "" and channel(root) == []
+    assert done.stdout == end_line(0) + "\n" and channel(root) == []
 
 
 @pytest.mark.parametrize("values, expected", [
@@ -296,7 +299,7 @@ def test_sigterm_while_starting_up_runs_nothing(root: Path) -> None:
     out, _ = process.communicate(timeout=20)
     assert process.returncode == 128 + signal.SIGTERM
     assert failure(root).startswith("stopped by SIGTERM before the training script started")
-    assert out == b"" and channel(root) == []
+    assert out.decode() == end_line(0) + "\n" and channel(root) == []
 
 
 def helper_gone(pid: int, seconds: float = 3.0) -> bool:

@@ -1,8 +1,9 @@
 """The job backend: trials as training jobs, on SageMaker or the local Docker stand-in.
 
 One code path decides when a job starts, what its status means for the trial, when a worker
-is free (a stopping job still holds its instance), and that warm pools are released when
-the experiment ends; the job service only carries the calls out.
+is free (a stopping job still holds its instance), when a trial's reports are all in, and
+that warm pools are released when the experiment ends; the job service only carries the
+calls out. What each trial's jobs cost is kept in the `JobLedger`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_WORKER_TIMESTAMP
 
+from stbench.backends.jobs.job_ledger import JobLedger
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.job_service import (
     BUSY_JOB_STATUSES,
@@ -36,6 +38,8 @@ from stbench.model.naming import job_name
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
 TRIAL_STATUS = {IN_PROGRESS: Status.in_progress, STOPPING: Status.stopping,
                 COMPLETED: Status.completed, FAILED: Status.failed, STOPPED: Status.stopped}
+BILLING_WAIT_SECONDS = 30.0  # at the end, for billable times of jobs that just ended
+POOL_POLL_SECONDS = 2.0  # at the end, between reads of pools released but not yet terminated
 
 
 @dataclass
@@ -45,7 +49,6 @@ class TrialJobs:
     names: list[str] = field(default_factory=list)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     intent: str | None = None  # Status.stopped or Status.paused once we stop the current job
-    description: dict[str, Any] = field(default_factory=dict)
     ended_at: float | None = None  # when we first saw the current job in a terminal status
 
     @property
@@ -69,11 +72,11 @@ class JobBackend(TrialBackend):
         self.on_note = on_note or (lambda message: None)
         self.throttle_retries = throttle_retries
         self.throttle_base_seconds = throttle_base_seconds
-        self.prices = prices
-        # Logs may trail a job's end (CloudWatch): keep reading reports this long after it.
+        # Logs may trail a job's end (CloudWatch): reports are awaited at most this long.
         self.metrics_delay = service.metrics_delay_seconds
+        self.ledger = JobLedger(template, prices)
         self._trials: dict[int, TrialJobs] = {}
-        self._terminal: set[str] = set()
+        self._closed: set[str] = set()  # jobs whose status and reports are final
 
     def new_trial_id(self) -> int:
         return self.first_trial_id + len(self.trial_ids)
@@ -86,8 +89,8 @@ class JobBackend(TrialBackend):
         request = trial_request(self.template, name, trial_id, config)
         self._create_with_patience(request)
         jobs.names.append(name)
-        jobs.intent = None
-        jobs.description = {"TrainingJobStatus": IN_PROGRESS}
+        jobs.intent = jobs.ended_at = None
+        self.ledger.add(trial_id, name)
 
     def _with_backoff(self, call: Any, *args: Any) -> Any:
         """Throttling is never a trial failure: back off exponentially (with jitter), retry."""
@@ -119,47 +122,62 @@ class JobBackend(TrialBackend):
 
     # --- status and metrics ----------------------------------------------------------------
 
-    def _refresh(self, trial_ids: list[int]) -> None:
-        """One describe call and one metrics call for all these trials' current jobs."""
-        names = [self._trials[t].current for t in trial_ids
-                 if t in self._trials and self._trials[t].current not in self._terminal]
+    def _refresh(self) -> None:
+        """One status call for every job still open or not yet billed, one metrics call for
+        every job whose reports are still awaited."""
+        awaited = [jobs.current for jobs in self._trials.values()
+                   if jobs.current not in self._closed]
+        names = list(dict.fromkeys(awaited + self.ledger.unbilled()))
         if not names:
             return
         try:  # status first: reports read afterwards include everything before the end
             descriptions = self.service.describe_training_jobs(names)
-            reports = self.service.read_metrics(names)
+            reports = self.service.read_metrics(awaited) if awaited else {}
         except Throttled:
             self.on_note("the job service throttles us; skipping this poll")
             return
-        by_name = {self._trials[t].current: t for t in trial_ids if t in self._trials}
-        now = time.monotonic()
         for name, description in descriptions.items():
-            jobs = self._trials[by_name[name]]
-            jobs.description = description
-            if description["TrainingJobStatus"] not in BUSY_JOB_STATUSES:
-                jobs.ended_at = jobs.ended_at or now
-                if now - jobs.ended_at >= self.metrics_delay:
-                    self._terminal.add(name)
+            self.ledger.update(name, description)
         for name, new in reports.items():
             for report in new:
                 received = report.get(TRAINER_TIMESTAMP, time.time())
                 report.setdefault(RECEIVE_TIMESTAMP, received)
                 report.setdefault(ST_WORKER_TIMESTAMP, received)  # Syne Tune sorts by it
-            self._trials[by_name[name]].metrics.extend(new)
+            self._trials[self.ledger.trial_of[name]].metrics.extend(new)
+        now = time.monotonic()
+        for name in awaited:
+            jobs = self._trials[self.ledger.trial_of[name]]
+            if self.ledger.status(name) not in BUSY_JOB_STATUSES:
+                jobs.ended_at = jobs.ended_at or now
+                if self._reports_final(name, jobs, now):
+                    self._closed.add(name)
+
+    def _reports_final(self, name: str, jobs: TrialJobs, now: float) -> bool:
+        """An ended job's reports are final once all are in, or once we stopped its trial
+        (nobody needs them), or after `metrics_delay`: then the trial keeps what it has."""
+        if jobs.intent is not None or self.service.metrics_complete(name):
+            return True
+        waited = now - (jobs.ended_at or now)
+        if waited < self.metrics_delay:
+            return False
+        self.on_note(f"job {name} ended {waited:.0f} s ago and its log still lacks reports "
+                     "(the trainer's end line, or reports it announced, never arrived): "
+                     f"trial {self.ledger.trial_of[name]} keeps the {len(jobs.metrics)} read")
+        return True
 
     def _trial_status(self, jobs: TrialJobs) -> str:
-        if jobs.current not in self._terminal:  # running, stopping, or its logs may still trail
+        if jobs.current not in self._closed:  # running, stopping, or its logs may still trail
             return Status.in_progress if jobs.intent is None else Status.stopping
         if jobs.intent is not None:
             return jobs.intent  # stopped (or paused) by us, whatever the exit code said
-        return TRIAL_STATUS[jobs.description["TrainingJobStatus"]]
+        return TRIAL_STATUS[self.ledger.status(jobs.current)]
 
     def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
-        self._refresh(trial_ids)
+        self._refresh()
         results = []
         for trial_id in trial_ids:
             jobs = self._trials[trial_id]
-            end = jobs.description.get("TrainingEndTime")
+            end = self.ledger.description(jobs.current).get("TrainingEndTime")
             results.append(self._trial_dict[trial_id].add_results(
                 metrics=list(jobs.metrics), status=self._trial_status(jobs),
                 training_end_time=datetime.fromtimestamp(end) if end else None,
@@ -168,42 +186,29 @@ class JobBackend(TrialBackend):
 
     def busy_trial_ids(self) -> list[tuple[int, str]]:
         """Trials whose job still holds an instance, stopping ones included."""
-        active = [t for t, jobs in self._trials.items() if jobs.current not in self._terminal]
-        self._refresh(active)
-        return [(t, self._trial_status(self._trials[t])) for t in active
-                if self._trials[t].description.get("TrainingJobStatus") in BUSY_JOB_STATUSES]
+        self._refresh()
+        return [(t, self._trial_status(jobs)) for t, jobs in self._trials.items()
+                if self.ledger.status(jobs.current) in BUSY_JOB_STATUSES]
 
     def failure_reason(self, trial_id: int) -> str:
-        return str(self._trials[trial_id].description.get("FailureReason", ""))
+        current = self._trials[trial_id].current
+        return str(self.ledger.description(current).get("FailureReason", ""))
 
     def trial_annotations(self, trial_id: int) -> dict[str, Any]:
         """Recorded with the trial's results: its job, billing and warm-pool use."""
-        jobs = self._trials[trial_id]
-        description = jobs.description
-        pool = description.get("WarmPoolStatus") or {}
-        retained = pool.get("ResourceRetainedBillableTimeInSeconds") or 0
-        billable = description.get("BillableTimeInSeconds")
-        cost = None
-        if self.prices is not None and billable is not None:
-            from stbench.model.prices import trial_cost
+        return self.ledger.annotations(trial_id)
 
-            cost = trial_cost(self.prices, self.template.instance_type,
-                              self.template.instance_count, billable, retained)
-        return {
-            "job_name": jobs.current,
-            "cost_usd": cost,
-            "billable_seconds": billable,
-            "warm_pool_status": pool.get("Status"),
-            "warm_pool_reused_by": pool.get("ReusedByJob"),
-            "started_on_warm_pool_of": description.get("WarmPoolReusedFrom"),
-        }
+    def late_annotations(self) -> dict[int, dict[str, Any]]:
+        """Annotations of retired trials that changed since: billing known once their jobs
+        ended, warm-pool time once their pools were reused or released."""
+        return self.ledger.late_annotations()
 
     # --- stopping ------------------------------------------------------------------------
 
     def _stop_job(self, trial_id: int, intent: str) -> None:
         jobs = self._trials[trial_id]
         jobs.intent = intent
-        if jobs.current not in self._terminal:
+        if self.ledger.status(jobs.current) == IN_PROGRESS:
             self._with_backoff(self.service.stop_training_job, jobs.current)
 
     def _stop_trial(self, trial_id: int, result: dict | None) -> None:
@@ -218,20 +223,69 @@ class JobBackend(TrialBackend):
     def wait_for_activity(self, timeout: float) -> None:
         self.service.wait_for_activity(timeout)
 
-    def close(self, wait_seconds: float = 150.0) -> None:
-        """End of the experiment, for any reason: stop jobs, then release every warm pool."""
+    def close(self, wait_seconds: float = 150.0, pool_wait_seconds: float = 60.0) -> None:
+        """End of the experiment, for any reason: stop jobs, wait for their end and bills,
+        release every warm pool and read the time each kept. An error with one job never
+        leaves the others running or billed: each is noted, then summed up in one line."""
+        problems: list[str] = []
         try:
             for trial_id, jobs in self._trials.items():
-                if jobs.current not in self._terminal:
-                    self._stop_job(trial_id, jobs.intent or Status.stopped)
-            deadline = time.monotonic() + wait_seconds
-            while self.busy_trial_ids() and time.monotonic() < deadline:
-                self.service.wait_for_activity(1.0)
-            for jobs in self._trials.values():
-                for name in jobs.names:
-                    self._with_backoff(self.service.release_warm_pool, name)
+                if jobs.current not in self._closed:
+                    self._try(problems, f"stop {jobs.current}", self._stop_job, trial_id,
+                              jobs.intent or Status.stopped)
+            self._try(problems, "wait for the jobs to end", self._wait_for_jobs, wait_seconds)
+            if self.template.keep_alive_seconds > 0:
+                self._release_warm_pools(problems, pool_wait_seconds)
         finally:
             self.service.close()
+        if problems:
+            tag = self.template.tags.get("stbench:experiment-tag", "<tag>")
+            self.on_note(f"could not {'; '.join(problems)}: jobs may still run and warm pools "
+                         f"stay billed until their keep-alive ends; run `stbench cleanup "
+                         f"--experiment_tag {tag}` (or UpdateTrainingJob with "
+                         "KeepAlivePeriodInSeconds 0 per pool)")
+
+    def _try(self, problems: list[str], what: str, call: Any, *args: Any) -> bool:
+        try:
+            call(*args)
+            return True
+        except Exception as err:  # noqa: BLE001 - noted; the other jobs still get their turn
+            self.on_note(f"could not {what}: {type(err).__name__}: {err}")
+            problems.append(what)
+            return False
+
+    def _wait_for_jobs(self, wait_seconds: float) -> None:
+        deadline = time.monotonic() + wait_seconds
+        while self.busy_trial_ids() and time.monotonic() < deadline:
+            self.service.wait_for_activity(1.0)
+        deadline = min(deadline, time.monotonic() + BILLING_WAIT_SECONDS)
+        while self.ledger.unbilled() and time.monotonic() < deadline:
+            self.service.wait_for_activity(1.0)
+            self._refresh()
+
+    def _release_warm_pools(self, problems: list[str], wait_seconds: float) -> None:
+        """Every pool that may still be there, then the time each kept: a pool released
+        moments ago is read again until the service says it was terminated."""
+        released = [name for name in self.ledger.jobs() if not self.ledger.pool_final(name)
+                    and self._try(problems, f"release the warm pool of {name}",
+                                  self._with_backoff, self.service.release_warm_pool, name)]
+        deadline = time.monotonic() + wait_seconds
+        while released:
+            try:
+                pools = self._with_backoff(self.service.warm_pool_status, released)
+            except Exception as err:  # noqa: BLE001 - released; only their time is unread
+                self.on_note(f"could not read the released warm pools: {type(err).__name__}: "
+                             f"{err}; their kept time is counted as last read")
+                return
+            for name, pool in pools.items():
+                self.ledger.update_pool(name, pool)
+            released = [name for name in released if not self.ledger.pool_final(name)]
+            if released and time.monotonic() >= deadline:
+                self.on_note(f"warm pools of {', '.join(released)} not reported terminated "
+                             f"{wait_seconds:g} s after their release: their kept time is "
+                             "counted as last read")
+                return
+            time.sleep(POOL_POLL_SECONDS if released else 0.0)
 
     def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
         raise NotImplementedError("checkpoint copies between trials (PBT) are not supported yet")

@@ -17,6 +17,8 @@ BUSY_JOB_STATUSES = (IN_PROGRESS, STOPPING)  # a stopping job still holds its in
 WARM_AVAILABLE, WARM_IN_USE, WARM_REUSED, WARM_TERMINATED = (
     "Available", "InUse", "Reused", "Terminated",
 )
+# A pool that was reused or terminated never changes again: its retained time is final.
+FINAL_POOL_STATUSES = (WARM_REUSED, WARM_TERMINATED)
 
 JobRequest = dict[str, Any]
 JobDescription = dict[str, Any]
@@ -31,7 +33,8 @@ class Throttled(Exception):
 
 
 class JobService(Protocol):
-    # How long after a job ends its last reports may still arrive (log delivery lag).
+    # The longest a job's reports may trail its end (log delivery lag): after that the trial
+    # keeps what was read. A job whose reports are all in (`metrics_complete`) is not waited for.
     metrics_delay_seconds: float
 
     def create_training_job(self, request: JobRequest) -> None: ...
@@ -46,8 +49,17 @@ class JobService(Protocol):
         """`UpdateTrainingJob(ResourceConfig={"KeepAlivePeriodInSeconds": 0})`."""
         ...
 
+    def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        """`WarmPoolStatus` of these jobs as the service reports it now (None: no pool)."""
+        ...
+
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """New `[tune-metric]` reports of these jobs since the previous call."""
+        """New `[tune-metric]` reports of these jobs (those whose reports are still awaited)
+        since the previous call."""
+        ...
+
+    def metrics_complete(self, name: str) -> bool:
+        """Whether `read_metrics` handed out every report of this ended job."""
         ...
 
     def wait_for_activity(self, timeout: float) -> None:

@@ -170,6 +170,11 @@ class LocalDockerJobService:
             if slot.job is None and slot.last_job == name:
                 self._terminate_slot(slot)
 
+    def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        with self._lock:
+            return {n: describe_job(n, self._jobs[n]).get("WarmPoolStatus")
+                    for n in names if n in self._jobs}
+
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for name in names:
@@ -182,6 +187,11 @@ class LocalDockerJobService:
             if reports:
                 out[name] = reports
         return out
+
+    def metrics_complete(self, name: str) -> bool:
+        """The trainer writes each report before its process exits, and reports are read
+        after the status: once a job has ended, `read_metrics` has handed out all of them."""
+        return True
 
     def wait_for_activity(self, timeout: float) -> None:
         self.activity.wait(timeout)

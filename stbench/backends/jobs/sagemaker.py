@@ -2,11 +2,13 @@
 
 Syne Tune 0.13 asked SageMaker `Search` for every 20 jobs and read each job's log streams,
 so a poll cost about 3 calls per worker and hit API throttling at scale. Here a poll is one
-paginated `ListTrainingJobs` over the experiment's name prefix, restricted to jobs modified
-since the previous poll (the summaries carry status and warm-pool status), plus one
-`DescribeTrainingJob` per job when it ends (failure reason, billable time, warm pool), plus
-one `FilterLogEvents` for the metrics of all jobs (see `sagemaker_metrics`). Answers come
-from a cache refreshed at most once per `poll_seconds`.
+paginated `ListTrainingJobs` over the experiment's trial-job prefix `<base>-t`, restricted to
+jobs modified since the previous poll, plus one `DescribeTrainingJob` per job when it ends
+(failure reason, billable time, warm pool), plus one `FilterLogEvents` for the metrics of all
+jobs (see `sagemaker_metrics`). Answers come from a cache refreshed at most once per
+`poll_seconds`. Whether LastModifiedTime moves when only a warm pool changes is not
+documented, so a pool's status and retained time are read with `DescribeTrainingJob` where
+they matter: at the job's end, at its release and at the experiment's end.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from botocore.exceptions import ClientError
 
 from stbench.backends.aws import error_code, error_message, retrying
 from stbench.backends.jobs.job_service import (
+    FINAL_POOL_STATUSES,
     IN_PROGRESS,
     STOPPING,
     TERMINAL,
-    WARM_REUSED,
-    WARM_TERMINATED,
+    WARM_AVAILABLE,
+    WARM_IN_USE,
     CapacityError,
     JobDescription,
     JobRequest,
@@ -34,12 +37,18 @@ from stbench.backends.jobs.sagemaker_metrics import (
     raise_if_throttled,
     server_time,
 )
+from stbench.model.naming import is_trial_job, trial_job_prefix
 
 LIST_PAGE_SIZE = 100  # the API's maximum
 # The list index lags job updates by a few seconds: each listing reaches back this far before
 # the previous one (on the server's clock). Repeats are cheap: unchanged summaries are no-ops.
 LIST_MARGIN_SECONDS = 30.0
 INITIAL_LOOKBACK_SECONDS = 300.0  # first listing: tolerate this much local clock skew
+# A job that ends is described until BillableTimeInSeconds shows, at most this often.
+ENDED_DESCRIBES = 3
+# CloudWatch may deliver a job's log lines long after it ended; reports stay awaited this long
+# unless the trainer's end line and every report it announced arrived before.
+LOG_PATIENCE_SECONDS = 300.0
 SUMMARY_FIELDS = ("TrainingJobStatus", "SecondaryStatus", "WarmPoolStatus", "CreationTime",
                   "TrainingEndTime", "LastModifiedTime")
 DESCRIBE_FIELDS = ("TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "FailureReason",
@@ -51,21 +60,23 @@ NO_POOL_HINTS = ("warm pool", "warmpool", "keepalive", "status", "state")
 
 
 class SageMakerJobService:
-    """The job-service port on SageMaker training jobs of one experiment (one name prefix)."""
+    """The job-service port on the SageMaker training jobs of one experiment: the jobs named
+    `job_name(job_base, trial, run)`, never those of an experiment whose base starts the same."""
 
-    def __init__(self, session: boto3.session.Session, job_prefix: str,
+    def __init__(self, session: boto3.session.Session, job_base: str,
                  poll_seconds: float = 5.0, log_group: str = "/aws/sagemaker/TrainingJobs",
-                 max_retries: int = 8, metrics_delay_seconds: float = 15.0):
-        # CloudWatch may deliver a job's last log lines after DescribeTrainingJob says it ended.
+                 max_retries: int = 8, metrics_delay_seconds: float = LOG_PATIENCE_SECONDS):
         self.metrics_delay_seconds = metrics_delay_seconds
         config = retrying(max_retries)
         self.sm = session.client("sagemaker", config=config)
         self.logs = session.client("logs", config=config)
-        self.job_prefix = job_prefix
+        self.job_base = job_base
         self.poll_seconds = poll_seconds
-        self.metrics = LogMetricsReader(self.logs, log_group, job_prefix)
+        self.metrics = LogMetricsReader(self.logs, log_group, job_base)
         self._jobs: dict[str, JobDescription] = {}
-        self._described: set[str] = set()  # jobs described since they reached a terminal status
+        self._described: dict[str, int] = {}  # DescribeTrainingJob calls since the job ended
+        self._released: set[str] = set()
+        self._settled: set[str] = set()  # ended, pool read after the end, no release sent
         self._list_since = time.time() - INITIAL_LOOKBACK_SECONDS
         self._status_due = 0.0  # time.monotonic() of the next allowed refresh
         self._metrics_due = 0.0
@@ -75,7 +86,7 @@ class SageMakerJobService:
     def create_training_job(self, request: JobRequest) -> None:
         name = request["TrainingJobName"]
         try:
-            self.sm.create_training_job(**request)
+            response = self.sm.create_training_job(**request)
         except ClientError as err:
             raise_if_throttled(err, "CreateTrainingJob")
             if error_code(err) == "ResourceLimitExceeded":
@@ -84,7 +95,7 @@ class SageMakerJobService:
         self._jobs[name] = {
             "TrainingJobName": name,
             "TrainingJobStatus": IN_PROGRESS,
-            "CreationTime": time.time(),
+            "CreationTime": server_time(response),  # its logs are read from then on
             "ResourceConfig": dict(request["ResourceConfig"]),
         }
 
@@ -93,7 +104,7 @@ class SageMakerJobService:
             self._refresh_status()
             for name in names:
                 # Not created here (a resumed experiment): described once, then listed.
-                if name not in self._jobs and name.startswith(self.job_prefix):
+                if name not in self._jobs and is_trial_job(self.job_base, name):
                     self._describe(name)
             self._status_due = time.monotonic() + self.poll_seconds
         return {n: _copy(self._jobs[n]) for n in names if n in self._jobs}
@@ -112,31 +123,49 @@ class SageMakerJobService:
             job["TrainingJobStatus"] = STOPPING  # what SageMaker reports right after the call
 
     def release_warm_pool(self, name: str) -> None:
-        job = self._jobs.get(name)
-        if job is not None:  # skip calls that cannot matter: no keep-alive, pool already gone
-            keep_alive = job.get("ResourceConfig", {}).get("KeepAlivePeriodInSeconds", 0)
-            pool = (job.get("WarmPoolStatus") or {}).get("Status")
-            if not keep_alive or pool in (WARM_REUSED, WARM_TERMINATED):
-                return
-        try:
-            self.sm.update_training_job(
-                TrainingJobName=name, ResourceConfig={"KeepAlivePeriodInSeconds": 0}
-            )
-        except ClientError as err:
-            raise_if_throttled(err, "UpdateTrainingJob")
-            message = error_message(err).lower()
-            if error_code(err) != "ValidationException" or not any(
-                hint in message for hint in NO_POOL_HINTS
-            ):
-                raise
-        if job is not None:  # released (or never there): a second release needs no call
-            job.setdefault("ResourceConfig", {})["KeepAlivePeriodInSeconds"] = 0
+        """Described first: only a pool that is there now (or a job that may still leave
+        one) gets `UpdateTrainingJob`, whatever an older listing said."""
+        if name in self._released or not self._may_keep_pool(name):
+            return
+        pool = self.warm_pool_status([name]).get(name) or {}
+        running = self._jobs.get(name, {}).get("TrainingJobStatus") not in TERMINAL
+        if not running and pool.get("Status") not in (WARM_AVAILABLE, WARM_IN_USE):
+            self._settled.add(name)  # no pool (no quota), or it was reused or terminated
+        else:
+            try:
+                self.sm.update_training_job(
+                    TrainingJobName=name, ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+                )
+            except ClientError as err:
+                raise_if_throttled(err, "UpdateTrainingJob")
+                message = error_message(err).lower()
+                if error_code(err) != "ValidationException" or not any(
+                    hint in message for hint in NO_POOL_HINTS
+                ):
+                    raise
+        self._released.add(name)  # released (or never there): a second release needs no call
+
+    def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        """`DescribeTrainingJob` for each job whose pool may still change; a Reused or
+        Terminated pool never changes again, and a job without keep-alive has none."""
+        out: dict[str, dict[str, Any] | None] = {}
+        for name in names:
+            pool = self._jobs.get(name, {}).get("WarmPoolStatus")
+            if self._may_keep_pool(name) and name not in self._settled and (
+                    pool or {}).get("Status") not in FINAL_POOL_STATUSES:
+                self._describe(name)
+                pool = self._jobs.get(name, {}).get("WarmPoolStatus")
+            out[name] = dict(pool) if pool else None
+        return out
 
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         if time.monotonic() >= self._metrics_due:
-            self.metrics.poll()
+            self.metrics.poll(names, self._reach_back(names))
             self._metrics_due = time.monotonic() + self.poll_seconds
         return self.metrics.take(names)
+
+    def metrics_complete(self, name: str) -> bool:
+        return self.metrics.complete(name)
 
     def wait_for_activity(self, timeout: float) -> None:
         """SageMaker pushes nothing to us: sleep until the next refresh is allowed."""
@@ -157,23 +186,24 @@ class SageMakerJobService:
         now: float | None = None
         paginator = self.sm.get_paginator("list_training_jobs")
         try:
-            # moto 5.2 applies MaxResults before NameContains/LastModifiedTimeAfter, so its
-            # pages can be short or empty while a NextToken remains; following NextToken to
-            # the end is right on both, but under moto the page count grows with all jobs.
+            # SageMaker applies MaxResults before some filters: a page may be short or empty
+            # and still carry a NextToken, which the paginator follows to the end.
             for page in paginator.paginate(
-                NameContains=self.job_prefix, MaxResults=LIST_PAGE_SIZE,
+                NameContains=trial_job_prefix(self.job_base), MaxResults=LIST_PAGE_SIZE,
                 LastModifiedTimeAfter=datetime.fromtimestamp(self._list_since, tz=UTC),
             ):
                 if now is None:
                     now = server_time(page)
                 for summary in page.get("TrainingJobSummaries", []):
-                    if summary["TrainingJobName"].startswith(self.job_prefix):  # NameContains
+                    if is_trial_job(self.job_base, summary["TrainingJobName"]):
                         self._merge_summary(summary)
         except ClientError as err:
             raise_if_throttled(err, "ListTrainingJobs")
             raise
         for name, job in self._jobs.items():
-            if job["TrainingJobStatus"] in TERMINAL and name not in self._described:
+            described = self._described.get(name, 0)
+            if job["TrainingJobStatus"] in TERMINAL and (described == 0 or (
+                    "BillableTimeInSeconds" not in job and described < ENDED_DESCRIBES)):
                 self._describe(name)
         self._list_since = max(self._list_since,
                                (now if now is not None else time.time()) - LIST_MARGIN_SECONDS)
@@ -191,7 +221,7 @@ class SageMakerJobService:
         self._note_reuse(name, job)
 
     def _describe(self, name: str) -> None:
-        """Once per job at its end: the fields only `DescribeTrainingJob` has."""
+        """The fields only `DescribeTrainingJob` has, and the warm pool as it is now."""
         try:
             response = self.sm.describe_training_job(TrainingJobName=name)
         except ClientError as err:
@@ -202,15 +232,30 @@ class SageMakerJobService:
         job = self._jobs.setdefault(name, {})
         job.update(_epochs({k: response[k] for k in DESCRIBE_FIELDS if k in response}))
         if job.get("TrainingJobStatus") in TERMINAL:
-            self._described.add(name)
+            self._described[name] = self._described.get(name, 0) + 1
         self._note_reuse(name, job)
+
+    def _may_keep_pool(self, name: str) -> bool:
+        """False only for a job we know was created without a keep-alive period."""
+        job = self._jobs.get(name)
+        return job is None or bool(job.get("ResourceConfig", {}).get("KeepAlivePeriodInSeconds"))
 
     def _note_reuse(self, name: str, job: JobDescription) -> None:
         """SageMaker names the reusing job on the pool's job; record the reverse link too,
-        as the local adapter does (`WarmPoolReusedFrom`)."""
+        as the local adapter does (`WarmPoolReusedFrom`). Pools belong to the account: a job
+        of another experiment may reuse ours, and is then none of our business."""
         reused_by = (job.get("WarmPoolStatus") or {}).get("ReusedByJob")
         if reused_by and reused_by in self._jobs:
             self._jobs[reused_by]["WarmPoolReusedFrom"] = name
+
+    def _reach_back(self, names: list[str]) -> float | None:
+        """The creation time of the earliest of these jobs that ended with reports missing:
+        CloudWatch may deliver a line later than any look-back, so such a job is read again
+        from its start until its end line and every report it announced are in."""
+        starts = [self._jobs[n]["CreationTime"] for n in names
+                  if self._jobs.get(n, {}).get("TrainingJobStatus") in TERMINAL
+                  and "CreationTime" in self._jobs[n] and not self.metrics.complete(n)]
+        return min(starts) if starts else None
 
 
 def _capacity_message(request: JobRequest, message: str) -> str:

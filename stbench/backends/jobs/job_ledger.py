@@ -1,0 +1,120 @@
+"""What every job of an experiment did and cost, as the job service last described it.
+
+A trial's billing is known only once its jobs have ended (`BillableTimeInSeconds`), and the
+time its warm pools were kept only once they were reused or terminated, usually after the
+trial was retired, stopped and paused trials included. So the ledger hands out a trial's
+annotations when the trial is retired, and later the changes: the experiment loop records
+them in the trial's rows. Pure bookkeeping: no calls to any service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stbench.backends.jobs.job_requests import JobTemplate
+from stbench.backends.jobs.job_service import (
+    FINAL_POOL_STATUSES,
+    IN_PROGRESS,
+    TERMINAL,
+    JobDescription,
+)
+from stbench.model.prices import trial_cost
+
+
+class JobLedger:
+    def __init__(self, template: JobTemplate, prices: dict[str, float] | None = None):
+        self.template = template
+        self.prices = prices
+        self.trial_of: dict[str, int] = {}
+        self._names: dict[int, list[str]] = {}
+        self._descriptions: dict[str, JobDescription] = {}
+        self._no_pool: set[str] = set()  # jobs the service says kept no warm pool
+        self._reused_from: dict[str, str] = {}  # job -> the job whose warm pool it started on
+        self._handed_out: dict[int, dict[str, Any]] = {}  # retired trials' last annotations
+        self._changed: set[int] = set()
+
+    def add(self, trial_id: int, name: str) -> None:
+        self.trial_of[name] = trial_id
+        self._names.setdefault(trial_id, []).append(name)
+        self._descriptions[name] = {"TrainingJobStatus": IN_PROGRESS}
+
+    def jobs(self) -> list[str]:
+        return list(self.trial_of)
+
+    def description(self, name: str) -> JobDescription:
+        return self._descriptions[name]
+
+    def status(self, name: str) -> str:
+        return str(self._descriptions[name]["TrainingJobStatus"])
+
+    def update(self, name: str, description: JobDescription) -> None:
+        if name not in self.trial_of or self._descriptions[name] == description:
+            return
+        self._descriptions[name] = description
+        self._changed.add(self.trial_of[name])
+        # Pools belong to the account: a job of another experiment may take ours. Only a
+        # job of ours gets the link; the pool's retained time counts once, on its own job.
+        reused_by = (description.get("WarmPoolStatus") or {}).get("ReusedByJob")
+        if reused_by in self.trial_of and self._reused_from.get(reused_by) != name:
+            self._reused_from[reused_by] = name
+            self._changed.add(self.trial_of[reused_by])
+
+    def update_pool(self, name: str, pool: dict[str, Any] | None) -> None:
+        """The pool as read after its release; None: the job kept none (no quota, no keep-alive)."""
+        description = {k: v for k, v in self._descriptions[name].items() if k != "WarmPoolStatus"}
+        if pool is None:
+            self._no_pool.add(name)
+        else:
+            description["WarmPoolStatus"] = dict(pool)
+        self.update(name, description)
+
+    def pool_final(self, name: str) -> bool:
+        """Whether the job's pool can change no more: nothing to release, its time is final."""
+        pool = self._descriptions[name].get("WarmPoolStatus") or {}
+        return name in self._no_pool or pool.get("Status") in FINAL_POOL_STATUSES
+
+    def unbilled(self) -> list[str]:
+        """Jobs whose billable time is not known yet (running, or ended moments ago)."""
+        return [name for name, d in self._descriptions.items()
+                if d["TrainingJobStatus"] not in TERMINAL or "BillableTimeInSeconds" not in d]
+
+    def annotations(self, trial_id: int) -> dict[str, Any]:
+        """Recorded with the trial's results when it is retired: its job, billing, warm pool."""
+        self._handed_out[trial_id] = self._annotations(trial_id)
+        return dict(self._handed_out[trial_id])
+
+    def late_annotations(self) -> dict[int, dict[str, Any]]:
+        """Retired trials whose annotations changed since they were handed out."""
+        changed = {}
+        for trial_id in self._changed & self._handed_out.keys():
+            now = self._annotations(trial_id)
+            if now != self._handed_out[trial_id]:
+                changed[trial_id] = self._handed_out[trial_id] = now
+        self._changed.clear()
+        return {trial_id: dict(annotations) for trial_id, annotations in changed.items()}
+
+    def _annotations(self, trial_id: int) -> dict[str, Any]:
+        """Billing summed over the trial's jobs (a paused trial resumes in a new job); None
+        until every one of them has ended, so an unknown cost never reads as free."""
+        names = self._names[trial_id]
+        descriptions = [self._descriptions[name] for name in names]
+        bills = [d.get("BillableTimeInSeconds") for d in descriptions]
+        billable = None if any(b is None for b in bills) else sum(bills)
+        retained = sum((d.get("WarmPoolStatus") or {}).get("ResourceRetainedBillableTimeInSeconds")
+                       or 0 for d in descriptions)
+        cost = None
+        if self.prices is not None and billable is not None:
+            cost = trial_cost(self.prices, self.template.instance_type,
+                              self.template.instance_count, billable, retained)
+        current = descriptions[-1]
+        pool = current.get("WarmPoolStatus") or {}
+        return {
+            "job_name": names[-1],
+            "cost_usd": cost,
+            "billable_seconds": billable,
+            "warm_pool_retained_seconds": retained,
+            "warm_pool_status": pool.get("Status"),
+            "warm_pool_reused_by": pool.get("ReusedByJob"),
+            "started_on_warm_pool_of": (current.get("WarmPoolReusedFrom")
+                                        or self._reused_from.get(names[-1])),
+        }
