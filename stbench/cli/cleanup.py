@@ -1,5 +1,4 @@
-"""`stbench cleanup`: stop a study's jobs and release its warm pools (stbench/launch/cleanup.py),
-or remove what a killed `launch --local` left (stbench/launch/local.py)."""
+"""`stbench cleanup`: stop a study's jobs and release its warm pools (stbench/launch/cleanup.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from stbench.backends.aws import check_credentials
 from stbench.cli.launched import add_study_arguments, study_session
 from stbench.cli.main import OneLineParser
 from stbench.launch.cleanup import cleanup_sagemaker
-from stbench.launch.local import cleanup_local
 from stbench.model.errors import UserError
 
 
@@ -23,9 +21,6 @@ def cmd_cleanup(argv: list[str]) -> int:
         raise UserError("stbench cleanup asks before it stops jobs, but stdin is not a "
                         "terminal: pass --yes")
     session = study_session(args)
-    if args.local:
-        return cleanup_local(session, args.s3_root, args.experiment_tag,
-                             confirm=lambda: args.yes or _confirmed())
     check_credentials(session)
     return cleanup_sagemaker(session, args.experiment_tag, None if args.yes else _confirmed)
 

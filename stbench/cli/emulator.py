@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     option("quota", action="append", default=[], metavar="NAME=VALUE",
            help="a Service Quotas value, e.g. 'ml.m5.large for training warm pool usage=4' "
                 "(repeatable; defaults: 20 for training job usage, 0 for warm pool usage)")
+    option("bucket", default=None, help="an S3 bucket to create for --s3_root")
     option("work_dir", default=None, help="where the jobs' /opt/ml folders live "
            "(default: a temporary folder)")
     return parser
@@ -71,19 +72,27 @@ def cmd_emulator(argv: list[str]) -> int:
     except ImportError as err:
         raise UserError(f"the emulator needs moto's server ({err}): "
                         "pip install -e '.[dev]' (or 'moto[server]')") from None
+    from stbench.emulator.account import ensure_bucket, ensure_execution_role
+
     emulator = Emulator(config)
     try:
-        emulator.start(in_thread=False)
+        emulator.start(in_thread=True)
     except OSError as err:
         raise UserError(f"cannot serve on 127.0.0.1:{config.port} ({err.strerror or err}): "
                         "pass another --port (0 picks a free one)") from None
-    exports = " ".join(f"{key}={value}" for key, value in emulator.environment().items())
-    print(f"export {exports}", flush=True)
-    print(f"stbench emulator {emulator.id} serving {emulator.endpoint_url} (throttling seed "
-          f"{emulator.seed}); Ctrl-C stops it and removes its containers", file=sys.stderr,
-          flush=True)
     try:
-        emulator.serve_forever()
+        environment = emulator.environment()
+        role = ensure_execution_role(environment)
+        exports = " ".join(f"{key}={value}" for key, value in environment.items())
+        print(f"export {exports}", flush=True)
+        print(f"stbench emulator {emulator.id} serving {emulator.endpoint_url} (throttling "
+              f"seed {emulator.seed}); Ctrl-C stops it and removes its containers",
+              file=sys.stderr, flush=True)
+        print(f"execution role (--role): {role}", file=sys.stderr, flush=True)
+        if args.bucket:
+            print(f"bucket (--s3_root): {ensure_bucket(environment, args.bucket)}/stbench",
+                  file=sys.stderr, flush=True)
+        emulator.wait()
     except KeyboardInterrupt:
         pass
     finally:

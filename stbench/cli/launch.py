@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from stbench.cli.main import OneLineParser, add_spec_arguments, parse_extra_args
 from stbench.launch.study_file import Study
@@ -20,8 +19,6 @@ class LaunchRequest:
     study: Study
     force: bool = False
     orchestrator_image: str | None = None
-    local: bool = False
-    s3_endpoint: str | None = None
 
 
 def study_from_args(argv: list[str]) -> LaunchRequest:
@@ -33,10 +30,6 @@ def study_from_args(argv: list[str]) -> LaunchRequest:
                         help="orchestrator ECR URI (default: beside --image)")
     parser.add_argument("--max_instances", "--max-instances", type=int, default=None,
                         help="refuse to launch a study that could run more instances at once")
-    parser.add_argument("--local", action="store_true",
-                        help="rehearse offline: jobs on the local Docker engine, results to S3")
-    parser.add_argument("--s3_endpoint", "--s3-endpoint", default=None,
-                        help="S3 endpoint URL, e.g. a local moto server (or AWS_ENDPOINT_URL_S3)")
     add_spec_arguments(parser, only_given=True)
     args, rest = parser.parse_known_args(argv)
     study, rest = _split_study_file(rest)
@@ -44,7 +37,6 @@ def study_from_args(argv: list[str]) -> LaunchRequest:
     force = given.pop("force")
     orchestrator_image = given.pop("orchestrator_image")
     max_instances = given.pop("max_instances")
-    local, s3_endpoint = given.pop("local"), given.pop("s3_endpoint")
     if max_instances is not None and max_instances < 1:
         raise UserError(f"--max_instances must be at least 1, got {max_instances}")
     if "method" in given:
@@ -56,14 +48,13 @@ def study_from_args(argv: list[str]) -> LaunchRequest:
         if extra:
             given["extra_args"] = extra
         return LaunchRequest(load_study(Path(study), given, max_instances), force,
-                             orchestrator_image, local, s3_endpoint)
+                             orchestrator_image)
     if "benchmark" not in given or "method" not in given:
         raise UserError(
             "pass a study file or --benchmark and --method; see `stbench launch --help`"
         )
     spec = ExperimentSpec.from_dict({**given, "extra_args": extra})
-    return LaunchRequest(Study((spec,), max_instances), force, orchestrator_image, local,
-                         s3_endpoint)
+    return LaunchRequest(Study((spec,), max_instances), force, orchestrator_image)
 
 
 def _split_study_file(rest: list[str]) -> tuple[str | None, list[str]]:
@@ -90,17 +81,10 @@ def cmd_launch(argv: list[str]) -> int:
     asked = study_from_args(argv)
     study = asked.study
     note = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    target: Any
-    first = study.specs[0]
-    if asked.local:
-        from stbench.launch.local import LocalDockerTarget, use_endpoint
-
-        use_endpoint(asked.s3_endpoint)  # before the session, whose clients read it
-        session = boto3.session.Session(region_name=first.region)
-        target = LocalDockerTarget(session, first.s3_root, str(first.experiment_tag))
-    else:
-        session = boto3.session.Session(region_name=first.region)
-        target = SageMakerTarget(session)
+    # one path for AWS and the local endpoint (`stbench emulator`): boto3 finds the endpoint
+    # through AWS_ENDPOINT_URL, as it finds AWS
+    session = boto3.session.Session(region_name=study.specs[0].region)
+    target = SageMakerTarget(session)
     planned = [job for spec in study.specs
                for job in plan_launch(spec, target, asked.orchestrator_image, asked.force)]
     check_study(study, planned, session)
@@ -108,25 +92,6 @@ def cmd_launch(argv: list[str]) -> int:
     for name in created:
         print(name)
     skipped = len(planned) - len(created)
-    print(f"{len(created)} orchestrator jobs launched, {skipped} skipped", file=sys.stderr)
-    if not asked.local:
-        return 0
-    try:
-        final = target.wait(note)
-    except KeyboardInterrupt:
-        print("stbench: interrupted; the jobs are stopped and their results are in S3: launch "
-              "the same study again to resume it", file=sys.stderr)
-        return 130
-    return _report_local(session, target, study, final)
-
-
-def _report_local(session: Any, target: Any, study: Study, final: dict[str, str]) -> int:
-    """The rehearsal's end: the status table, read back from S3 as `stbench status` would."""
-    from stbench.launch.status import collect, format_status
-
-    tag = str(study.specs[0].experiment_tag)
-    print(format_status(collect(session, target.ledger, tag)))
-    failed = [name for name, status in final.items() if status != "Completed"]
-    for name in failed:
-        print(f"{name} ended {final[name]}", file=sys.stderr)
-    return 1 if failed else 0
+    print(f"{len(created)} orchestrator jobs launched, {skipped} skipped; follow them with "
+          f"`stbench status --experiment_tag {study.specs[0].experiment_tag}`", file=sys.stderr)
+    return 0

@@ -180,10 +180,8 @@ def _fetch_launched(root: Path, args: argparse.Namespace) -> None:
     try:
         check_credentials(session)
     except UserError:
-        if args.local:  # the user asked for S3
-            raise
         return
-    directory = job_directory(session, tag, args.s3_root if args.local else None)
+    directory = job_directory(session, tag)
     copied = fetch_results(session, directory, tag, root)
     if copied:
         print(f"fetched {copied} experiments of '{tag}' from S3 into {root}", file=sys.stderr)

@@ -17,7 +17,7 @@ def cmd_status(argv: list[str]) -> int:
     session = study_session(args)
     check_credentials(session)
     tag = args.experiment_tag
-    rows = collect(session, job_directory(session, tag, args.s3_root if args.local else None), tag)
+    rows = collect(session, job_directory(session, tag), tag)
     if not rows:
         print(f"no launched experiments with tag '{tag}'", file=sys.stderr)
         return 0

@@ -141,6 +141,11 @@ class Emulator:
     def serve_forever(self) -> None:
         self._server.serve_forever()
 
+    def wait(self) -> None:
+        """Block while the serving thread runs (Ctrl-C ends the wait in the main thread)."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+
     def close(self) -> tuple[int, int]:
         """Stop serving and every job; remove the containers and volumes. (removed, left)"""
         if self.service is None:

@@ -22,7 +22,7 @@ from stbench.backends.aws import error_code, error_message, read_s3_text, split_
 from stbench.backends.jobs.job_requests import JobTemplate, training_job_request
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
-    check_ecr_image,
+    check_image,
     check_sagemaker_setup,
 )
 from stbench.backends.jobs.sagemaker_instances import (
@@ -37,7 +37,6 @@ from stbench.model.images import orchestrator_image_for, trainer_image_for
 from stbench.model.methods import get_method
 from stbench.model.naming import experiment_base, orchestrator_job_name
 from stbench.model.spec import ExperimentSpec
-from stbench.orchestration.backend_factory import trainer_image
 
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
 SKIP_STATUSES = ("InProgress", "Stopping", "Completed")
@@ -53,9 +52,8 @@ class PlannedJob:
 
 
 class LaunchTarget(Protocol):
-    """Where orchestrator jobs run: SageMaker, or the local Docker engine (`--local`)."""
-
-    trial_backend: str  # the back-end the orchestrators use for their trials
+    """Where orchestrator jobs run: SageMaker (on AWS, or the local endpoint of
+    `stbench emulator`, which boto3 reaches through AWS_ENDPOINT_URL)."""
 
     def check(self, spec: ExperimentSpec) -> CheckedSetup: ...
 
@@ -69,7 +67,6 @@ class LaunchTarget(Protocol):
 class SageMakerTarget:
     def __init__(self, session: boto3.session.Session):
         self.session = session
-        self.trial_backend = "sagemaker"
 
     def check(self, spec: ExperimentSpec) -> CheckedSetup:
         check_instance_type(ORCHESTRATOR_INSTANCE)
@@ -78,7 +75,7 @@ class SageMakerTarget:
 
     def orchestrator_image(self, setup: CheckedSetup, override: str | None) -> str:
         image = override or orchestrator_image_for(setup.image_uri)
-        check_ecr_image(self.session, setup.region, image)
+        check_image(self.session, setup.region, image)
         return image
 
     def existing_jobs(self, tag: str) -> dict[str, str]:
@@ -93,7 +90,7 @@ class SageMakerTarget:
 def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
                 orchestrator_image: str | None = None, force: bool = False) -> list[PlannedJob]:
     """All checks, then one planned job per (method, seed); creates nothing."""
-    spec = replace(spec, backend=target.trial_backend)
+    spec = replace(spec, backend="sagemaker")  # the orchestrators' trials
     spec.validate()
     if not spec.experiment_tag:
         raise UserError("remote launch needs --experiment_tag: it names the jobs and results")
@@ -103,8 +100,6 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     resolved = spec.resolved(benchmark)
     if resolved.image:  # one --image for a study: each benchmark gets its variant's sibling
         resolved = replace(resolved, image=trainer_image_for(resolved.image, benchmark.image))
-    elif target.trial_backend == "docker":
-        resolved = replace(resolved, image=trainer_image(resolved, benchmark))
     setup = target.check(resolved)
     image = target.orchestrator_image(setup, orchestrator_image)
     existing = target.existing_jobs(spec.experiment_tag)

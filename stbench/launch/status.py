@@ -19,6 +19,8 @@ from stbench.model.naming import JOB_NAME, name_key, tag_matcher
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import atomic_write
 
+LIST_PAGE_SIZE = 100  # ListTrainingJobs' MaxResults limit
+
 
 @dataclass(frozen=True)
 class ExperimentStatus:
@@ -64,7 +66,9 @@ class SageMakerJobs:
     def job_statuses(self) -> dict[str, str]:
         jobs: dict[str, str] = {}
         paginator = self.sm.get_paginator("list_training_jobs")
-        for page in paginator.paginate(NameContains=name_key(self.tag)):
+        pages = paginator.paginate(NameContains=name_key(self.tag),
+                                   PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+        for page in pages:  # pages may be empty and still carry a NextToken
             for summary in page["TrainingJobSummaries"]:
                 jobs[summary["TrainingJobName"]] = summary["TrainingJobStatus"]
         return jobs
@@ -73,12 +77,7 @@ class SageMakerJobs:
         return self.sm.describe_training_job(TrainingJobName=name)
 
 
-def job_directory(session: boto3.session.Session, tag: str,
-                  local_s3_root: str | None = None) -> JobDirectory:
-    if local_s3_root:
-        from stbench.launch.local import JobLedger
-
-        return JobLedger(session.client("s3", config=retrying()), local_s3_root, tag)
+def job_directory(session: boto3.session.Session, tag: str) -> JobDirectory:
     return SageMakerJobs(session, tag)
 
 

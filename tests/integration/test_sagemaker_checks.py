@@ -158,7 +158,7 @@ def test_unexpected_service_error_is_still_one_line(aws: dict[str, Any]) -> None
         ({"s3_root": f"{BUCKET}/studies"}, ["not an S3 URI", "--s3_root"]),
         ({"s3_root": "s3://no-such-bucket/x"}, ["no-such-bucket does not exist", "aws s3 mb"]),
         ({"image_uri": None}, ["no trainer image", "make push", "--image"]),
-        ({"image_uri": "stbench-trainer:latest"}, ["not an ECR image URI", "make push"]),
+        ({"image_uri": "stbench-trainer:latest"}, ["not an image URI of a registry", "make push"]),
         ({"image_uri": IMAGE.replace(REGION, "eu-west-1")}, ["eu-west-1", "--region"]),
         ({"image_uri": IMAGE.replace(":v1", ":v2")}, ["not found in ECR (no tag v2)", "make push"]),
         ({"image_uri": IMAGE.replace(":v1", "")}, ["not found in ECR (no tag latest)"]),

@@ -41,6 +41,17 @@ ECR_IMAGE = re.compile(
     r"(?::([\w][\w.-]{0,127})|@(sha256:[0-9a-f]{64}))?$"
 )
 ECR_FORM = "<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
+# Any other registry: HOST[:PORT]/<repo>[:<tag>|@<digest>] (what `make push REGISTRY=` prints)
+REGISTRY_IMAGE = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9.-]*(?::\d{1,5})?)/([a-z0-9][a-z0-9._/-]*)"
+    r"(?::([\w][\w.-]{0,127})|@(sha256:[0-9a-f]{64}))?$"
+)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")  # Docker pulls from these over plain HTTP
+MANIFEST_TYPES = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+))
 NO_BUCKET = {"404", "NoSuchBucket", "NotFound"}
 # Short timeouts and few retries: a check that hangs defeats its purpose.
 CLIENT_CONFIG = Config(connect_timeout=10, read_timeout=20, retries={"max_attempts": 3})
@@ -78,7 +89,7 @@ def check_sagemaker_setup(
     check_instance_type(instance_type)
     role_account, role_name = _parse_role(role_arn)
     bucket, prefix = parse_s3_root(s3_root)
-    image_account, repository, image_id = _parse_image(image_uri, region)
+    image = _parse_any_image(image_uri, region)
     with _aws("sts:GetCallerIdentity", region):
         account = str(_client(session, "sts", region).get_caller_identity()["Account"])
     if role_account != account:
@@ -88,7 +99,7 @@ def check_sagemaker_setup(
         )
     _check_role(session, region, str(role_arn), role_name, account)
     check_bucket(session, region, bucket)
-    _check_image(session, region, str(image_uri), image_account, repository, image_id)
+    _check_any_image(session, region, str(image_uri), image)
     return CheckedSetup(region, account, str(role_arn), bucket, prefix, str(image_uri))
 
 
@@ -111,14 +122,26 @@ def parse_s3_root(s3_root: str | None) -> tuple[str, str]:
     return match.group(1), (match.group(2) or "").strip("/")
 
 
+def _parse_any_image(image_uri: str | None, region: str) -> tuple[str, str, dict[str, str]]:
+    """(account, repository, image id) of an ECR image, or ("", host, {repo: reference}) of
+    an image in another registry."""
+    if not image_uri:
+        raise UserError(f"no trainer image: run `make push` and pass --image {ECR_FORM}")
+    if ECR_IMAGE.match(image_uri) is None and (other := REGISTRY_IMAGE.match(image_uri)):
+        host, repository, tag, digest = other.groups()
+        if "." in host or ":" in host or host == "localhost":  # else a Docker Hub user name
+            return "", host, {repository: digest or tag or "latest"}
+    return _parse_image(image_uri, region)
+
+
 def _parse_image(image_uri: str | None, region: str) -> tuple[str, str, dict[str, str]]:
     if not image_uri:
         raise UserError(f"no trainer image: run `make push` and pass --image {ECR_FORM}")
     match = ECR_IMAGE.match(image_uri)
     if match is None:
         raise UserError(
-            f"image '{image_uri}' is not an ECR image URI ({ECR_FORM}): "
-            "run `make push` and pass the URI it prints with --image"
+            f"image '{image_uri}' is not an image URI of a registry ({ECR_FORM}, or "
+            "HOST[:PORT]/<repo>:<tag>): run `make push` and pass the URI it prints with --image"
         )
     account, image_region, repository, tag, digest = match.groups()
     if image_region != region:  # SageMaker pulls only from the job's own region
@@ -196,7 +219,7 @@ def check_bucket(session: boto3.session.Session, region: str, bucket: str) -> No
                         f"pass --region {bucket_region} or an --s3_root bucket in {region}")
 
 
-def _check_image(session: boto3.session.Session, region: str, image_uri: str, account: str,
+def _check_ecr_image(session: boto3.session.Session, region: str, image_uri: str, account: str,
                  repository: str, image_id: dict[str, str]) -> None:
     with _aws("ecr:DescribeImages", region):
         try:
@@ -219,7 +242,43 @@ def _check_image(session: boto3.session.Session, region: str, image_uri: str, ac
             raise
 
 
-def check_ecr_image(session: boto3.session.Session, region: str, image_uri: str) -> None:
-    """One more image that must be in ECR (e.g. the orchestrator's, for remote launch)."""
-    account, repository, image_id = _parse_image(image_uri, region)
-    _check_image(session, region, image_uri, account, repository, image_id)
+def check_image(session: boto3.session.Session, region: str, image_uri: str) -> None:
+    """One more image that must exist (e.g. the orchestrator's, for remote launch)."""
+    _check_any_image(session, region, image_uri, _parse_any_image(image_uri, region))
+
+
+def _check_any_image(session: boto3.session.Session, region: str, image_uri: str,
+                     image: tuple[str, str, dict[str, str]]) -> None:
+    account, where, image_id = image
+    if account:
+        _check_ecr_image(session, region, image_uri, account, where, image_id)
+    else:
+        ((repository, reference),) = image_id.items()
+        _check_registry_image(image_uri, where, repository, reference)
+
+
+def _check_registry_image(image_uri: str, host: str, repository: str, reference: str) -> None:
+    """An image outside ECR, asked of its registry's HTTP API (Docker Registry v2).
+
+    SageMaker on AWS pulls from ECR, or from a private registry only in VPC access mode,
+    which stbench does not set up; the local SageMaker endpoint pulls from loopback
+    registries (`make push REGISTRY=127.0.0.1:PORT`)."""
+    import requests
+
+    loopback = any(host == h or host.startswith(f"{h}:") for h in LOOPBACK_HOSTS)
+    scheme = "http" if loopback else "https"
+    url = f"{scheme}://{host}/v2/{repository}/manifests/{reference}"
+    try:
+        answer = requests.head(url, headers={"Accept": MANIFEST_TYPES}, timeout=10)
+    except requests.RequestException as err:
+        raise UserError(f"cannot reach registry {host} to check image {image_uri}: start it, "
+                        "or push to ECR with `make push` and pass that URI") from err
+    if answer.status_code == 404:
+        raise UserError(f"image {image_uri} not found in registry {host}: run "
+                        f"`make push REGISTRY={host}`")
+    if answer.status_code >= 400:
+        raise UserError(f"registry {host} answered {answer.status_code} for image {image_uri}: "
+                        "SageMaker pulls without credentials; push to ECR with `make push`")
+    if scheme == "https":
+        logger.warning("image %s is not in ECR: SageMaker pulls from another registry only in "
+                       "VPC access mode, which stbench does not configure", image_uri)
