@@ -150,9 +150,9 @@ def main() -> None:
     batch_size = max(1, min(args.batch_size, len(images)))
     fixed_shapes = args.fixed_shapes == "on"
     where = f"cuda ({torch.cuda.get_device_name(device)})" if cuda else "cpu"
-    print(f"resnet_cifar10: {where}, {precision.describe()}, cudnn.benchmark "
-          f"{args.cudnn_benchmark if cuda else 'n/a'}, fixed shapes {args.fixed_shapes}, "
-          f"batch {batch_size}", flush=True)
+    print(f"resnet_cifar10: {where}, torch {torch.__version__}, {precision.describe()}, "
+          f"cudnn.benchmark {args.cudnn_benchmark if cuda else 'n/a'}, "
+          f"fixed shapes {args.fixed_shapes}, batch {batch_size}", flush=True)
     if cuda:
         torch.cuda.synchronize()  # the copies and the model's move belong to the start-up
     startup = startup_seconds()

@@ -378,3 +378,59 @@ def test_cuda_trial_trains_in_mixed_precision_and_resumes(tiny_data: Path,
         resumed = reports(run_script(3, env, "--amp", amp, "--st_checkpoint_dir",
                                      str(checkpoints), gpu=True))
         assert [r["epoch"] for r in resumed] == [3]
+
+
+# --- bench/gpu_epoch.py stays runnable without a GPU -------------------------------------------
+
+
+@pytest.mark.slow
+def test_epoch_bench_prints_a_table_on_the_cpu() -> None:
+    require_torch()
+    bench = Path(__file__).parents[2] / "bench" / "gpu_epoch.py"
+    result = subprocess.run(
+        [sys.executable, str(bench), "--tiny", "--cpu", "--n_images", "60"],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "## resnet_cifar10 epochs on the CPU (bench/gpu_epoch.py)"
+    assert "CPU (" in lines[2] and "54 training and 6 validation images" in lines[2]
+    rows = [line.split(" | ") for line in lines if line.startswith("| ") and "---" not in line]
+    assert [row[0] for row in rows[1:]] == [
+        "| fp32 NCHW, variable shapes (baseline)", "| fixed shapes", "| + channels_last",
+        "| + AMP (the default on GPUs)"], "cudnn.benchmark has no CPU row"
+    assert rows[1][5:7] == ["1.00x", "1.00x"] and "bf16 autocast" in rows[4][1]
+    assert all(float(row[2]) > 0 for row in rows[1:]), "start-up seconds in every row"
+
+
+def test_epoch_bench_table_names_the_gpu_and_compares_cudnn_benchmark(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU table's layout, from made-up reports: a GPU run must not fail at its end."""
+    import importlib.util
+
+    bench_dir = Path(__file__).parents[2] / "bench"
+    monkeypatch.syspath_prepend(str(bench_dir))
+    spec = importlib.util.spec_from_file_location("gpu_epoch", bench_dir / "gpu_epoch.py")
+    gpu_epoch = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_epoch", gpu_epoch)  # its dataclasses look it up
+    spec.loader.exec_module(gpu_epoch)
+    setup = gpu_epoch.Setup(45_000, 5_000, 128, 3, env={}, cuda=True)
+    results, descriptions = {}, {}
+    for i, variant in enumerate(gpu_epoch.VARIANTS):
+        runs = gpu_epoch.Runs()
+        for seed in range(2):
+            runs.add([{"startup_seconds": 4.0, "epoch_seconds": 20.0 / (i + 1),
+                       "val_accuracy": 0.9 + seed / 100},
+                      *[{"epoch_seconds": 4.0 / (i + 1), "val_accuracy": 0.95}] * 2])
+        results[variant] = runs
+        descriptions[variant] = ("cuda (NVIDIA H200), torch 2.11.0, bf16 autocast, "
+                                 "channels_last, cudnn.benchmark on, fixed shapes on, batch 128")
+    lines = gpu_epoch.table(setup, results, descriptions, repeats=2)
+    assert lines[0] == "## resnet_cifar10 epochs on a GPU (bench/gpu_epoch.py)"
+    assert "on NVIDIA H200, torch 2.11.0" in lines[2] and "median of 2 run(s)" in lines[2]
+    rows = [line.split(" | ") for line in lines if line.startswith("| fp32") or
+            line.startswith("| +")]
+    assert rows[0][1:5] == ["bf16 autocast, channels_last, cudnn.benchmark on, fixed shapes on",
+                            "4.00", "20.00", "4.00"]
+    assert rows[-1][5:7] == [f"{(4 + 4) / (4 + 20):.2f}x", "0.20x"]
+    assert any(line.startswith("cudnn.benchmark off vs on (with AMP): one-epoch trial 0.89x")
+               for line in lines)
