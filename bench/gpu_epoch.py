@@ -205,7 +205,8 @@ def main() -> None:
         env[DATA_DIR_ENV] = tmp
         setup = Setup(n_images - n_images // 10, n_images // 10,
                       args.batch_size or (32 if args.tiny else 128), epochs, env)
-        _, description = run_once(setup, VARIANTS[1], seed=0, epochs=1)  # the warm-up
+        warm_up = replace(setup, batch_size=max(setup.batch_size, 512))  # fewer steps
+        _, description = run_once(warm_up, VARIANTS[1], seed=0, epochs=1)
         cuda = description.startswith("cuda")
         setup = replace(setup, cuda=cuda)
         variants = [v for v in VARIANTS if cuda or not v.cuda_only]
