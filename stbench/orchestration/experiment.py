@@ -180,8 +180,6 @@ class ExperimentLoop:
         elif status == Status.failed:
             self.state.failures += 1
             self.scheduler.on_trial_error(trial)
-            if last is None:  # keep a visible trace of trials that failed before reporting
-                self.store.add_row(self._row(trial, {}))
             self._retire(trial, status, failure_reason=reason)
             self.progress.note(f"trial {trial.trial_id} failed: {reason}")
         else:  # stopped or paused from outside the scheduler
@@ -189,6 +187,7 @@ class ExperimentLoop:
             self._retire(trial, status)
 
     def _retire(self, trial: Trial, status: str, **extra: Any) -> None:
+        self._ensure_row(trial)
         self.state.running.pop(trial.trial_id, None)
         self.state.trials_finished += 1
         extra.update(self.events.trial_annotations(trial.trial_id))
@@ -236,8 +235,9 @@ class ExperimentLoop:
 
     def _shutdown(self, status_of_running: str) -> None:
         try:
-            for trial_id in list(self.state.running):
+            for trial_id, trial in list(self.state.running.items()):
                 self.backend.stop_trial(trial_id=trial_id)
+                self._ensure_row(trial)
                 self.store.set_trial_status(trial_id, status_of_running,
                                             **self.events.trial_annotations(trial_id))
             self.state.running.clear()
@@ -246,6 +246,13 @@ class ExperimentLoop:
             self._record_late_annotations()
 
     # --- output ---------------------------------------------------------------------------
+
+    def _ensure_row(self, trial: Trial) -> None:
+        """A trial that ends before its first report still gets a row: it shows the trial's
+        status, failure reason and what its job cost."""
+        if trial.trial_id not in self.state.last_result:
+            self.store.add_row(self._row(trial, {}))
+            self.state.last_result[trial.trial_id] = {}
 
     def _row(self, trial: Trial, result: dict[str, Any]) -> dict[str, Any]:
         received = result.get(RECEIVE_TIMESTAMP, time.time())

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +18,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TRAINER = "stbench-trainer:latest"
 ORCHESTRATOR = "stbench-orchestrator:latest"
+REGISTRY_BINARY = "/usr/bin/docker-registry"
+# urllib would send 127.0.0.1 traffic to an http_proxy from the environment
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _unavailable(reason: str) -> None:
@@ -44,6 +51,62 @@ def images(docker_client: object) -> dict[str, str]:
     if build.returncode != 0:
         _unavailable(f"images/build.sh failed: {build.stderr.strip()[-300:]}")
     return {"trainer": TRAINER, "orchestrator": ORCHESTRATOR}
+
+
+# --- a real registry (Debian's docker-registry, distribution 2.8) on a free loopback port ---
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _install_registry() -> None:
+    """Debian's docker-registry, installed the first time (its service is not started)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        _unavailable("no /usr/bin/docker-registry: run `apt-get install docker-registry` as root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", "docker-registry"]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        result = subprocess.run(install, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            _unavailable(f"apt-get install docker-registry failed: {result.stderr[-300:]}")
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry on 127.0.0.1:<free port> (not 5000: concurrent sessions and Debian's
+    own service may hold it), storing in a temp folder; stopped at the end."""
+    if not Path(REGISTRY_BINARY).exists():
+        _install_registry()
+    root = tmp_path_factory.mktemp("registry")
+    address = f"127.0.0.1:{free_port()}"
+    config = root / "config.yml"
+    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                      f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: {address}\n")
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            HTTP.open(f"http://{address}/v2/", timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = (root / "registry.log").read_text()[-300:]
+                _unavailable(f"docker-registry did not serve on {address}: {tail}")
+            time.sleep(0.1)
+    yield address
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
 
 
 # --- pytest-docker: compose services run once per session, detached; tests wait on them ----

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from conftest import HTTP, free_port
 from moto import mock_aws
 
 from stbench.cli import images as images_cli
@@ -29,11 +26,8 @@ from stbench.launch.push import DEFAULT_ROLES as ROLES
 from stbench.launch.push import default_tag, ecr_target, local_images, push_images
 from stbench.model.errors import UserError
 
-REGISTRY_BINARY = "/usr/bin/docker-registry"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 ECR = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-# urllib would send 127.0.0.1 traffic to an http_proxy from the environment
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _unavailable(reason: str) -> None:
@@ -41,59 +35,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"push test cannot run in CI: {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _install_registry() -> None:
-    """Debian's docker-registry, installed the first time (its service is not started)."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        _unavailable("no /usr/bin/docker-registry: run `apt-get install docker-registry` as root")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "docker-registry"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
-        result = subprocess.run(install, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            _unavailable(f"apt-get install docker-registry failed: {result.stderr[-300:]}")
-
-
-@pytest.fixture(scope="session")
-def registry(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real registry on 127.0.0.1:<free port> (not 5000: concurrent sessions and Debian's
-    own service may hold it), storing in a temp folder; stopped at the end."""
-    if not Path(REGISTRY_BINARY).exists():
-        _install_registry()
-    root = tmp_path_factory.mktemp("registry")
-    address = f"127.0.0.1:{_free_port()}"
-    config = root / "config.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: {address}\n")
-    log = (root / "registry.log").open("w")
-    process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)], stdout=log,
-                               stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            HTTP.open(f"http://{address}/v2/", timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                tail = (root / "registry.log").read_text()[-300:]
-                _unavailable(f"docker-registry did not serve on {address}: {tail}")
-            time.sleep(0.1)
-    yield address
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
 
 
 def _untag(client: Any, *references: str) -> None:
@@ -147,7 +88,7 @@ def test_push_to_a_real_registry(docker_client: Any, images: dict[str, str], reg
 
 @pytest.mark.docker
 def test_error_in_push_stream_is_one_line(docker_client: Any, images: dict[str, str]) -> None:
-    nowhere = f"127.0.0.1:{_free_port()}"  # nothing listens: the engine's stream has an error
+    nowhere = f"127.0.0.1:{free_port()}"  # nothing listens: the engine's stream has an error
     try:
         with pytest.raises(UserError) as failure:
             cmd_images(["push", "--registry", nowhere, "--roles", "trainer"])

@@ -268,8 +268,10 @@ def _check_registry_image(image_uri: str, host: str, repository: str, reference:
     loopback = any(host == h or host.startswith(f"{h}:") for h in LOOPBACK_HOSTS)
     scheme = "http" if loopback else "https"
     url = f"{scheme}://{host}/v2/{repository}/manifests/{reference}"
+    session = requests.Session()
+    session.trust_env = not loopback  # no proxy from the environment for 127.0.0.1
     try:
-        answer = requests.head(url, headers={"Accept": MANIFEST_TYPES}, timeout=10)
+        answer = session.head(url, headers={"Accept": MANIFEST_TYPES}, timeout=10)
     except requests.RequestException as err:
         raise UserError(f"cannot reach registry {host} to check image {image_uri}: start it, "
                         "or push to ECR with `make push` and pass that URI") from err

@@ -1,0 +1,192 @@
+"""`stbench launch` end to end on the local SageMaker endpoint, with the code that runs on AWS.
+
+The images go to a real registry (`stbench images push --registry`), the study is launched
+with `stbench launch`, each orchestrator job runs in a container whose trials are training
+jobs it creates through boto3 on the endpoint (no Docker socket in it), and `stbench status`,
+`stbench results` and the endpoint's own answers are compared. Everything is read back
+through the public API (boto3, the CLI), never from the endpoint's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from stbench.emulator import Emulator, EmulatorConfig
+from stbench.emulator.account import ensure_bucket, ensure_execution_role
+from stbench.model.naming import JOB_NAME
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+STBENCH = Path(sys.executable).parent / "stbench"
+TRIAL_TYPE = "ml.c5.xlarge"  # synthetic_curves' SageMaker instance type
+STUDY = ["--benchmark", "synthetic_curves", "--n_workers", "1", "--max_wallclock_time", "30",
+         "--epochs", "3", "--epoch_duration", "0.1", "--random_seed", "7"]
+FAST = dict(cold_start_seconds=1.0, warm_start_seconds=0.2, log_delay_seconds=2.0,
+            checkpoint_sync_seconds=2.0, stop_grace_seconds=10.0)
+
+
+@pytest.fixture(scope="module")
+def pushed(images: dict[str, str], registry: str) -> dict[str, str]:
+    """Both role images in the registry, as `make push REGISTRY=...` leaves them."""
+    result = subprocess.run([str(STBENCH), "images", "push", "--registry", registry,
+                             "--tag", "latest"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {"trainer": f"{registry}/stbench-trainer:latest",
+            "orchestrator": f"{registry}/stbench-orchestrator:latest"}
+
+
+def start_endpoint(**quotas: int) -> Emulator:
+    return Emulator(EmulatorConfig(quotas=quotas, **FAST)).start()  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def warm_endpoint() -> Iterator[Emulator]:
+    emulator = start_endpoint(**{f"{TRIAL_TYPE} for training warm pool usage": 4})
+    yield emulator
+    emulator.close()
+
+
+def run(emulator: Emulator, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The stbench CLI with the endpoint's environment: what a user pastes after
+    `stbench emulator` prints it."""
+    env = {**os.environ, **emulator.environment(), "AWS_EC2_METADATA_DISABLED": "true"}
+    env.pop("AWS_PROFILE", None)
+    return subprocess.run([str(STBENCH), *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def sagemaker(emulator: Emulator) -> Any:
+    env = emulator.environment()
+    return boto3.client("sagemaker", endpoint_url=env["AWS_ENDPOINT_URL"],
+                        region_name=env["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def jobs_of(emulator: Emulator, tag: str) -> dict[str, dict[str, Any]]:
+    """Every job of the tag, described by the endpoint."""
+    client = sagemaker(emulator)
+    names = [s["TrainingJobName"]
+             for page in client.get_paginator("list_training_jobs").paginate(
+                 NameContains=tag, PaginationConfig={"PageSize": 100})
+             for s in page["TrainingJobSummaries"]]
+    return {name: client.describe_training_job(TrainingJobName=name) for name in names}
+
+
+def wait_for_orchestrators(emulator: Emulator, tag: str, count: int,
+                           timeout: float = 420) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = jobs_of(emulator, tag)
+        orchestrators = {n: d for n, d in jobs.items() if n.endswith("-o00")}
+        if len(orchestrators) == count and all(
+                d["TrainingJobStatus"] not in ("InProgress", "Stopping")
+                for d in orchestrators.values()):
+            return jobs
+        assert time.monotonic() < deadline, {n: d["TrainingJobStatus"] for n, d in jobs.items()}
+        time.sleep(3)
+
+
+def launch_args(emulator: Emulator, pushed: dict[str, str], tag: str, bucket: str,
+                *extra: str) -> list[str]:
+    env = emulator.environment()
+    return ["launch", *STUDY, "--image", pushed["trainer"], "--experiment_tag", tag,
+            "--role", ensure_execution_role(env),
+            "--s3_root", f"{ensure_bucket(env, bucket)}/studies", *extra]
+
+
+def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
+        warm_endpoint: Emulator, pushed: dict[str, str], docker_client: Any,
+        tmp_path: Path) -> None:
+    tag = "e2e"
+    launched = run(warm_endpoint, *launch_args(warm_endpoint, pushed, tag, "e2e-bucket",
+                                               "--method", "RS", "ASHA", "--num_seeds", "2",
+                                               "--warm_pool", "1"))
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert "4 orchestrator jobs launched" in launched.stderr
+    jobs = wait_for_orchestrators(warm_endpoint, tag, 4)
+
+    orchestrators = {n: d for n, d in jobs.items() if n.endswith("-o00")}
+    assert {d["TrainingJobStatus"] for d in orchestrators.values()} == {"Completed"}, {
+        n: d.get("FailureReason") for n, d in orchestrators.items()}
+    # The orchestrators run with trials on SageMaker (the endpoint): their containers have no
+    # Docker socket, so every trial job below was created by them through boto3.
+    for description in orchestrators.values():
+        assert json.loads(description["HyperParameters"]["backend"]) == "sagemaker"
+    trials = {n: d for n, d in jobs.items() if not n.endswith("-o00")}
+    by_experiment: dict[str, list[str]] = defaultdict(list)
+    for name in trials:
+        match = JOB_NAME.match(name)
+        assert match, name
+        by_experiment[match["base"]].append(name)
+    assert sorted(by_experiment) == sorted(n.removesuffix("-o00") for n in orchestrators)
+    assert all(len(names) >= 2 for names in by_experiment.values()), by_experiment
+
+    pools = [d.get("WarmPoolStatus", {}).get("Status") for d in trials.values()]
+    assert pools.count("Reused") > 0, pools
+    assert not {"Available", "InUse"} & set(pools), pools  # every pool was released
+    assert all(d["BillableTimeInSeconds"] > 0 for d in trials.values())
+
+    status = run(warm_endpoint, "status", "--experiment_tag", tag)
+    assert status.returncode == 0, status.stderr
+    rows = [line.split() for line in status.stdout.splitlines()[1:]]
+    assert len(rows) == 4 and {row[3] for row in rows} == {"Completed"}, status.stdout
+    for benchmark, method, seed, _, done, *_ in rows:
+        base = f"{tag}-{benchmark.replace('_', '-')}-{method.lower()}-{seed}"
+        trial_ids = {re.search(r"-t(\d{6})-", n)[1] for n in by_experiment[base]}
+        assert int(done) == len(trial_ids), (base, status.stdout)
+
+    report = run(warm_endpoint, "results", "--experiment_tag", tag,
+                 "--results_root", str(tmp_path / "results"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "fetched 4 experiments" in report.stderr
+    assert (tmp_path / "results" / tag / "plots" / "synthetic_curves.png").exists()
+    finals: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in (tmp_path / "results" / tag).rglob("results.jsonl"):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            finals[(str(path.parent), row["trial_id"])] = row
+    assert len(finals) == sum(len(set(re.findall(r"-t(\d{6})-", " ".join(names))))
+                              for names in by_experiment.values())
+    for row in finals.values():  # stopped and paused trials too
+        assert row.get("billable_seconds") and row.get("cost_usd"), row
+
+    left = docker_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": f"stbench.emulator={warm_endpoint.id}"})
+    assert left == []
+
+
+def test_with_the_default_warm_pool_quota_no_pool_is_kept(
+        pushed: dict[str, str], docker_client: Any) -> None:
+    endpoint = start_endpoint()  # AWS's default: a warm-pool quota of 0 for every type
+    try:
+        refused = run(endpoint, *launch_args(endpoint, pushed, "cold", "cold-bucket",
+                                             "--method", "ASHA", "--warm_pool"))
+        assert refused.returncode == 2
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert f"'{TRIAL_TYPE} for training warm pool usage' is 0" in refused.stderr
+        assert jobs_of(endpoint, "cold") == {}  # the check runs before any job
+
+        launched = run(endpoint, *launch_args(endpoint, pushed, "cold", "cold-bucket",
+                                              "--method", "ASHA", "--warm_pool",
+                                              "--no_quota_check"))
+        assert launched.returncode == 0, launched.stderr[-2000:]
+        jobs = wait_for_orchestrators(endpoint, "cold", 1)
+        trials = {n: d for n, d in jobs.items() if not n.endswith("-o00")}
+        assert len(trials) >= 2
+        assert all(d["ResourceConfig"].get("KeepAlivePeriodInSeconds") for d in trials.values())
+        assert [d.get("WarmPoolStatus") for d in trials.values() if d.get("WarmPoolStatus")] == []
+    finally:
+        endpoint.close()
