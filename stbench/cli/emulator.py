@@ -71,7 +71,7 @@ def cmd_emulator(argv: list[str]) -> int:
         from stbench.emulator.server import Emulator
     except ImportError as err:
         raise UserError(f"the emulator needs moto's server ({err}): "
-                        "pip install -e '.[dev]' (or 'moto[server]')") from None
+                        "pip install -e '.[emulator]'") from None
     from stbench.emulator.account import ensure_bucket, ensure_execution_role
 
     emulator = Emulator(config)
