@@ -53,7 +53,8 @@ SUMMARY_FIELDS = ("TrainingJobStatus", "SecondaryStatus", "WarmPoolStatus", "Cre
                   "TrainingEndTime", "LastModifiedTime")
 DESCRIBE_FIELDS = ("TrainingJobName", "TrainingJobStatus", "SecondaryStatus", "FailureReason",
                    "CreationTime", "TrainingStartTime", "TrainingEndTime", "LastModifiedTime",
-                   "BillableTimeInSeconds", "ResourceConfig", "WarmPoolStatus")
+                   "BillableTimeInSeconds", "ResourceConfig", "WarmPoolStatus",
+                   "SecondaryStatusTransitions")
 # Words of the ValidationExceptions UpdateTrainingJob answers when there is no pool to end
 # (no keep-alive, pool already reused or terminated, job not in a state that has one).
 NO_POOL_HINTS = ("warm pool", "warmpool", "keepalive", "status", "state")
@@ -165,7 +166,7 @@ class SageMakerJobService:
         return self.metrics.take(names)
 
     def metrics_complete(self, name: str) -> bool:
-        return self.metrics.complete(name)
+        return self.metrics.complete(name) or _never_trained(self._jobs.get(name, {}))
 
     def wait_for_activity(self, timeout: float) -> None:
         """SageMaker pushes nothing to us: sleep until the next refresh is allowed."""
@@ -276,6 +277,15 @@ def _epochs(value: Any) -> Any:
     if isinstance(value, list):
         return [_epochs(v) for v in value]
     return value
+
+
+def _never_trained(job: JobDescription) -> bool:
+    """A job that ended before its Training phase (no capacity, an image that could not be
+    pulled) ran no container and writes no log: there are no reports to wait for."""
+    transitions = job.get("SecondaryStatusTransitions")
+    if job.get("TrainingJobStatus") not in TERMINAL or transitions is None:
+        return False
+    return not any(t.get("Status") == "Training" for t in transitions)
 
 
 def _copy(job: JobDescription) -> JobDescription:
