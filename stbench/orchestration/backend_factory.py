@@ -63,7 +63,6 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         backend.start_supervisor()  # imports happen before the clock starts
         return backend
     from stbench.backends.jobs.backend import JobBackend
-    from stbench.backends.jobs.docker_engine import jobs_dir_for
     from stbench.backends.jobs.job_requests import LOCAL_ROLE, JobTemplate
     from stbench.backends.jobs.local_docker import LocalDockerJobService
 
@@ -85,7 +84,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     else:  # local Docker: checkpoints and outputs in the experiment's folder
         where = f"file://{folder.resolve()}"
         image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
-        service = LocalDockerJobService(work_dir=jobs_dir_for(folder.resolve() / "jobs", base),
+        service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
                                         study=spec.experiment_tag)
     template = JobTemplate(
         image=image, benchmark=benchmark.name, instance_type=str(spec.instance_type),

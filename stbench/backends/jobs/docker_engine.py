@@ -1,16 +1,13 @@
-"""The Docker engine as the local adapter sees it: the connection, the hint for a missing
-image, and what a job with Docker access (an orchestrator starting sibling containers) needs."""
+"""The Docker engine as the local adapter and the local SageMaker endpoint see it: the
+connection, the hint for a missing image, and removing what carries a label."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 from stbench.model.errors import UserError
 
-JOBS_DIR_ENV = "STBENCH_JOBS_DIR"  # the scratch folder mounted at the same path on both sides
 STUDY_LABEL = "stbench.study"  # the experiment tag, on every container and volume of a study
 
 
@@ -33,19 +30,6 @@ def build_hint(image: str) -> str:
     if "stbench-trainer-gpu" in image:
         return "build it with `make build GPU=1` (about 6 GB)"
     return "build it with `make build`"
-
-
-def host_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise UserError(f"jobs with Docker access need a local engine socket, DOCKER_HOST={host}")
-    return host.removeprefix("unix://")
-
-
-def jobs_dir_for(default: Path, name: str) -> Path:
-    """Inside a job with Docker access, instance folders go where the host engine sees them."""
-    nested = os.environ.get(JOBS_DIR_ENV)
-    return Path(nested) / name if nested else default
 
 
 def remove_labelled(client: Any, label: str, rounds: int = 1) -> tuple[int, int]:

@@ -6,10 +6,6 @@ SageMaker runs `docker run IMAGE train` on an instance. When a job ends with a k
 instance stays as a warm slot (its warm-pool cache volume included) that the next job with
 a matching resource configuration reuses; otherwise it is removed. Exec exits come from the
 Docker event stream, so status needs no per-job polling.
-
-With `docker_access`, jobs get the engine's socket and a scratch folder mounted at the same
-path as on the host (named by $STBENCH_JOBS_DIR), so that an orchestrator job can run its
-own trainer jobs as sibling containers whose bind mounts the host engine resolves.
 """
 
 from __future__ import annotations
@@ -23,17 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.events import ActivitySignal
-from stbench.backends.gpus import HOST_GPUS_ENV, least_busy, visible_gpus
+from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.backends.jobs import files
 from stbench.backends.jobs.checkpoints import S3Store, store_for
-from stbench.backends.jobs.docker_engine import (
-    JOBS_DIR_ENV,
-    STUDY_LABEL,
-    build_hint,
-    connect,
-    host_socket,
-    remove_labelled,
-)
+from stbench.backends.jobs.docker_engine import STUDY_LABEL, build_hint, connect, remove_labelled
 from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
@@ -54,7 +43,6 @@ CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 METRICS_DIR = "/stbench/metrics"
 LOGS_DIR = "/stbench/logs"  # a job's stdout and stderr, what CloudWatch holds on SageMaker
 TICK_SECONDS = 0.05
-CONTAINER_SOCKET = "/var/run/docker.sock"
 
 
 class LocalDockerJobService:
@@ -63,8 +51,7 @@ class LocalDockerJobService:
     metrics_delay_seconds = 0.0  # the trainer writes every report before its process exits
 
     def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
-                 client: Any = None, docker_access: bool = False,
-                 sync_seconds: float = 5.0, study: str | None = None):
+                 client: Any = None, sync_seconds: float = 5.0, study: str | None = None):
         self.client = connect(client)
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
@@ -72,12 +59,11 @@ class LocalDockerJobService:
         self.logs_dir = self.work_dir / "logs"
         self.logs_dir.mkdir(exist_ok=True)
         self.stop_grace_seconds = stop_grace_seconds
-        self.docker_access = docker_access
         self.sync_seconds = sync_seconds
         self._commands: dict[str, list[str]] = {}
         self.gpus = visible_gpus()  # each trainer slot gets the least busy one
         self.label = f"stbench-{uuid.uuid4().hex[:12]}"
-        # every container and volume names its service and study, for `stbench cleanup --local`
+        # every container and volume names its service and study (`docker ps --filter label=...`)
         self.labels = {"stbench.service": self.label, **({STUDY_LABEL: study} if study else {})}
         self.activity = ActivitySignal()
         self._lock = threading.RLock()
@@ -132,9 +118,6 @@ class LocalDockerJobService:
             "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY": CACHE_DIR,
             "STBENCH_METRICS_DIR": METRICS_DIR,
         }
-        if self.docker_access:
-            env[JOBS_DIR_ENV] = str(self.nested_dir)
-            env[HOST_GPUS_ENV] = ",".join(self.gpus)  # nvidia-smi is not in that container
         exec_id = self.client.api.exec_create(
             slot.container_id, self._command(slot.image), environment=env
         )["Id"]
@@ -217,11 +200,6 @@ class LocalDockerJobService:
 
     # --- slots -----------------------------------------------------------------------------
 
-    @property
-    def nested_dir(self) -> Path:
-        """Where nested job services keep their instance folders: the same path on both sides."""
-        return self.work_dir / "nested"
-
     def _command(self, image: str) -> list[str]:
         """`docker run IMAGE train` runs the image's entrypoint with the argument `train`;
         its output goes to the job's log file (exec keeps the exit status and signals)."""
@@ -263,11 +241,7 @@ class LocalDockerJobService:
             Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
             Mount(LOGS_DIR, str(self.logs_dir), type="bind"),
         ]
-        if self.docker_access:
-            self.nested_dir.mkdir(exist_ok=True)
-            mounts += [Mount(CONTAINER_SOCKET, host_socket(), type="bind"),
-                       Mount(str(self.nested_dir), str(self.nested_dir), type="bind")]
-        gpu = None if self.docker_access else least_busy(self.gpus, [s.gpu for s in self._slots])
+        gpu = least_busy(self.gpus, [s.gpu for s in self._slots])
         devices = [] if gpu is None else [DeviceRequest(device_ids=[gpu],
                                                         capabilities=[["gpu"]])]
         try:
