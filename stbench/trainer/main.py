@@ -3,9 +3,11 @@
 Contract (docs/design.md, "The container contract"; its constants are in
 stbench/model/container_contract.py): read the job's all-string hyperparameters from
 `<root>/input/config/hyperparameters.json`, decode them through the benchmark's config space,
-run its Syne Tune style script as a child process, forward its `[tune-metric]` reports and
-explain any failure in `<root>/output/failure`, whose first 1024 characters SageMaker shows
-as FailureReason. `<root>` is `/opt/ml`, or `$STBENCH_OPT_ML` in tests.
+run its Syne Tune style script as a child process (with the training toolkit's `SM_*`
+environment, trainer/toolkit_env.py), forward its `[tune-metric]` reports and explain any
+failure in `<root>/output/failure` (unless the script wrote its own), whose first 1024
+characters SageMaker shows as FailureReason. `<root>` is `/opt/ml`, or `$STBENCH_OPT_ML` in
+tests. Hyperparameters may come from any SageMaker client (trainer/client_hyperparameters.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from stbench.model.container_contract import (
 from stbench.model.errors import UserError
 from stbench.model.failures import killed_by, signal_name
 from stbench.model.script_args import script_arguments
+from stbench.trainer.client_hyperparameters import from_clients
 from stbench.trainer.runner import MetricsChannel, RunResult, StopSignals, run_child
+from stbench.trainer.toolkit_env import job_toolkit_environment, toolkit_folders
 
 PROG = "stbench-trainer"
 DEFAULT_JOB_NAME = "local-trial"
@@ -47,11 +51,14 @@ usage: {PROG} train
 Runs one stbench trial inside a SageMaker-style training job (the trainer image's ENTRYPOINT).
 Reads $STBENCH_OPT_ML (default {DEFAULT_OPT_ML})/input/config/hyperparameters.json, whose
 '{BENCHMARK_KEY}' names the benchmark and whose other keys are its config values; runs the
-benchmark's training script with --st_checkpoint_dir <root>/checkpoints.
+benchmark's training script with --st_checkpoint_dir <root>/checkpoints and the SM_* variables
+of AWS's training toolkit (SM_HPS, SM_HP_<NAME>, SM_CHANNELS, SM_MODEL_DIR, ...). With no
+command it runs 'train' when that file exists (SageMaker Python SDK local mode passes none).
 Environment: STBENCH_METRICS_DIR (reports go to $STBENCH_METRICS_DIR/$TRAINING_JOB_NAME.jsonl),
 STBENCH_STOP_GRACE (seconds between SIGTERM and SIGKILL on stop, default {DEFAULT_STOP_GRACE:g}).
 Exit status: 0 on success, the script's status (128+N for signal N) on its failure, 2 for bad
-hyperparameters or an unknown benchmark; the reason is written to <root>/output/failure.
+hyperparameters or an unknown benchmark; the reason is written to <root>/output/failure,
+unless the training script wrote one itself.
 """
 
 
@@ -105,7 +112,10 @@ def build_command(root: Path) -> list[str]:
     """The child's argument list (never a shell line), from the job's hyperparameters."""
     from stbench.model.benchmark import decode_hyperparameters, load_benchmark  # slow import
 
-    hyperparameters = read_hyperparameters(hyperparameters_path(root))
+    client = from_clients(read_hyperparameters(hyperparameters_path(root)))
+    if client.sdk_settings:
+        log(f"not passed to the script (SageMaker SDK settings): {', '.join(client.sdk_settings)}")
+    hyperparameters = client.values
     name = hyperparameters.pop(BENCHMARK_KEY, None)
     if not name:
         raise UserError(
@@ -167,6 +177,9 @@ def describe_failure(result: RunResult, grace: float) -> str:
 
 def write_failure(root: Path, reason: str) -> None:
     log(f"failed: {reason}")
+    if failure_path(root).is_file() and failure_path(root).stat().st_size:
+        log(f"keeping the reason the training script wrote to {failure_path(root)}")
+        return  # removed when the job started: the script wrote it, and knows better
     try:
         contract.write_failure(root, reason)
     except OSError as err:
@@ -188,7 +201,8 @@ def train() -> int:
         log_environment(root)
         try:
             argv = build_command(root)
-            (root / "model").mkdir(parents=True, exist_ok=True)
+            for folder in toolkit_folders(root):  # SageMaker's platform makes them
+                folder.mkdir(parents=True, exist_ok=True)
         except UserError as err:
             write_failure(root, str(err))
             announce_end(0)
@@ -200,7 +214,8 @@ def train() -> int:
             return 128 + stops.stop_signal
         log("running " + " ".join(argv[1:]))
         started = time.monotonic()
-        result = run_child(argv, MetricsChannel(metrics_path()), stops, log)
+        result = run_child(argv, MetricsChannel(metrics_path()), stops, log,
+                           job_toolkit_environment(root))
         announce_end(result.reports)
     seconds = time.monotonic() - started
     if result.returncode == 0:
@@ -212,6 +227,8 @@ def train() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if not args and hyperparameters_path(opt_ml_root()).is_file():
+        args = ["train"]  # a job started without a command (SageMaker Python SDK local mode)
     if not args:
         sys.stderr.write(USAGE)
         return BAD_INPUT

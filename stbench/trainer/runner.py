@@ -141,10 +141,11 @@ class StopSignals:
 
 
 def run_child(argv: list[str], channel: MetricsChannel, stops: StopSignals,
-              log: Callable[[str], None]) -> RunResult:
-    """Run argv to the end (stops forwarded by `stops`); returns how it ended."""
+              log: Callable[[str], None], defaults: dict[str, str] | None = None) -> RunResult:
+    """Run argv to the end (stops forwarded by `stops`); returns how it ended. `defaults`
+    are environment variables the job's own environment may override."""
     state = _State()
-    env = dict(os.environ)
+    env = {**(defaults or {}), **os.environ}
     env.setdefault("PYTHONUNBUFFERED", "1")  # reports must reach us when printed
     try:
         child = subprocess.Popen(
