@@ -45,6 +45,21 @@ def write_failure(root: Path, reason: str) -> None:
     path.write_text(reason + "\n", encoding="utf-8")
 
 
+# A value in a report as Syne Tune's Reporter writes it (json.dumps): a JSON number.
+_REPORTED_NUMBER = r"(-?[0-9]+[.]?[0-9]*([eE][-+]?[0-9]+)?)"
+_REGEX_SPECIALS = set("\\^$.|?*+()[]{}")
+
+
+def metric_regex(metric: str) -> str:
+    """A regular expression whose first group is `metric`'s value on a `[tune-metric]` line:
+    SageMaker's MetricDefinitions, so the console plots each job's curve. Plain constructs
+    only (escapes, `.*`, groups, classes, `?`), which every regex flavour reads alike; the
+    key is matched with its quotes, so `loss` never matches `val_loss`."""
+    key = json.dumps(metric)  # as the report spells it, escapes included
+    escaped = "".join("\\" + c if c in _REGEX_SPECIALS else c for c in key)
+    return r"\[tune-metric\]: \{.*" + escaped + r": ?" + _REPORTED_NUMBER
+
+
 def find_report(line: str) -> dict[str, Any] | None:
     """The report a `[tune-metric]` line carries, None for any other line; a malformed
     report raises ValueError saying what is wrong with it."""

@@ -90,6 +90,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         image=image, benchmark=benchmark.name, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,
         keep_alive_seconds=keep_alive, max_runtime_seconds=max_runtime, tags=tags,
+        metrics=(benchmark.metric,),
     )
     return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
                       prices=prices)

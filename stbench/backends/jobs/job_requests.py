@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from stbench.model.container_contract import BENCHMARK_KEY, MAX_HYPERPARAMETERS
+from stbench.model.container_contract import BENCHMARK_KEY, MAX_HYPERPARAMETERS, metric_regex
 from stbench.model.errors import UserError
 
 LOCAL_ROLE = "arn:aws:iam::000000000000:role/stbench-local"
+# botocore's MetricName and MetricRegex length limits (shapes of AlgorithmSpecification)
+MAX_METRIC_NAME, MAX_METRIC_REGEX = 255, 500
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class JobTemplate:
     max_runtime_seconds: int = 24 * 3600
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()  # reported metrics the SageMaker console should plot
 
 
 def hyperparameters(benchmark: str, config: dict[str, Any]) -> dict[str, str]:
@@ -51,6 +54,15 @@ def trial_request(template: JobTemplate, name: str, trial_id: int,
                                 checkpoint, {"stbench:trial-id": str(trial_id)})
 
 
+def metric_definitions(metrics: tuple[str, ...]) -> list[dict[str, str]]:
+    """`AlgorithmSpecification.MetricDefinitions`: SageMaker reads each metric from the job's
+    `[tune-metric]` lines, so the console plots its curve. A name past the API's limits is left
+    out: the trial still reports it, only the console has no plot."""
+    definitions = [{"Name": name, "Regex": metric_regex(name)} for name in metrics]
+    return [d for d in definitions
+            if len(d["Name"]) <= MAX_METRIC_NAME and len(d["Regex"]) <= MAX_METRIC_REGEX]
+
+
 def training_job_request(template: JobTemplate, name: str, hyperparameters: dict[str, str],
                          checkpoint_uri: str, tags: dict[str, str]) -> dict[str, Any]:
     """The `CreateTrainingJob` request every stbench job (trial or orchestrator) sends."""
@@ -61,12 +73,12 @@ def training_job_request(template: JobTemplate, name: str, hyperparameters: dict
     }
     if template.keep_alive_seconds > 0:
         resource["KeepAlivePeriodInSeconds"] = template.keep_alive_seconds
+    algorithm: dict[str, Any] = {"TrainingImage": template.image, "TrainingInputMode": "File"}
+    if template.metrics:
+        algorithm["MetricDefinitions"] = metric_definitions(template.metrics)
     return {
         "TrainingJobName": name,
-        "AlgorithmSpecification": {
-            "TrainingImage": template.image,
-            "TrainingInputMode": "File",
-        },
+        "AlgorithmSpecification": algorithm,
         "RoleArn": template.role_arn,
         "HyperParameters": hyperparameters,
         "Environment": dict(template.environment),
