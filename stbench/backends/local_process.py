@@ -46,8 +46,10 @@ class LocalProcessBackend(TrialBackend):
     """Runs each trial as a forked process of one supervisor; `first_trial_id` allows resume."""
 
     def __init__(self, entry_point: Path, trials_dir: Path, first_trial_id: int = 0,
-                 stop_grace_seconds: float = STOP_GRACE_SECONDS):
+                 stop_grace_seconds: float = STOP_GRACE_SECONDS,
+                 environment: dict[str, str] | None = None):
         super().__init__()
+        self.environment = dict(environment or {})  # every trial's, e.g. SM_CHANNEL_<NAME>
         self.entry_point = Path(entry_point).resolve()
         self.trials_dir = Path(trials_dir)
         self.first_trial_id = first_trial_id
@@ -162,7 +164,7 @@ class LocalProcessBackend(TrialBackend):
         argv = [str(self.entry_point), *script_arguments(config, self.checkpoint_path(trial_id))]
         path = self.trial_path(trial_id)
         path.mkdir(parents=True, exist_ok=True)
-        env = {"ST_TRIAL_ID": str(trial_id)}
+        env = {**self.environment, "ST_TRIAL_ID": str(trial_id)}
         with self._lock:
             previous = self._trials.get(trial_id)
             gpu = least_busy(self.gpus, [p.gpu for p in self._trials.values() if p.alive])

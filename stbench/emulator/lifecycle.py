@@ -1,8 +1,9 @@
 """One training job's life, as SageMaker runs it, in a thread of its own.
 
 Starting (provisioning: the cold or warm start time) → Downloading (the image is pulled if
-it is only in a local registry; `/opt/ml/input/config` is written and `/opt/ml/checkpoints`
-restored from CheckpointConfig.S3Uri) → Training (`IMAGE train`; output to CloudWatch Logs;
+it is only in a local registry; `/opt/ml/input/config` is written, `/opt/ml/checkpoints`
+restored from CheckpointConfig.S3Uri and each InputDataConfig channel copied from S3 into
+`/opt/ml/input/data/<channel>`, File mode) → Training (`IMAGE train`; output to CloudWatch Logs;
 checkpoints uploaded every `checkpoint_sync_seconds`) → Uploading (checkpoints, then
 `/opt/ml/model` as `<S3OutputPath>/<job>/output/model.tar.gz`) → Completed, Failed or, after
 StopTrainingJob (SIGTERM, SIGKILL after the grace), Stopped. TrainingStartTime is when the
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stbench.backends.jobs import files
+from stbench.backends.jobs.channels import ChannelError, prepare_channels
 from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
 from stbench.emulator.config import TEST_CREDENTIALS
 from stbench.emulator.containers import CACHE_DIR, ImageUnavailable
@@ -85,6 +87,10 @@ class JobRun(threading.Thread):
             files.prepare_instance_folder(
                 self.folder, {**job.request, "HyperParameters": job.request.get(
                     "HyperParameters") or {}}, store)
+            prepare_channels(self.folder, job.request, lambda: self.service.s3(job.region))
+        except ChannelError as err:
+            self._end(FAILED, str(err))
+            return
         except ImageUnavailable as err:
             self._end(FAILED, f"ClientError: {err}")
             return

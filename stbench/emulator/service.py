@@ -228,7 +228,9 @@ class TrainingService:
             raise validation_error("the local endpoint runs single-instance jobs: "
                                    "ResourceConfig.InstanceCount must be 1")
         uris = [body["OutputDataConfig"]["S3OutputPath"],
-                (body.get("CheckpointConfig") or {}).get("S3Uri", "s3://x")]
+                (body.get("CheckpointConfig") or {}).get("S3Uri", "s3://x"),
+                *(((channel.get("DataSource") or {}).get("S3DataSource") or {}).get(
+                    "S3Uri", "s3://x") for channel in body.get("InputDataConfig") or [])]
         for uri in uris:
             if not uri.startswith("s3://"):
                 raise validation_error(f"{uri}: the local endpoint takes s3:// URIs only")

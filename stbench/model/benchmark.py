@@ -61,6 +61,8 @@ class Benchmark:
     description: str = ""
     points_to_evaluate: tuple[dict[str, Any], ...] = ()
     overrides: dict[str, BackendOverrides] = field(default_factory=dict)
+    # input channels: name -> s3:// URI, or a local folder or file (absolute, from the YAML's)
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def max_resource(self) -> int:
@@ -238,7 +240,7 @@ def parse_benchmark_file(path: Path) -> Benchmark:
     reader = _Reader(path, root)
     known = {
         "name", "description", "script", "config_space", "metric", "mode", "resource_attr",
-        "max_resource_attr", "max_wallclock_time", "n_workers", "instance_type", "image",
+        "max_resource_attr", "max_wallclock_time", "n_workers", "instance_type", "image", "inputs",
         "points_to_evaluate", *BACKENDS,
     }
     for key, (key_node, _) in reader.keys.items():
@@ -278,8 +280,27 @@ def parse_benchmark_file(path: Path) -> Benchmark:
         description=reader.get("description", str, ""),
         points_to_evaluate=tuple(_parse_points(reader, space)),
         overrides={b: _parse_overrides(reader, b) for b in BACKENDS if b in reader.keys},
+        inputs=_parse_inputs(reader),
     )
     return benchmark
+
+
+def _parse_inputs(reader: _Reader) -> dict[str, str]:
+    """`inputs: {train: s3://bucket/data/, extra: ./data}`: each becomes an input channel."""
+    from stbench.model.inputs import check_channel_name, resolve_source
+
+    raw = reader.get("inputs", dict, {})
+    inputs = {}
+    for name, value in raw.items():
+        node = reader.node_of("inputs")
+        if not isinstance(value, str) or not value:
+            reader.fail(node, f"input '{name}' needs an s3:// URI or a local path", "inputs")
+        try:
+            check_channel_name(str(name))
+        except UserError as err:
+            reader.fail(node, str(err), "inputs")
+        inputs[str(name)] = resolve_source(value, reader.path.parent)
+    return inputs
 
 
 def _positive(reader: _Reader, name: str, kind: type) -> Any:

@@ -19,6 +19,9 @@ JOB_NAME = re.compile(r"^(?P<base>.+)-(?P<kind>o\d{2}|t\d{6}-r\d{2})$")  # orche
 _SEED = re.compile(r"-(\d+)$")
 _DIGEST = re.compile(r"-[0-9a-f]{8}$")  # experiment_base hashes bases that are too long
 MAX_HASHED_SEED = 1000  # hashed names (long tags) hide the seed: these are tried
+# in every job's Environment, which DescribeTrainingJob returns: how status and cleanup
+# recognise the jobs of a user benchmark, whose name no built-in list holds
+TAG_ENV = "STBENCH_EXPERIMENT_TAG"
 
 
 def experiment_base(experiment_tag: str, benchmark: str, method: str, seed: int) -> str:

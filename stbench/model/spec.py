@@ -68,6 +68,11 @@ class ExperimentSpec:
         metadata=_flag("s3://bucket/prefix for checkpoints and outputs (--backend sagemaker)"),
     )
     region: str | None = field(default=None, metadata=_flag("AWS region (--backend sagemaker)"))
+    inputs: tuple[str, ...] = field(
+        default=(),
+        metadata=_flag("input channels NAME=SOURCE (s3:// URI or local folder), added to the "
+                       "benchmark's inputs; trials read /opt/ml/input/data/NAME", nargs="+"),
+    )
     no_quota_check: bool = field(
         default=False,
         metadata=_flag("skip the check of SageMaker's Service Quotas (--backend sagemaker)"),
@@ -157,6 +162,7 @@ class ExperimentSpec:
             raise UserError(f"experiment fields {sorted(missing)} are missing")
         values = dict(data)
         values["method"] = tuple(values.get("method", ()))
+        values["inputs"] = tuple(values.get("inputs", ()))
         values["extra_args"] = dict(values.get("extra_args") or {})
         return cls(**values)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from syne_tune.backend.trial_backend import TrialBackend
 
-from stbench.model.benchmark import BUILTIN_DIR, Benchmark
-from stbench.model.errors import UserError
+from stbench.model.benchmark import Benchmark
 from stbench.model.images import LOCAL_TRAINER
-from stbench.model.naming import experiment_base
+from stbench.model.naming import TAG_ENV, experiment_base
 from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.trial_inputs import check_trial_inputs, local_environment, trial_inputs
 
 KEEP_ALIVE_SECONDS = 600
 
@@ -24,11 +24,7 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
     """Everything a backend needs, checked before any experiment folder is written.
 
     Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
-    if spec.backend in ("docker", "sagemaker") and benchmark.source.parent != BUILTIN_DIR:
-        raise UserError(
-            f"--backend {spec.backend} runs built-in benchmarks (the trainer image holds their "
-            f"scripts); {benchmark.source} is not one: use --backend local"
-        )
+    check_trial_inputs(spec, benchmark)  # a user benchmark's folder travels with its trials
     if spec.backend == "sagemaker":
         import boto3
 
@@ -59,7 +55,8 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         from stbench.backends.local_process import LocalProcessBackend
 
         backend = LocalProcessBackend(benchmark.script, folder / "trials",
-                                      first_trial_id=first_trial_id)
+                                      first_trial_id=first_trial_id,
+                                      environment=local_environment(spec, benchmark))
         backend.start_supervisor()  # imports happen before the clock starts
         return backend
     from stbench.backends.jobs.backend import JobBackend
@@ -80,17 +77,22 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
 
         where = setup.experiment_uri(spec.experiment_tag, benchmark.name, method, seed)
         image, role, prices = setup.image_uri, setup.role_arn, load_prices()
-        service = SageMakerJobService(boto3.session.Session(region_name=setup.region), base)
+        session = boto3.session.Session(region_name=setup.region)
+        service = SageMakerJobService(session, base)
+        inputs = trial_inputs(spec, benchmark, setup.study_uri(spec.experiment_tag),
+                              lambda: session.client("s3"))
     else:  # local Docker: checkpoints and outputs in the experiment's folder
         where = f"file://{folder.resolve()}"
         image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
         service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
                                         study=spec.experiment_tag)
+        inputs = trial_inputs(spec, benchmark, f"file://{folder.resolve().parents[2]}")
     template = JobTemplate(
-        image=image, benchmark=benchmark.name, instance_type=str(spec.instance_type),
+        image=image, benchmark=inputs.benchmark, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,
         keep_alive_seconds=keep_alive, max_runtime_seconds=max_runtime, tags=tags,
         metrics=(benchmark.metric,),
+        inputs=inputs.channels, environment={TAG_ENV: spec.experiment_tag},
     )
     return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
                       prices=prices)

@@ -33,6 +33,7 @@ from stbench.model.errors import UserError
 from stbench.model.failures import killed_by, signal_name
 from stbench.model.script_args import script_arguments
 from stbench.trainer.client_hyperparameters import from_clients
+from stbench.trainer.code_channel import install_requirements, unpacked_benchmark
 from stbench.trainer.runner import MetricsChannel, RunResult, StopSignals, run_child
 from stbench.trainer.toolkit_env import job_toolkit_environment, toolkit_folders
 
@@ -122,7 +123,7 @@ def build_command(root: Path) -> list[str]:
             f"hyperparameters have no '{BENCHMARK_KEY}'; set it to a built-in benchmark name "
             "or the path of a benchmark YAML inside the image"
         )
-    benchmark = load_benchmark(name)
+    benchmark = load_benchmark(unpacked_benchmark(root, name, log))  # a user's folder
     config = decode_hyperparameters(benchmark, hyperparameters)
     if not benchmark.script.is_file():
         raise UserError(f"training script {benchmark.script} of benchmark '{name}' not found")
@@ -201,6 +202,7 @@ def train() -> int:
         log_environment(root)
         try:
             argv = build_command(root)
+            install_requirements(root, stops, log)
             for folder in toolkit_folders(root):  # SageMaker's platform makes them
                 folder.mkdir(parents=True, exist_ok=True)
         except UserError as err:

@@ -9,6 +9,7 @@ One endpoint serves the module; short knobs keep it quick. Jobs that only need a
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -327,6 +328,41 @@ def test_failure_reason_and_checkpoints_synced_while_running_and_restored(
                                        checkpoint=uri))
     assert wait_until(sm, reader, ended)["TrainingJobStatus"] == "Completed"
     assert [e["message"] for e in wait_for_lines(logs, reader, 1)] == ["hello"]
+
+
+def test_input_channels_are_downloaded_before_the_container_starts(endpoint: str) -> None:
+    """File mode: each InputDataConfig channel's objects in /opt/ml/input/data/<channel> (a
+    key prefix as its folder, one object as itself) and inputdataconfig.json describing them;
+    a channel with no objects fails the job in Downloading, as SageMaker does."""
+    sm, logs, s3 = clients(endpoint, "sagemaker", "logs", "s3")
+    stem = unique("inputs")
+    for key in (f"{stem}/train/a.csv", f"{stem}/train/sub/b.csv", f"{stem}/x.tar.gz"):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+
+    def channel(name: str, uri: str) -> dict[str, Any]:
+        return {"ChannelName": name, "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
+
+    reader, missing = unique("channels"), unique("no-data")
+    request = shell_job(reader, "cd /opt/ml/input && find data -type f | sort && cat "
+                                "data/train/sub/b.csv && echo && cat config/inputdataconfig.json")
+    request["InputDataConfig"] = [channel("train", f"s3://{BUCKET}/{stem}/train/"),
+                                  channel("blob", f"s3://{BUCKET}/{stem}/x.tar.gz")]
+    sm.create_training_job(**request)
+    failing = shell_job(missing, "true")
+    failing["InputDataConfig"] = [channel("train", f"s3://{BUCKET}/{stem}/nothing-here/")]
+    sm.create_training_job(**failing)
+
+    assert wait_until(sm, reader, ended)["TrainingJobStatus"] == "Completed"
+    lines = [e["message"] for e in wait_for_lines(logs, reader, 5)]
+    assert lines[:4] == ["data/blob/x.tar.gz", "data/train/a.csv", "data/train/sub/b.csv",
+                         f"{stem}/train/sub/b.csv"]
+    config = json.loads(lines[4])
+    assert config == {name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
+                             "RecordWrapperType": "None"} for name in ("train", "blob")}
+    job = wait_until(sm, missing, ended)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("ClientError: No S3 objects found under S3 URL")
 
 
 def test_service_quotas_lists_the_sagemaker_quotas(endpoint: str) -> None:

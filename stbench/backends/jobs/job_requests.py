@@ -31,6 +31,7 @@ class JobTemplate:
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()  # reported metrics the SageMaker console should plot
+    inputs: dict[str, str] = field(default_factory=dict)  # channel -> s3:// (file:// locally)
 
 
 def hyperparameters(benchmark: str, config: dict[str, Any]) -> dict[str, str]:
@@ -52,6 +53,15 @@ def trial_request(template: JobTemplate, name: str, trial_id: int,
     checkpoint = f"{template.checkpoint_root.rstrip('/')}/{trial_id}/"
     return training_job_request(template, name, hyperparameters(template.benchmark, config),
                                 checkpoint, {"stbench:trial-id": str(trial_id)})
+
+
+def input_data_config(inputs: dict[str, str]) -> list[dict[str, Any]]:
+    """One File-mode channel per input: SageMaker copies everything under the URI (a key
+    prefix) into `/opt/ml/input/data/<channel>/` before the job's container starts."""
+    return [{"ChannelName": name, "InputMode": "File",
+             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                             "S3DataDistributionType": "FullyReplicated"}}}
+            for name, uri in inputs.items()]
 
 
 def metric_definitions(metrics: tuple[str, ...]) -> list[dict[str, str]]:
@@ -82,6 +92,7 @@ def training_job_request(template: JobTemplate, name: str, hyperparameters: dict
         "RoleArn": template.role_arn,
         "HyperParameters": hyperparameters,
         "Environment": dict(template.environment),
+        **({"InputDataConfig": input_data_config(template.inputs)} if template.inputs else {}),
         "ResourceConfig": resource,
         "StoppingCondition": {"MaxRuntimeInSeconds": template.max_runtime_seconds},
         "CheckpointConfig": {"S3Uri": checkpoint_uri, "LocalPath": "/opt/ml/checkpoints"},

@@ -21,6 +21,7 @@ from typing import Any
 from stbench.backends.events import ActivitySignal
 from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.backends.jobs import files
+from stbench.backends.jobs.channels import prepare_channels
 from stbench.backends.jobs.checkpoints import S3Store, store_for
 from stbench.backends.jobs.docker_engine import STUDY_LABEL, build_hint, connect, remove_labelled
 from stbench.backends.jobs.job_service import (
@@ -37,6 +38,7 @@ from stbench.backends.jobs.job_service import (
     JobRequest,
 )
 from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
+from stbench.model.container_contract import write_failure
 from stbench.model.errors import UserError
 
 CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
@@ -111,6 +113,12 @@ class LocalDockerJobService:
             if job.keep_alive:
                 job.warm_pool = {"Status": WARM_IN_USE}
         files.prepare_instance_folder(slot.folder, request, store)
+        try:
+            prepare_channels(slot.folder, request, self._s3)
+        except Exception as err:  # noqa: BLE001 - as SageMaker fails a job whose data is missing
+            write_failure(slot.folder, str(err))
+            self._on_exit(name, 1)
+            return
         env = {
             **request.get("Environment", {}),
             "TRAINING_JOB_NAME": name,
@@ -210,6 +218,14 @@ class LocalDockerJobService:
                 *(config.get("Entrypoint") or []), "train",
             ]
         return self._commands[image]
+
+    def _s3(self) -> Any:
+        """S3 for channels on s3:// (AWS, or the local endpoint through AWS_ENDPOINT_URL)."""
+        import boto3
+
+        from stbench.backends.aws import retrying
+
+        return boto3.client("s3", config=retrying())
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The end of a job's output, for failures a user has to read."""

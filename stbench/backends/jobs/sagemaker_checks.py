@@ -68,10 +68,13 @@ class CheckedSetup:
     prefix: str  # no leading or trailing '/'; "" for the bucket root
     image_uri: str
 
+    def study_uri(self, tag: str) -> str:
+        """Where a study's files live (no trailing '/'): study.json, code, experiments."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/") + f"/{tag}"
+
     def experiment_uri(self, tag: str, benchmark: str, method: str, seed: int) -> str:
         """Where one experiment's checkpoints and outputs live (no trailing '/')."""
-        root = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        return f"{root}/{tag}/{benchmark}/{method}/{seed}"
+        return f"{self.study_uri(tag)}/{benchmark}/{method}/{seed}"
 
 
 def check_sagemaker_setup(

@@ -1,0 +1,50 @@
+"""Storing a packed benchmark folder where its trial jobs' `code` channel reads it.
+
+Content-addressed: `<study root>/code/<sha256>.tar.gz`, written only when absent, so each
+unchanged folder is uploaded once per study (every experiment, and the orchestrator jobs of
+`stbench launch`, find it there). The study root is `s3://…/<tag>` on SageMaker and the
+study's results folder for the Docker back-end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+
+from stbench.backends.aws import NO_OBJECT, error_code, split_s3_uri
+from stbench.model.code_package import CodePackage
+
+
+def code_uri(study_root: str, package: CodePackage) -> str:
+    return f"{study_root.rstrip('/')}/code/{package.file_name}"
+
+
+def publish_code(package: CodePackage, study_root: str,
+                 s3: Callable[[], Any] | None = None) -> str:
+    """The package's URI under `study_root` (s3:// or file://), stored there if absent."""
+    uri = code_uri(study_root, package)
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        path = Path(parsed.path)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(package.data)
+            tmp.replace(path)
+        return uri
+    if s3 is None:
+        raise ValueError("an S3 client is needed for an s3:// study root")
+    client = s3()
+    bucket, key = split_s3_uri(uri)
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+        return uri
+    except ClientError as err:
+        if error_code(err) not in NO_OBJECT:
+            raise
+    client.put_object(Bucket=bucket, Key=key, Body=package.data)
+    return uri

@@ -1,0 +1,120 @@
+"""A user benchmark's folder travels with its trials: its limits (one-line errors, exit 2,
+before any job), a reproducible archive, and the trainer's side (unpack, requirements)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stbench.cli.main import main
+from stbench.model import code_package
+from stbench.model.benchmark import load_benchmark
+from stbench.model.code_package import pack_benchmark
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from user_benchmark import write_user_benchmark  # noqa: E402
+
+TRAINER = Path(sys.executable).parent / "stbench-trainer"
+
+
+def run_docker_study(yaml: Path, tmp_path: Path) -> int:
+    """`stbench run --backend docker` up to its checks: these limits fail before Docker."""
+    return main(["run", "--benchmark", str(yaml), "--method", "RS", "--backend", "docker",
+                 "--results_root", str(tmp_path / "results"), "--experiment_tag", "lim"])
+
+
+def one_line_error(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_folder_over_the_size_limit_is_refused_before_any_job(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    yaml = write_user_benchmark(tmp_path)
+    monkeypatch.setattr(code_package, "MAX_CODE_BYTES", 4096)
+    (yaml.parent / "big.bin").write_bytes(os.urandom(8192))
+    assert run_docker_study(yaml, tmp_path) == 2
+    err = one_line_error(capsys)
+    assert "over the 50 MB" in err and "inputs" in err
+    assert not (tmp_path / "results" / "lim").exists()
+
+
+def test_a_symlink_leaving_the_folder_is_refused(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    yaml = write_user_benchmark(tmp_path)
+    (tmp_path / "secret.txt").write_text("outside")
+    (yaml.parent / "data.txt").symlink_to(tmp_path / "secret.txt")
+    assert run_docker_study(yaml, tmp_path) == 2
+    assert "outside the benchmark folder" in one_line_error(capsys)
+
+
+def test_a_script_outside_the_folder_or_missing_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    yaml = write_user_benchmark(tmp_path)
+    (tmp_path / "elsewhere.py").write_text("print('hi')\n")
+    yaml.write_text(yaml.read_text().replace("script: train.py", "script: ../elsewhere.py"))
+    assert run_docker_study(yaml, tmp_path) == 2
+    assert "outside its folder" in one_line_error(capsys)
+    yaml.write_text(yaml.read_text().replace("../elsewhere.py", "missing.py"))
+    assert run_docker_study(yaml, tmp_path) == 2
+    assert "missing.py not found" in one_line_error(capsys)
+
+
+def test_the_archive_is_reproducible_and_named_by_its_content(tmp_path: Path) -> None:
+    yaml = write_user_benchmark(tmp_path)
+    first = pack_benchmark(load_benchmark(str(yaml)))
+    (yaml.parent / "__pycache__").mkdir()
+    (yaml.parent / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"\0")
+    os.utime(yaml.parent / "train.py", (0, 0))
+    again = pack_benchmark(load_benchmark(str(yaml)))
+    assert (again.digest, again.data) == (first.digest, first.data), \
+        "times and caches do not change the archive, so it is uploaded once per study"
+    (yaml.parent / "helper.txt").write_text("8\n")
+    assert pack_benchmark(load_benchmark(str(yaml))).digest != first.digest
+
+
+def opt_ml_with_code(tmp_path: Path, yaml: Path) -> Path:
+    package = pack_benchmark(load_benchmark(str(yaml)))
+    root = tmp_path / "opt_ml"
+    (root / "input" / "data" / "code").mkdir(parents=True)
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "data" / "code" / package.file_name).write_bytes(package.data)
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
+        {"stbench_benchmark": package.benchmark_file, "x": "0.5"}))
+    return root
+
+
+def run_trainer(root: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "STBENCH_OPT_ML": str(root),
+           "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY": str(cache)}
+    return subprocess.run([str(TRAINER), "train"], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_trainer_installs_requirements_once_per_warm_pool_cache(tmp_path: Path) -> None:
+    root = opt_ml_with_code(tmp_path, write_user_benchmark(tmp_path))
+    first = run_trainer(root, tmp_path / "cache")
+    assert first.returncode == 0, first.stderr
+    assert "installed requirements.txt" in first.stderr
+    assert first.stdout.count("[tune-metric]") == 2
+    reused = run_trainer(root, tmp_path / "cache")
+    assert reused.returncode == 0, reused.stderr
+    assert "already installed" in reused.stderr and "pip:" not in reused.stderr
+    assert reused.stdout.count("[tune-metric]") == 2
+
+
+def test_a_failed_install_is_the_failure_reason_with_pips_last_lines(tmp_path: Path) -> None:
+    yaml = write_user_benchmark(tmp_path, requirements="./wheels/no-such-0.1-py3-none-any.whl\n")
+    root = opt_ml_with_code(tmp_path, yaml)
+    result = run_trainer(root, tmp_path / "cache")
+    assert result.returncode == 2
+    reason = (root / "output" / "failure").read_text()
+    assert reason.startswith("installing requirements.txt failed (pip exit code 1)")
+    assert "no-such-0.1-py3-none-any.whl" in reason, "pip's own words name the problem"
+    assert not list((tmp_path / "cache").rglob("py3*")), "nothing half-installed is kept"
