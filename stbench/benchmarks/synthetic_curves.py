@@ -24,6 +24,13 @@ def loss_at(epoch: int, x: float, log_lr: float, width: int) -> float:
     return final_loss(x, log_lr, width) + 1.5 * math.exp(-rate * epoch)
 
 
+def curve(config: dict, resource: int) -> dict:
+    """What the script reports after `resource` epochs: `--backend simulated` replays it
+    (seconds per epoch: the config's `epoch_duration`), see docs/simulated.md."""
+    return {"loss": loss_at(resource, float(config["x"]), float(config["log_lr"]),
+                            int(config["width"]))}
+
+
 def warm_cache_hit() -> int:
     """1 if an earlier trial on this instance left its "dataset" in the warm-pool cache.
 

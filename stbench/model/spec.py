@@ -17,6 +17,9 @@ import numpy as np
 from stbench.model.benchmark import BACKENDS, Benchmark
 from stbench.model.errors import UserError
 
+SIMULATED = "simulated"
+SPEC_BACKENDS = (*BACKENDS, SIMULATED)  # BACKENDS: where trials really run (YAML blocks)
+
 
 def _flag(help_text: str, **argparse_options: Any) -> dict[str, Any]:
     return {"help": help_text, "argparse": argparse_options}
@@ -29,9 +32,13 @@ class ExperimentSpec:
     Optional fields left as None take the benchmark's defaults in `resolved()`.
     """
 
-    benchmark: str = field(metadata=_flag("built-in benchmark name or path to a YAML file"))
+    benchmark: str = field(
+        default="",
+        metadata=_flag("built-in benchmark name or path to a YAML file (with --from_study: "
+                       "the study's, unless it holds several)"),
+    )
     method: tuple[str, ...] = field(
-        metadata=_flag("one or more HPO methods (see `stbench methods`)", nargs="+")
+        default=(), metadata=_flag("one or more HPO methods (see `stbench methods`)", nargs="+")
     )
     experiment_tag: str = field(default="", metadata=_flag("name grouping a study's results"))
     num_seeds: int = field(default=1, metadata=_flag("how many seeds, from start_seed on"))
@@ -53,7 +60,20 @@ class ExperimentSpec:
         default=None, metadata=_flag("master seed; scheduler seeds derive from it and the seed")
     )
     backend: str = field(
-        default="local", metadata=_flag("where trials run", choices=BACKENDS)
+        default="local",
+        metadata=_flag("where trials run; simulated: replay learning curves in simulated time",
+                       choices=SPEC_BACKENDS),
+    )
+    from_study: str | None = field(
+        default=None,
+        metadata=_flag("--backend simulated: replay the curves this earlier study (its "
+                       "--experiment_tag) recorded; its benchmark, workers and budget are the "
+                       "defaults"),
+    )
+    simulated_start_seconds: float | None = field(
+        default=None,
+        metadata=_flag("--backend simulated: seconds from a trial's start to its script's "
+                       "start (default: what --from_study recorded, else 0)"),
     )
     instance_type: str | None = field(default=None, metadata=_flag("instance type for trials"))
     image: str | None = field(
@@ -87,6 +107,9 @@ class ExperimentSpec:
         """Checks that need no benchmark file; raises UserError naming the fix."""
         if not self.method:
             raise UserError("no method given; pass --method NAME (see `stbench methods`)")
+        if not self.benchmark:
+            raise UserError("no benchmark given; pass --benchmark NAME (see `stbench "
+                            "benchmarks`) or --from_study TAG with --backend simulated")
         if self.num_seeds < 1:
             raise UserError(f"--num_seeds must be at least 1, got {self.num_seeds}")
         if self.start_seed < 0:
@@ -97,14 +120,31 @@ class ExperimentSpec:
                 raise UserError(f"--{name} must be positive, got {value}")
         if self.max_failures < 1:
             raise UserError(f"--max_failures must be at least 1, got {self.max_failures}")
-        if self.backend not in BACKENDS:
-            raise UserError(f"unknown backend '{self.backend}'; valid ones: {', '.join(BACKENDS)}")
+        if self.backend not in SPEC_BACKENDS:
+            raise UserError(
+                f"unknown backend '{self.backend}'; valid ones: {', '.join(SPEC_BACKENDS)}")
+        self._validate_simulation()
         if self.resume and not self.experiment_tag:
             raise UserError("--resume needs the --experiment_tag of the run to continue")
         if self.experiment_tag and not _is_safe_name(self.experiment_tag):
             raise UserError(
                 f"--experiment_tag '{self.experiment_tag}' may use only letters, digits and '-'"
             )
+
+    def _validate_simulation(self) -> None:
+        simulated_only = {"from_study": self.from_study,
+                          "simulated_start_seconds": self.simulated_start_seconds}
+        for name, value in simulated_only.items():
+            if value is not None and self.backend != SIMULATED:
+                raise UserError(f"--{name} is for --backend simulated (got --backend "
+                                f"{self.backend})")
+        if self.from_study is not None and not (self.from_study
+                                                and _is_safe_name(self.from_study)):
+            raise UserError(f"--from_study '{self.from_study}' is not a study tag (letters, "
+                            "digits and '-')")
+        if self.simulated_start_seconds is not None and self.simulated_start_seconds < 0:
+            raise UserError("--simulated_start_seconds must be non-negative, got "
+                            f"{self.simulated_start_seconds}")
 
     def resolved(self, benchmark: Benchmark) -> ExperimentSpec:
         """Fill unset fields from the benchmark (for this backend) and draw a random seed."""

@@ -10,7 +10,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from stbench.model.benchmark import Benchmark
 from stbench.model.images import LOCAL_TRAINER
 from stbench.model.naming import TAG_ENV, experiment_base
-from stbench.model.spec import ExperimentSpec
+from stbench.model.spec import SIMULATED, ExperimentSpec
 from stbench.orchestration.trial_inputs import check_trial_inputs, local_environment, trial_inputs
 
 KEEP_ALIVE_SECONDS = 600
@@ -25,6 +25,11 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
     Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
     check_trial_inputs(spec, benchmark)  # a user benchmark's folder travels with its trials
+    if spec.backend == SIMULATED:  # the curves, and the surrogate fit once per study
+        from stbench.backends.simulated import prepare_simulation
+
+        return prepare_simulation(benchmark, spec.from_study, Path(spec.results_root),
+                                  spec.simulated_start_seconds)
     if spec.backend == "sagemaker":
         import boto3
 
@@ -51,6 +56,11 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
 def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: int,
                  folder: Path, first_trial_id: int, note: Any, setup: Any = None) -> TrialBackend:
+    if spec.backend == SIMULATED:
+        from stbench.backends.simulated import SimulatedBackend
+
+        return SimulatedBackend(setup.blackbox, benchmark.max_resource_attr, setup.start_latency,
+                                int(spec.n_workers or 1), first_trial_id=first_trial_id)
     if spec.backend == "local":
         from stbench.backends.local_process import LocalProcessBackend
 

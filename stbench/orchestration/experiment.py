@@ -43,12 +43,28 @@ class Budget:
     max_num_trials: int | None = None
 
 
+class Clock(Protocol):
+    """Where the loop reads time: real time, or a simulated back-end's simulated time."""
+
+    def time(self) -> float: ...
+    def monotonic(self) -> float: ...
+
+
+class RealClock:
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
 @dataclass
 class LoopState:
     """Counters of one experiment; `elapsed_offset` carries time spent before a resume."""
 
-    start_epoch: float = field(default_factory=time.time)
-    start_monotonic: float = field(default_factory=time.monotonic)
+    clock: Clock = field(default_factory=RealClock)
+    start_epoch: float | None = None  # default: the clock's time now
+    start_monotonic: float | None = None
     elapsed_offset: float = 0.0
     running: dict[int, Trial] = field(default_factory=dict)
     last_result: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -58,9 +74,16 @@ class LoopState:
     exhausted: bool = False
     best: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.start_epoch is None:
+            self.start_epoch = self.clock.time()
+        if self.start_monotonic is None:
+            self.start_monotonic = self.clock.monotonic()
+
     @property
     def elapsed(self) -> float:
-        return self.elapsed_offset + time.monotonic() - self.start_monotonic
+        assert self.start_monotonic is not None
+        return self.elapsed_offset + self.clock.monotonic() - self.start_monotonic
 
 
 @dataclass(frozen=True)
@@ -255,7 +278,8 @@ class ExperimentLoop:
             self.state.last_result[trial.trial_id] = {}
 
     def _row(self, trial: Trial, result: dict[str, Any]) -> dict[str, Any]:
-        received = result.get(RECEIVE_TIMESTAMP, time.time())
+        received = result.get(RECEIVE_TIMESTAMP, self.state.clock.time())
+        assert self.state.start_epoch is not None
         return {
             "trial_id": trial.trial_id,
             "status": Status.in_progress,

@@ -20,13 +20,14 @@ from stbench.model.benchmark import Benchmark, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import MethodContext, get_method
 from stbench.model.seeding import spawn_seeds
-from stbench.model.spec import ExperimentSpec
+from stbench.model.spec import SIMULATED, ExperimentSpec
 from stbench.orchestration.backend_factory import check_backend, make_backend
 from stbench.orchestration.experiment import (
     Budget,
     ExperimentLoop,
     ExperimentOutcome,
     LoopState,
+    RealClock,
 )
 from stbench.orchestration.progress import Progress
 from stbench.orchestration.store import (
@@ -56,6 +57,10 @@ class StudyPlan:
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
     """Validate everything and decide what runs; writes nothing."""
+    if spec.backend == SIMULATED and spec.from_study:
+        from stbench.backends.simulated_sources import with_study_defaults
+
+        spec = with_study_defaults(spec)
     spec.validate()
     for name in spec.method:
         get_method(name)
@@ -110,7 +115,8 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
     backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
                            previous.next_trial_id if previous else 0, progress.note,
                            plan.backend_setup)
-    state = LoopState(elapsed_offset=previous.elapsed_seconds if previous else 0.0,
+    state = LoopState(clock=getattr(backend, "clock", None) or RealClock(),
+                      elapsed_offset=previous.elapsed_seconds if previous else 0.0,
                       trials_started=previous.trials_that_count if previous else 0)
     budget = Budget(
         max_wallclock_time=float(spec.max_wallclock_time or 0),
@@ -190,6 +196,8 @@ def _metadata(plan: StudyPlan, planned: PlannedExperiment) -> dict[str, Any]:
         versions=versions(),
         resumed=planned.previous is not None,
     )
+    if plan.spec.backend == SIMULATED:  # where the curves come from, the surrogate's error
+        base["simulation"] = plan.backend_setup.describe()
     return base
 
 

@@ -257,3 +257,19 @@ def test_docker_backend_without_an_engine_is_a_one_line_error(
     assert code == 2 and len(err) == 1
     assert "cannot reach the Docker engine" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backend", "simulated", "--from_study", "nope"],
+         "--from_study nope: no recorded study in"),
+        (["--from_study", "nope", "--benchmark", "synthetic_curves"],
+         "--from_study is for --backend simulated"),
+        (["--backend", "simulated", "--benchmark", "mlp_digits"],
+         "--backend simulated needs recorded curves or curves in code"),
+    ],
+)
+def test_simulated_backend_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                  args: list[str], expected: str) -> None:
+    run_fails(capsys, tmp_path, run_args(tmp_path, "--method", "ASHA", *args), expected)
