@@ -139,6 +139,8 @@ def run_and_report(spec: ExperimentSpec) -> int:
         f"random_seed {spec.random_seed}",
         flush=True,
     )
+    if spec.backend == "simulated":  # where the curves come from, the surrogate's fit error
+        print(plan.backend_setup.summary(), flush=True)
     outcomes = run_study(plan)
     text, plots = report(Path(spec.results_root), spec.experiment_tag)
     print()
