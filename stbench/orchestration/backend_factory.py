@@ -105,4 +105,4 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         inputs=inputs.channels, environment={TAG_ENV: spec.experiment_tag},
     )
     return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
-                      prices=prices)
+                      prices=prices, logs_dir=folder / "trials")

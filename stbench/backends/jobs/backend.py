@@ -12,6 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from syne_tune.backend.trial_backend import TrialBackend
@@ -31,6 +32,7 @@ from stbench.backends.jobs.job_service import (
     JobService,
     Throttled,
 )
+from stbench.backends.jobs.trial_logs import TrialLogs
 from stbench.model.container_contract import TRAINER_TIMESTAMP
 from stbench.model.errors import UserError
 from stbench.model.naming import job_name
@@ -61,8 +63,10 @@ class JobBackend(TrialBackend):
                  first_trial_id: int = 0, capacity_wait_seconds: float = 30.0,
                  capacity_patience_seconds: float = 3600.0, on_note: Any = None,
                  throttle_retries: int = 8, throttle_base_seconds: float = 0.2,
-                 prices: dict[str, float] | None = None):
+                 prices: dict[str, float] | None = None, logs_dir: Path | None = None):
+        """`logs_dir`: where each trial's `<id>/std.out` keeps its jobs' logs (None: not kept)."""
         super().__init__()
+        self.logs = TrialLogs(logs_dir) if logs_dir is not None else None
         self.service = service
         self.template = template
         self.job_base = job_base
@@ -151,6 +155,7 @@ class JobBackend(TrialBackend):
                 jobs.ended_at = jobs.ended_at or now
                 if self._reports_final(name, jobs, now):
                     self._closed.add(name)
+                    self._keep_log(name)
 
     def _reports_final(self, name: str, jobs: TrialJobs, now: float) -> bool:
         """An ended job's reports are final once all are in, or once we stopped its trial
@@ -164,6 +169,18 @@ class JobBackend(TrialBackend):
                      "(the trainer's end line, or reports it announced, never arrived): "
                      f"trial {self.ledger.trial_of[name]} keeps the {len(jobs.metrics)} read")
         return True
+
+    def _keep_log(self, name: str) -> None:
+        """The ended job's whole log into its trial's std.out, read once; a log that cannot be
+        read is noted, never the trial's or the experiment's failure."""
+        if self.logs is None:
+            return
+        trial_id = self.ledger.trial_of[name]
+        try:
+            lines = self._with_backoff(self.service.job_log, name)
+            self.logs.add_job(trial_id, name, lines, first=name == self._trials[trial_id].names[0])
+        except Exception as err:  # noqa: BLE001 - noted; the trial's results stand
+            self.on_note(f"could not keep the log of job {name}: {type(err).__name__}: {err}")
 
     def _trial_status(self, jobs: TrialJobs) -> str:
         if jobs.current not in self._closed:  # running, stopping, or its logs may still trail
@@ -294,7 +311,8 @@ class JobBackend(TrialBackend):
         pass  # checkpoints stay in the trial's prefix, where a resume looks for them
 
     def stdout(self, trial_id: int) -> list[str]:
-        return []
+        """The logs of the trial's ended jobs (stdout and stderr merged, as on SageMaker)."""
+        return self.logs.lines(trial_id) if self.logs is not None else []
 
     def stderr(self, trial_id: int) -> list[str]:
         return []

@@ -62,6 +62,11 @@ class JobService(Protocol):
         """Whether `read_metrics` handed out every report of this ended job."""
         ...
 
+    def job_log(self, name: str) -> list[str]:
+        """The ended job's whole log (its stdout and stderr lines), [] when it has none; read
+        once per job, when its reports are in."""
+        ...
+
     def wait_for_activity(self, timeout: float) -> None:
         """Block until something may have changed (or timeout): no fixed polling sleep."""
         ...

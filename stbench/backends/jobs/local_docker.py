@@ -227,6 +227,10 @@ class LocalDockerJobService:
 
         return boto3.client("s3", config=retrying())
 
+    def job_log(self, name: str) -> list[str]:
+        path = self.logs_dir / f"{name}.log"
+        return path.read_text(errors="replace").splitlines() if path.is_file() else []
+
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The end of a job's output, for failures a user has to read."""
         return files.tail(self.logs_dir / f"{name}.log", lines)

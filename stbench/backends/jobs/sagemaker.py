@@ -32,6 +32,7 @@ from stbench.backends.jobs.job_service import (
     JobDescription,
     JobRequest,
 )
+from stbench.backends.jobs.sagemaker_logs import read_job_log
 from stbench.backends.jobs.sagemaker_metrics import (
     LogMetricsReader,
     raise_if_throttled,
@@ -72,6 +73,7 @@ class SageMakerJobService:
         self.sm = session.client("sagemaker", config=config)
         self.logs = session.client("logs", config=config)
         self.job_base = job_base
+        self.log_group = log_group
         self.poll_seconds = poll_seconds
         self.metrics = LogMetricsReader(self.logs, log_group, job_base)
         self._jobs: dict[str, JobDescription] = {}
@@ -167,6 +169,14 @@ class SageMakerJobService:
 
     def metrics_complete(self, name: str) -> bool:
         return self.metrics.complete(name) or _never_trained(self._jobs.get(name, {}))
+
+    def job_log(self, name: str) -> list[str]:
+        """One paginated `FilterLogEvents` over the job's streams (none for a job that never
+        reached its Training phase: it wrote no log)."""
+        job = self._jobs.get(name, {})
+        if _never_trained(job):
+            return []
+        return read_job_log(self.logs, self.log_group, name, job.get("CreationTime"))
 
     def wait_for_activity(self, timeout: float) -> None:
         """SageMaker pushes nothing to us: sleep until the next refresh is allowed."""
