@@ -1,166 +1,302 @@
-"""What the SageMaker adapter's polls see: its own jobs only, every page, every log line
-however late it arrives, and warm pools as DescribeTrainingJob reports them.
+"""What the SageMaker adapter's polls see on the local SageMaker endpoint: its own jobs only,
+every listing page (empty ones too), statuses and descriptions as jobs run, stop and end,
+each report once however late CloudWatch delivers it, and a flat number of calls per poll.
 
-moto (in-process) for jobs and CloudWatch Logs; botocore's Stubber where an exact answer
-of SageMaker matters (empty pages with a token, a pool reused without a listing showing it).
+Every job state and log line comes from the endpoint running the jobs (see
+sagemaker_endpoint.py); nothing here writes into a fake. One endpoint serves the module,
+except where a test needs a log delay of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import boto3
-import test_sagemaker_moto as adapter
-from botocore.stub import ANY, Stubber
-from moto.core.utils import utcnow
-from test_sagemaker_moto import BASE, COMPLETED, IN_PROGRESS, described, put_logs, report, set_job
+import pytest
+import sagemaker_endpoint as endpoints
+from sagemaker_endpoint import (
+    CONFIG,
+    POOLED,
+    CallCounter,
+    Gate,
+    Listings,
+    described,
+    log_lines,
+    poll,
+    report,
+    running_endpoint,
+    say,
+    service_of,
+    start_trial,
+    wait_all_ended,
+    wait_ended,
+    wait_for,
+    wait_for_lines,
+    wait_for_reports,
+)
 
-from stbench.backends.jobs.job_requests import trial_request
-from stbench.backends.jobs.sagemaker import SageMakerJobService
-from stbench.model.container_contract import end_line
-from stbench.model.naming import experiment_base, job_name
+from stbench.backends.jobs import sagemaker as sagemaker_module
+from stbench.backends.jobs.job_service import COMPLETED, FAILED, IN_PROGRESS, STOPPING
+from stbench.model.container_contract import end_line, find_end
+from stbench.model.naming import experiment_base
 
-session = adapter.session  # the mocked-AWS fixture
+pytestmark = pytest.mark.docker
+endpoint, session, gates = endpoints.endpoint, endpoints.session, endpoints.gates  # fixtures
 
-
-def service_of(session: boto3.session.Session, base: str) -> SageMakerJobService:
-    return SageMakerJobService(session, base, poll_seconds=0.0)
-
-
-def created(service: SageMakerJobService, base: str, trial_id: int = 0) -> str:
-    name = job_name(base, trial_id)
-    service.create_training_job(trial_request(adapter.TEMPLATE, name, trial_id, adapter.CONFIG))
-    set_job(name, IN_PROGRESS)
-    return name
+BASE = experiment_base("polls", "synthetic_curves", "ASHA", 3)
+LATE_SECONDS = 5.0  # the log delay of the late-delivery test's endpoint
+LOOK_BACK_SECONDS = 0.5  # its reader's look-back: far shorter than the delay
 
 
 def test_an_experiment_sees_only_its_own_jobs(session: boto3.session.Session) -> None:
-    """Seed 1's base is a prefix of seed 10's, and tag `a`'s job names are inside tag `ba`'s:
-    NameContains and logStreamNamePrefix match both, our jobs are only ours."""
-    seed_1 = experiment_base("moto-study", "synthetic_curves", "ASHA", 1)
-    seed_10 = experiment_base("moto-study", "synthetic_curves", "ASHA", 10)
+    """Seed 1's base is a prefix of seed 10's, and tag `a`'s trial-job prefix is inside tag
+    `ba`'s job names: NameContains returns both (and moto's FilterLogEvents ignores the
+    stream prefix); an experiment's polls keep only its own jobs."""
+    seed_1, seed_10 = (experiment_base("polls", "synthetic_curves", "ASHA", s) for s in (1, 10))
     tag_a, tag_ba = (experiment_base(tag, "synthetic_curves", "ASHA", 1) for tag in ("a", "ba"))
-    ours, theirs = service_of(session, seed_1), service_of(session, seed_10)
-    mine, tens = created(ours, seed_1), created(theirs, seed_10)
-    a_job, ba_job = created(service_of(session, tag_a), tag_a), created(
-        service_of(session, tag_ba), tag_ba)
-    logs = session.client("logs")
+    ours = service_of(session, seed_1)
+    mine, tens, a_job, ba_job = (
+        start_trial(service, 0, say(report(loss=1.0, epoch=1)))
+        for service in (ours, *(service_of(session, b) for b in (seed_10, tag_a, tag_ba))))
     for name in (mine, tens, a_job, ba_job):
-        put_logs(logs, name, [report(loss=1.0, epoch=1)])
+        wait_for_lines(session, name, 1)
 
     assert list(ours.describe_training_jobs([mine, tens])) == [mine]
     assert list(ours.read_metrics([mine, tens])) == [mine]
-    a_reader = service_of(session, tag_a)
+    a_reader = service_of(session, tag_a)  # a resumed experiment: it created nothing
+    listings = Listings(a_reader)
     assert list(a_reader.describe_training_jobs([a_job, ba_job])) == [a_job]
+    assert ba_job in listings.names()  # the listing did return tag `ba`'s job
     assert list(a_reader.read_metrics([a_job, ba_job])) == [a_job]
 
 
-def test_listing_and_logs_follow_tokens_through_empty_pages(
-        session: boto3.session.Session) -> None:
-    """SageMaker applies MaxResults before some filters, and FilterLogEvents may answer an
-    empty page with a token: neither ends the poll."""
-    service = adapter.service_for(session)
-    name = created(service, BASE)
-    summary = {"TrainingJobName": name, "TrainingJobArn": f"arn:{name}",
-               "CreationTime": time.time() - 60, "LastModifiedTime": time.time(),
-               "TrainingJobStatus": COMPLETED}
-    listing = {"NameContains": f"{BASE}-t", "MaxResults": 100, "LastModifiedTimeAfter": ANY}
-    with Stubber(service.sm) as stub:
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [], "NextToken": "1"},
-                          listing)
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary],
-                                                 "NextToken": "2"}, {**listing, "NextToken": "1"})
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": []},
-                          {**listing, "NextToken": "2"})
-        stub.add_response("describe_training_job", described(
-            name, COMPLETED, BillableTimeInSeconds=5), {"TrainingJobName": name})
-        status = service.describe_training_jobs([name])
-        stub.assert_no_pending_responses()
-    assert status[name]["TrainingJobStatus"] == COMPLETED
-    stream = f"{name}/algo-1-1700000000"
-    events = [{"logStreamName": stream, "timestamp": int(time.time() * 1000) + i,
-               "message": message, "eventId": str(i)}
-              for i, message in enumerate([report(loss=0.5, epoch=1), end_line(1)])]
-    with Stubber(service.logs) as stub:
-        for page, token in (([], "a"), (events[:1], "b"), ([], "c"), (events[1:], None)):
-            stub.add_response("filter_log_events",
-                              {"events": page, **({"nextToken": token} if token else {})})
-        reports = service.read_metrics([name])
-        stub.assert_no_pending_responses()
-    assert [r["loss"] for r in reports[name]] == [0.5]
-    assert service.metrics_complete(name)
+def test_listing_follows_tokens_through_empty_pages(
+        session: boto3.session.Session, gates: Callable[[], Gate],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SageMaker (and the endpoint) cut a ListTrainingJobs page before filtering it: pages
+    of other experiments' jobs come back empty with a NextToken, and the poll goes on."""
+    monkeypatch.setattr(sagemaker_module, "LIST_PAGE_SIZE", 2)
+    running = gates()
+    other = service_of(session, experiment_base("polls-other", "synthetic_curves", "ASHA", 3))
+    others = [start_trial(other, trial, running.wait) for trial in range(3)]  # listed first
+    service = service_of(session, BASE)
+    names = [start_trial(service, trial, running.wait) for trial in range(4)]
+    names.append(start_trial(service, 4))
+    wait_ended(session, names[4])
+    listings = Listings(service)
+
+    status = service.describe_training_jobs(names)
+    assert [status[n]["TrainingJobStatus"] for n in names] == [IN_PROGRESS] * 4 + [COMPLETED]
+    found, token = listings.pages[0]
+    assert found == [] and token  # a page of the other experiment's jobs: empty, a token
+    assert listings.pages[-1][1] is None  # followed to the last page
+    assert service.describe_training_jobs(others[:1]) == {}  # another experiment's job
+
+
+def test_status_and_terminal_descriptions(session: boto3.session.Session,
+                                          gates: Callable[[], Gate]) -> None:
+    """Ended jobs are described once (failure reason, billable time, warm pool), running ones
+    only listed."""
+    end, keep_running = gates(), gates()
+    service = service_of(session, BASE)
+    names = [start_trial(service, 0, end.wait, template=POOLED),
+             start_trial(service, 1, end.wait, "echo boom > /opt/ml/output/failure", "exit 1",
+                         template=POOLED),
+             start_trial(service, 2, keep_running.wait, template=POOLED)]
+    counter = CallCounter(service)
+    status = service.describe_training_jobs(names)
+    assert {n: d["TrainingJobStatus"] for n, d in status.items()} == dict.fromkeys(
+        names, IN_PROGRESS)
+    assert counter.take() == {"ListTrainingJobs": 1}
+
+    end.open()
+    done_now, failed_now = wait_ended(session, *names[:2])
+    status = service.describe_training_jobs(names)
+    assert counter.take() == {"ListTrainingJobs": 1, "DescribeTrainingJob": 2}
+    done, failed, running = (status[n] for n in names)
+    assert done["TrainingJobStatus"] == COMPLETED
+    assert done["BillableTimeInSeconds"] == done_now["BillableTimeInSeconds"] >= 1
+    assert done["WarmPoolStatus"]["Status"] == "Available"
+    assert isinstance(done["WarmPoolStatus"]["ResourceRetainedBillableTimeInSeconds"], int)
+    assert isinstance(done["TrainingEndTime"], float) and isinstance(done["CreationTime"], float)
+    assert failed["TrainingJobStatus"] == FAILED and failed["FailureReason"] == "boom"
+    assert failed["BillableTimeInSeconds"] == failed_now["BillableTimeInSeconds"]
+    assert running["TrainingJobStatus"] == IN_PROGRESS
+
+    service.describe_training_jobs(names)  # ended jobs are described once, not per poll
+    assert counter.take() == {"ListTrainingJobs": 1}
+
+
+def test_stop_reports_stopping_until_sagemaker_says_more(session: boto3.session.Session,
+                                                         gates: Callable[[], Gate]) -> None:
+    service = service_of(session, BASE)
+    name = start_trial(service, 0, say("started"), gates().wait)  # ignores SIGTERM: killed
+    wait_for_lines(session, name, 1)
+    service.stop_training_job(name)
+    assert service.describe_training_jobs([name])[name]["TrainingJobStatus"] == STOPPING
+    seen: list[str] = []
+
+    def stopped() -> bool:
+        seen.append(service.describe_training_jobs([name])[name]["TrainingJobStatus"])
+        return seen[-1] == "Stopped"
+
+    wait_for(stopped, f"{name} to stop")
+    assert set(seen) == {STOPPING, "Stopped"}, "never InProgress again"
+    service.stop_training_job(name)  # ended meanwhile: SageMaker's ValidationException is moot
+
+
+def test_jobs_of_an_earlier_process_are_described_once(
+        session: boto3.session.Session, gates: Callable[[], Gate],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed experiment asks about jobs this service did not create and that changed
+    before its first listing reaches back (no look-back here instead of 5 minutes): each is
+    described once, then followed through the listing."""
+    monkeypatch.setattr(sagemaker_module, "INITIAL_LOOKBACK_SECONDS", 0.0)
+    running = gates()
+    earlier = service_of(session, BASE)
+    names = [start_trial(earlier, 0, say("started"), running.wait), start_trial(earlier, 1)]
+    wait_ended(session, names[1])
+    wait_for_lines(session, names[0], 1)  # in Training: its last change before ours
+
+    service = service_of(session, BASE)
+    counter = CallCounter(service)
+    status = service.describe_training_jobs(names)
+    assert [status[n]["TrainingJobStatus"] for n in names] == [IN_PROGRESS, COMPLETED]
+    assert counter.take() == {"ListTrainingJobs": 1, "DescribeTrainingJob": 2}
+    service.describe_training_jobs(names)
+    assert counter.take() == {"ListTrainingJobs": 1}
+
+    running.open()
+    wait_ended(session, names[0])
+    assert service.describe_training_jobs(names)[names[0]]["TrainingJobStatus"] == COMPLETED
+    assert counter.take() == {"ListTrainingJobs": 1, "DescribeTrainingJob": 1}
+
+
+def test_metrics_per_job_once_across_polls(session: boto3.session.Session,
+                                           gates: Callable[[], Gate]) -> None:
+    more = gates()
+    service = service_of(session, BASE)
+    a = start_trial(service, 0, say("starting"), say(report(loss=1.0, epoch=1)),
+                    say(report(loss=0.5, epoch=2)), more.wait, say(report(loss=0.25, epoch=3)))
+    b = start_trial(service, 1, say("[tune-metric]: not json"), say("just a line"))
+    c = start_trial(service, 2, say(report(loss=3.0, epoch=1, st_trainer_timestamp=123.0)))
+    other = service_of(session, experiment_base("polls-other", "synthetic_curves", "ASHA", 3))
+    theirs = start_trial(other, 1, say(report(loss=9.0)))
+    for name, lines in ((a, 3), (b, 2), (c, 1), (theirs, 1)):
+        wait_for_lines(session, name, lines)
+
+    first = service.read_metrics([a, b])
+    assert list(first) == [a]
+    assert [r["loss"] for r in first[a]] == [1.0, 0.5]
+    assert all(isinstance(r["st_trainer_timestamp"], float) for r in first[a])
+    assert abs(first[a][0]["st_trainer_timestamp"] - time.time()) < 60
+
+    more.open()
+    wait_for_lines(session, a, 4)
+    second = service.read_metrics([a, b, c])
+    assert [r["loss"] for r in second[a]] == [0.25]  # earlier events come back, not twice
+    assert second[c] == [{"loss": 3.0, "epoch": 1, "st_trainer_timestamp": 123.0}]
+    assert b not in second
+    assert service.read_metrics([a, b, c]) == {}
+
+
+@pytest.mark.parametrize("n_jobs", [4, 64])
+def test_calls_per_poll_do_not_grow_with_jobs(session: boto3.session.Session,
+                                              gates: Callable[[], Gate], n_jobs: int) -> None:
+    more, finish = gates(), gates()
+    service = service_of(session, BASE)
+    both_reports = [say(report(loss=1.0, epoch=1)), more.wait, say(report(loss=0.5, epoch=2))]
+    names = [start_trial(service, 0, *both_reports, say(end_line(2)))]
+    names += [start_trial(service, trial, *both_reports, finish.wait)
+              for trial in range(1, n_jobs)]
+    wait_for_reports(session, names, 1)
+    counter = CallCounter(service)
+
+    status, metrics = poll(service, names)
+    assert len(status) == n_jobs and len(metrics) == n_jobs
+    assert counter.take() == {"ListTrainingJobs": 1, "FilterLogEvents": 1}
+
+    more.open()  # every job reports again, the first one ends: one describe, once
+    wait_for_reports(session, names, 2)
+    wait_ended(session, names[0])
+    status, metrics = poll(service, names)
+    assert status[names[0]]["TrainingJobStatus"] == COMPLETED
+    assert sum(len(reports) for reports in metrics.values()) == n_jobs
+    calls = counter.take()
+    assert calls == {"ListTrainingJobs": 1, "DescribeTrainingJob": 1, "FilterLogEvents": 1}
+
+    poll(service, names)
+    assert sum(counter.take().values()) <= 2
+    finish.open()
+    wait_all_ended(session)
+
+
+def test_refresh_at_most_once_per_poll_interval(session: boto3.session.Session,
+                                                gates: Callable[[], Gate]) -> None:
+    service = service_of(session, BASE, poll_seconds=0.3)
+    running = gates()
+    names = [start_trial(service, trial, running.wait) for trial in range(2)]
+    counter = CallCounter(service)
+    for _ in range(5):
+        poll(service, names)
+    assert counter.take() == {"ListTrainingJobs": 1, "FilterLogEvents": 1}
+    started = time.monotonic()
+    service.wait_for_activity(10.0)
+    assert 0.1 < time.monotonic() - started < 1.0
+    poll(service, names)
+    assert counter.take() == {"ListTrainingJobs": 1, "FilterLogEvents": 1}
+
+
+@pytest.fixture
+def late_session(images: dict[str, str], isolated_aws_env: None,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    """An endpoint of its own whose CloudWatch delivers each line LATE_SECONDS after it was
+    written: far later than the reader's look-back."""
+    with running_endpoint(dataclasses.replace(CONFIG, log_delay_seconds=LATE_SECONDS)) as late:
+        yield late.session(monkeypatch)
 
 
 def test_a_report_delivered_after_any_look_back_is_read_once_the_job_ends(
-        session: boto3.session.Session) -> None:
+        late_session: boto3.session.Session, gates: Callable[[], Gate]) -> None:
     """CloudWatch keeps a line's write time, however late it delivers it: a report older
-    than the reader's look-back when it arrives is still read, and the trial's log counts
-    as complete only once the trainer's end line and every report it announced are in."""
-    service = adapter.service_for(session)
-    name = created(service, BASE)
-    set_job(name, IN_PROGRESS, creation_time=utcnow() - timedelta(minutes=10))
-    logs = session.client("logs")
-    assert adapter.poll(service, [name])[1] == {}
-    two_minutes_ago = int(time.time() * 1000) - 120_000
-    put_logs(logs, name, [report(loss=0.5, epoch=1)], written_ms=two_minutes_ago)
-    put_logs(logs, name, [report(loss=0.4, epoch=2)], written_ms=two_minutes_ago + 1000,
-             stream_epoch=1700000001)
-    assert adapter.poll(service, [name])[1] == {}, "older than the look-back: not seen yet"
+    than the reader's look-back when it arrives is still read, once the job has ended, and
+    the trial's log counts as complete only once the trainer's end line and every report it
+    announced are in (CloudWatch need not deliver them in order: here the third report is
+    simply printed after the end line)."""
+    session = late_session
+    announced, ending = gates(), gates()
+    service = service_of(session, BASE, metrics_margin_seconds=LOOK_BACK_SECONDS)
+    name = start_trial(service, 0, say(report(loss=0.5, epoch=1)), say(report(loss=0.4, epoch=2)),
+                       announced.wait, say(end_line(3)), ending.wait,
+                       say(report(loss=0.3, epoch=3)))
 
-    set_job(name, COMPLETED, billable_time_in_seconds=60)
-    put_logs(logs, name, [end_line(3)])
-    status, metrics = adapter.poll(service, [name])
-    assert status[name]["TrainingJobStatus"] == COMPLETED
-    assert [r["epoch"] for r in metrics[name]] == [1, 2]
+    def delivered_but_unseen(lines: Callable[[list[str]], bool]) -> bool:
+        """Polls as the job backend makes them, while the job runs and CloudWatch delivers."""
+        status, metrics = poll(service, [name])
+        assert metrics == {}, "older than the look-back when delivered: not seen yet"
+        assert status[name]["TrainingJobStatus"] == IN_PROGRESS
+        return lines(log_lines(session, name))
+
+    wait_for(lambda: delivered_but_unseen(lambda lines: len(lines) == 2), "two reports")
+    announced.open()
+    wait_for(lambda: delivered_but_unseen(lambda lines: any(map(find_end, lines))), "end line")
+
+    ending.open()
+    read: list[dict] = []
+
+    def completed() -> bool:
+        status, metrics = poll(service, [name])
+        read.extend(metrics.get(name, []))
+        return status[name]["TrainingJobStatus"] == COMPLETED
+
+    wait_for(completed, f"{name} to complete")
+    assert [r["epoch"] for r in read] == [1, 2]
     assert not service.metrics_complete(name), "the end line announced 3 reports"
 
-    put_logs(logs, name, [report(loss=0.3, epoch=3)], written_ms=two_minutes_ago + 2000)
-    assert [r["epoch"] for r in adapter.poll(service, [name])[1][name]] == [3]
+    wait_for(lambda: len(log_lines(session, name)) == 4, "the third report")
+    assert [r["epoch"] for r in poll(service, [name])[1][name]] == [3]
     assert service.metrics_complete(name)
-    assert adapter.poll(service, [name])[1] == {}, "each report is handed out once"
-
-
-def test_warm_pools_are_read_with_describe_not_from_the_listing(
-        session: boto3.session.Session) -> None:
-    """Whether LastModifiedTime moves when only the pool changes is not documented: here the
-    listing still says Available while another experiment's job has taken the pool (pools
-    belong to the account). The release reads the pool first and leaves it alone."""
-    service = adapter.service_for(session)
-    name = created(service, BASE)
-    other = job_name(experiment_base("other", "synthetic_curves", "ASHA", 0), 4)
-    summary = {"TrainingJobName": name, "TrainingJobArn": f"arn:{name}", "CreationTime": 1.0,
-               "LastModifiedTime": time.time(), "TrainingJobStatus": COMPLETED,
-               "WarmPoolStatus": {"Status": "Available"}}
-    reused: dict[str, Any] = {"Status": "Reused", "ReusedByJob": other,
-                              "ResourceRetainedBillableTimeInSeconds": 75}
-    with Stubber(service.sm) as stub:
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary]})
-        stub.add_response("describe_training_job", described(
-            name, COMPLETED, BillableTimeInSeconds=30,
-            WarmPoolStatus={"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}),
-            {"TrainingJobName": name})
-        service.describe_training_jobs([name])  # the job's end: described once
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [summary]})
-        assert service.describe_training_jobs([name])[name]["WarmPoolStatus"]["Status"] == \
-            "Available"  # what the listing (unchanged) still says
-        stub.add_response("describe_training_job", described(
-            name, COMPLETED, BillableTimeInSeconds=30, WarmPoolStatus=reused),
-            {"TrainingJobName": name})
-        service.release_warm_pool(name)  # no UpdateTrainingJob: the pool is not ours any more
-        assert service.warm_pool_status([name]) == {name: reused}  # final: no further call
-        stub.assert_no_pending_responses()
-
-
-def test_a_job_that_kept_no_pool_needs_no_release(session: boto3.session.Session) -> None:
-    """With the default warm-pool quota of 0, a job with a keep-alive period keeps no pool:
-    one DescribeTrainingJob at release says so, and nothing more is asked."""
-    service = adapter.service_for(session)
-    name = created(service, BASE)
-    with Stubber(service.sm) as stub:
-        stub.add_response("describe_training_job", described(
-            name, COMPLETED, BillableTimeInSeconds=30), {"TrainingJobName": name})
-        service.release_warm_pool(name)
-        assert service.warm_pool_status([name]) == {name: None}
-        stub.assert_no_pending_responses()
+    assert poll(service, [name])[1] == {}, "each report is handed out once"
+    assert described(session, name)["TrainingJobStatus"] == COMPLETED

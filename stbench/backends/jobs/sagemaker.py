@@ -34,6 +34,7 @@ from stbench.backends.jobs.job_service import (
 )
 from stbench.backends.jobs.sagemaker_logs import read_job_log
 from stbench.backends.jobs.sagemaker_metrics import (
+    METRICS_MARGIN_SECONDS,
     LogMetricsReader,
     raise_if_throttled,
     server_time,
@@ -67,7 +68,10 @@ class SageMakerJobService:
 
     def __init__(self, session: boto3.session.Session, job_base: str,
                  poll_seconds: float = 5.0, log_group: str = "/aws/sagemaker/TrainingJobs",
-                 max_retries: int = 8, metrics_delay_seconds: float = LOG_PATIENCE_SECONDS):
+                 max_retries: int = 8, metrics_delay_seconds: float = LOG_PATIENCE_SECONDS,
+                 metrics_margin_seconds: float = METRICS_MARGIN_SECONDS):
+        """`metrics_margin_seconds`: how far each metrics query reaches back before the
+        previous one (CloudWatch's ingestion lag); tests shorten it to outrun a log delay."""
         self.metrics_delay_seconds = metrics_delay_seconds
         config = retrying(max_retries)
         self.sm = session.client("sagemaker", config=config)
@@ -75,7 +79,8 @@ class SageMakerJobService:
         self.job_base = job_base
         self.log_group = log_group
         self.poll_seconds = poll_seconds
-        self.metrics = LogMetricsReader(self.logs, log_group, job_base)
+        self.metrics = LogMetricsReader(self.logs, log_group, job_base,
+                                        margin_seconds=metrics_margin_seconds)
         self._jobs: dict[str, JobDescription] = {}
         self._described: dict[str, int] = {}  # DescribeTrainingJob calls since the job ended
         self._released: set[str] = set()
