@@ -23,6 +23,7 @@ from stbench.cli.main import main as stbench_main
 from stbench.model.container_contract import hyperparameters_path, opt_ml_root, write_failure
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
+from stbench.trainer.code_channel import unpacked_benchmark
 
 
 def train(root: Path) -> int:
@@ -34,9 +35,15 @@ def train(root: Path) -> int:
         raise UserError(f"cannot read the experiment spec from {config}: {err}") from None
     if not spec.experiment_tag:
         raise UserError("the experiment spec has no experiment_tag; launch with `stbench launch`")
+    # a user benchmark's folder comes as the job's `code` channel, as it does to its trials
+    spec = replace(spec, benchmark=unpacked_benchmark(root, spec.benchmark, _log))
     results = root / "checkpoints"
     resume = (results / spec.experiment_tag).is_dir()
     return run_and_report(replace(spec, results_root=str(results), resume=resume))
+
+
+def _log(message: str) -> None:
+    print(f"stbench-orchestrator: {message}", file=sys.stderr, flush=True)
 
 
 def _write_failure(root: Path, reason: str) -> None:

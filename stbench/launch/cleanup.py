@@ -31,8 +31,9 @@ from stbench.backends.aws import (
     retrying,
 )
 from stbench.backends.jobs.sagemaker import NO_POOL_HINTS
+from stbench.launch.study_jobs import study_matcher
 from stbench.model.errors import UserError
-from stbench.model.naming import name_key, tag_matcher
+from stbench.model.naming import name_key
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 KEEP_ALIVE_MAX_SECONDS = 21600  # the API's maximum KeepAlivePeriodInSeconds
@@ -69,9 +70,14 @@ def aws_errors(action: str) -> Iterator[None]:
         raise UserError(f"{action} failed ({code}: {text}): {fix}") from err
 
 
+def describe(sm: Any, name: str) -> dict[str, Any]:
+    with aws_errors("sagemaker:DescribeTrainingJob"):
+        return sm.describe_training_job(TrainingJobName=name)
+
+
 def plan_cleanup(sm: Any, tag: str) -> Plan:
     """What to stop and release; reads only."""
-    matches = tag_matcher(tag)
+    matches = study_matcher(tag, lambda name: describe(sm, name))
     with aws_errors("sagemaker:ListTrainingJobs"):
         pages = sm.get_paginator("list_training_jobs").paginate(NameContains=name_key(tag),
                                                                MaxResults=100)
@@ -92,8 +98,7 @@ def plan_cleanup(sm: Any, tag: str) -> Plan:
                    key=lambda s: s["LastModifiedTime"], reverse=True)
     plan.unchecked = max(0, len(ended) - MAX_DESCRIBES)
     for summary in ended[:MAX_DESCRIBES]:
-        with aws_errors("sagemaker:DescribeTrainingJob"):
-            job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
+        job = describe(sm, summary["TrainingJobName"])
         if job.get("WarmPoolStatus", {}).get("Status") == "Available":
             plan.release.append(job["TrainingJobName"])
     return plan

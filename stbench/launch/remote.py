@@ -19,6 +19,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from stbench.backends.aws import error_code, error_message, read_s3_text, split_s3_uri
+from stbench.backends.jobs.code_upload import code_uri, publish_code
 from stbench.backends.jobs.job_requests import JobTemplate, training_job_request
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
@@ -32,11 +33,18 @@ from stbench.backends.jobs.sagemaker_instances import (
 )
 from stbench.launch.study_file import Study
 from stbench.model.benchmark import load_benchmark
+from stbench.model.code_package import (
+    CODE_CHANNEL,
+    CodePackage,
+    is_user_benchmark,
+    pack_benchmark,
+)
 from stbench.model.errors import UserError
 from stbench.model.images import orchestrator_image_for, trainer_image_for
 from stbench.model.methods import get_method
-from stbench.model.naming import experiment_base, orchestrator_job_name
+from stbench.model.naming import TAG_ENV, experiment_base, orchestrator_job_name
 from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.trial_inputs import check_trial_inputs
 
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
 SKIP_STATUSES = ("InProgress", "Stopping", "Completed")
@@ -49,6 +57,8 @@ class PlannedJob:
     spec: ExperimentSpec  # one method, one seed
     request: dict[str, Any]
     skip_reason: str = ""
+    code: CodePackage | None = None  # a user benchmark's folder, stored before the job starts
+    study_root: str = ""  # s3://…/<tag>, where the folder is stored
 
 
 class LaunchTarget(Protocol):
@@ -62,6 +72,8 @@ class LaunchTarget(Protocol):
     def existing_jobs(self, tag: str) -> dict[str, str]: ...
 
     def create(self, request: dict[str, Any]) -> None: ...
+
+    def publish_code(self, package: CodePackage, study_root: str) -> str: ...
 
 
 class SageMakerTarget:
@@ -86,6 +98,9 @@ class SageMakerTarget:
     def create(self, request: dict[str, Any]) -> None:
         self.session.client("sagemaker").create_training_job(**request)
 
+    def publish_code(self, package: CodePackage, study_root: str) -> str:
+        return publish_code(package, study_root, lambda: self.session.client("s3"))
+
 
 def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
                 orchestrator_image: str | None = None, force: bool = False) -> list[PlannedJob]:
@@ -101,6 +116,8 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     if resolved.image:  # one --image for a study: each benchmark gets its variant's sibling
         resolved = replace(resolved, image=trainer_image_for(resolved.image, benchmark.image))
     setup = target.check(resolved)
+    check_trial_inputs(resolved, benchmark)  # the orchestrators' trials get the same inputs
+    code = pack_benchmark(benchmark) if is_user_benchmark(benchmark) else None
     image = target.orchestrator_image(setup, orchestrator_image)
     existing = target.existing_jobs(spec.experiment_tag)
     planned = []
@@ -115,8 +132,9 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
             skip = ""
             if busy and not force:
                 skip = f"{busy[-1]} is {existing[busy[-1]]}; pass --force to launch again"
-            request = _request(one, setup, image, name, benchmark.name, method, seed)
-            planned.append(PlannedJob(name, one, request, skip))
+            request = _request(one, setup, image, name, benchmark.name, method, seed, code)
+            planned.append(PlannedJob(name, one, request, skip, code,
+                                      setup.study_uri(spec.experiment_tag)))
     return planned
 
 
@@ -176,10 +194,15 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
            capacity_wait_seconds: float = 60.0, note: Any = print) -> list[str]:
     """Create the planned jobs; ResourceLimitExceeded waits for capacity and tries again."""
     created = []
+    published: set[str] = set()
     for job in planned:
         if job.skip_reason:
             note(f"skip {job.name}: {job.skip_reason}")
             continue
+        if job.code is not None and job.code.digest not in published:
+            note(f"benchmark folder {job.code.folder}: "
+                 f"{target.publish_code(job.code, job.study_root)}")
+            published.add(job.code.digest)
         while True:
             try:
                 target.create(job.request)
@@ -196,8 +219,13 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
 
 
 def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
-             benchmark: str, method: str, seed: int) -> dict[str, Any]:
+             benchmark: str, method: str, seed: int,
+             code: CodePackage | None) -> dict[str, Any]:
+    """The orchestrator's job; a user benchmark's folder reaches it as the `code` channel,
+    which its remote mode unpacks before it loads the benchmark."""
     where = setup.experiment_uri(spec.experiment_tag, benchmark, method, seed)
+    inputs = ({CODE_CHANNEL: code_uri(setup.study_uri(spec.experiment_tag), code)}
+              if code is not None else {})
     template = JobTemplate(
         image=image, benchmark=benchmark, instance_type=ORCHESTRATOR_INSTANCE,
         checkpoint_root=f"{where}/orchestrator/", output_root=f"{where}/orchestrator-output/",
@@ -205,6 +233,7 @@ def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
         max_runtime_seconds=int(float(spec.max_wallclock_time or 0)) + LAUNCH_MARGIN_SECONDS,
         tags={"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark,
               "stbench:method": method, "stbench:seed": str(seed)},
+        inputs=inputs, environment={TAG_ENV: spec.experiment_tag},
     )
     # the orchestrator keeps its results in its checkpoints: uploaded while it runs, restored
     # when a restarted job begins

@@ -8,14 +8,15 @@ holds the results), and that prefix's `metadata.json` and `results.jsonl` from S
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
 
 from stbench.backends.aws import read_s3_text, retrying, split_s3_uri
-from stbench.model.naming import JOB_NAME, name_key, tag_matcher
+from stbench.launch.study_jobs import study_matcher
+from stbench.model.naming import JOB_NAME, name_key
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import atomic_write
 
@@ -86,7 +87,7 @@ def launched_experiments(directory: JobDirectory, tag: str) -> list[LaunchedExpe
     jobs = directory.job_statuses()
     latest: dict[str, str] = {}  # experiment base -> its newest orchestrator job
     running: dict[str, int] = {}
-    is_ours = tag_matcher(tag)  # not another study whose tag merely starts the same
+    is_ours = study_matcher(tag, directory.describe)  # not a study whose tag starts the same
     for name, status in jobs.items():
         match = JOB_NAME.match(name)
         if not match or not is_ours(name):
@@ -100,7 +101,11 @@ def launched_experiments(directory: JobDirectory, tag: str) -> list[LaunchedExpe
     for base, name in sorted(latest.items()):
         job = directory.describe(name)
         spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
-        found.append(LaunchedExperiment(spec, name, jobs[name], job["CheckpointConfig"]["S3Uri"],
+        checkpoints = job["CheckpointConfig"]["S3Uri"]
+        # `<tag>/<benchmark name>/<method>/<seed>/orchestrator/`: a user benchmark's spec
+        # names its YAML's path, its results folder the name inside the YAML
+        spec = replace(spec, benchmark=checkpoints.rstrip("/").split("/")[-4])
+        found.append(LaunchedExperiment(spec, name, jobs[name], checkpoints,
                                         running.get(base, 0)))
     return found
 

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from botocore.exceptions import ClientError
-
-from stbench.backends.aws import NO_OBJECT, error_code, split_s3_uri
+from stbench.backends.aws import split_s3_uri
 from stbench.model.code_package import CodePackage
 
 
@@ -40,11 +38,8 @@ def publish_code(package: CodePackage, study_root: str,
         raise ValueError("an S3 client is needed for an s3:// study root")
     client = s3()
     bucket, key = split_s3_uri(uri)
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-        return uri
-    except ClientError as err:
-        if error_code(err) not in NO_OBJECT:
-            raise
-    client.put_object(Bucket=bucket, Key=key, Body=package.data)
+    # a listing, not HeadObject: s3:ListBucket on the prefix is granted already (docs/iam.md)
+    listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not any(item["Key"] == key for item in listed):
+        client.put_object(Bucket=bucket, Key=key, Body=package.data)
     return uri
