@@ -7,6 +7,7 @@ can capture the trainer URI for `stbench run --backend sagemaker --image URI`.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from typing import Any
@@ -31,6 +32,17 @@ def connect() -> Any:
     return client
 
 
+DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's reference grammar
+
+
+def docker_tag(text: str) -> str:
+    if not DOCKER_TAG.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"'{text[:40]}{'...' if len(text) > 40 else ''}' is not a Docker tag: use at most "
+            "128 letters, digits, '_', '.' and '-', not starting with '.' or '-'")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     from stbench.cli.main import OneLineParser  # imported here: main imports this module
     from stbench.launch.push import ROLES  # boto3 and docker load only for this command
@@ -47,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--roles", nargs="+", choices=ROLES, default=None,
                       help="which role images to push (default: trainer and orchestrator, "
                            "and trainer-gpu when `make build GPU=1` built it)")
-    push.add_argument("--tag", help="local image tag to push (default: <version>-<git sha>, "
-                                    "as `make build` tags it)")
+    push.add_argument("--tag", type=docker_tag,
+                      help="local image tag to push (default: <version>-<git sha>, as `make "
+                           "build` tags it)")
     return parser
 
 

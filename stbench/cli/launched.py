@@ -10,10 +10,23 @@ import argparse
 from typing import Any
 
 
+def region_name(text: str) -> str:
+    """An AWS region name as botocore accepts it (a malformed one would crash a client)."""
+    from botocore.exceptions import InvalidRegionError
+    from botocore.utils import validate_region_name
+
+    try:
+        validate_region_name(text)
+    except InvalidRegionError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an AWS region name (e.g. us-east-1)") from None
+    return text
+
+
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     """The study's tag and the region it was launched in."""
     parser.add_argument("--experiment_tag", "--experiment-tag", required=True)
-    parser.add_argument("--region", default=None,
+    parser.add_argument("--region", default=None, type=region_name,
                         help="AWS region of the launched study (default: your AWS config)")
 
 

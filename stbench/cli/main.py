@@ -29,7 +29,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from stbench.model.errors import UserError
+from stbench.model.errors import UserError, did_you_mean
 from stbench.model.spec import ExperimentSpec
 
 
@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> int:
         if command is None:
-            raise UserError(f"unknown command '{argv[0]}'; valid ones: {', '.join(COMMANDS)}")
+            raise UserError(f"unknown command '{argv[0]}'; valid ones: {', '.join(COMMANDS)}"
+                            f"{did_you_mean(argv[0], COMMANDS)}")
         return command(argv[1:])
 
     return guarded(action)

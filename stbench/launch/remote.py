@@ -20,7 +20,12 @@ from botocore.exceptions import ClientError
 
 from stbench.backends.aws import error_code, error_message, read_s3_text, split_s3_uri
 from stbench.backends.jobs.code_upload import code_uri, publish_code
-from stbench.backends.jobs.job_requests import JobTemplate, training_job_request
+from stbench.backends.jobs.job_requests import (
+    JobTemplate,
+    check_hyperparameters,
+    check_trial_hyperparameters,
+    training_job_request,
+)
 from stbench.backends.jobs.sagemaker_checks import (
     CheckedSetup,
     check_image,
@@ -115,6 +120,9 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     resolved = spec.resolved(benchmark)
     if resolved.image:  # one --image for a study: each benchmark gets its variant's sibling
         resolved = replace(resolved, image=trainer_image_for(resolved.image, benchmark.image))
+    check_trial_hyperparameters(benchmark)  # the trials' jobs, then the orchestrators'
+    check_hyperparameters(resolved.to_hyperparameters(), "pass fewer or shorter benchmark "
+                          "arguments (they travel as one hyperparameter, extra_args)")
     setup = target.check(resolved)
     check_trial_inputs(resolved, benchmark)  # the orchestrators' trials get the same inputs
     code = pack_benchmark(benchmark) if is_user_benchmark(benchmark) else None

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from stbench.model.errors import UserError
+from stbench.model.errors import UserError, did_you_mean, read_user_text
 from stbench.model.spec import ExperimentSpec
 
 STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "num_seeds", "start_seed", "overrides",
@@ -32,35 +32,55 @@ class Study:
 
 def load_study(path: Path, flags: dict[str, Any], max_instances: int | None = None) -> Study:
     """One spec per benchmark; `flags` (given on the command line) win over the file."""
+    text = read_user_text(path, "study file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else 1
         raise UserError(f"{path}:{line}: malformed YAML: {err.problem}; fix the syntax") from None
-    except OSError as err:
-        raise UserError(f"cannot read study file {path}: {err.strerror}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a study file is a mapping with {sorted(STUDY_KEYS)}")
-    unknown = set(data) - STUDY_KEYS
-    if unknown:
-        raise UserError(f"{path}: unknown keys {sorted(unknown)}; valid: {sorted(STUDY_KEYS)}")
+    for key in data:
+        if key not in STUDY_KEYS:
+            raise UserError(f"{path}: unknown key {str(key)!r}; valid: {sorted(STUDY_KEYS)}"
+                            f"{did_you_mean(str(key), STUDY_KEYS)}")
     for key in ("experiment_tag", "benchmarks", "methods"):
         if not data.get(key):
             raise UserError(f"{path}: '{key}' is missing")
+    _check_study_types(path, data)
     overrides = dict(data.get("overrides") or {})
     spec_fields = {f.name for f in fields(ExperimentSpec)}
-    bad = set(overrides) - spec_fields
-    if bad:
-        raise UserError(f"{path}: overrides {sorted(bad)} are not `stbench run` flags")
+    for key in overrides:
+        if key not in spec_fields:
+            raise UserError(f"{path}: override {str(key)!r} is not a `stbench run` flag"
+                            f"{did_you_mean(str(key), spec_fields)}")
     specs = []
     for benchmark in data["benchmarks"]:
-        values = {**overrides, "benchmark": str(benchmark), "method": tuple(data["methods"]),
+        values = {**overrides, "benchmark": benchmark, "method": tuple(data["methods"]),
                   "experiment_tag": str(data["experiment_tag"]),
-                  "num_seeds": int(data.get("num_seeds", 1)),
-                  "start_seed": int(data.get("start_seed", 0))}
-        spec = ExperimentSpec.from_dict(values)
+                  "num_seeds": data.get("num_seeds", 1), "start_seed": data.get("start_seed", 0)}
+        try:
+            spec = ExperimentSpec.from_dict(values)
+        except UserError as err:
+            raise UserError(f"{path}: {err}; fix the study file") from None
         specs.append(replace(spec, **flags))
     limit = max_instances if max_instances is not None else data.get("max_instances")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise UserError(f"{path}: max_instances must be a positive integer, got {limit!r}")
     return Study(tuple(specs), limit)
+
+
+def _check_study_types(path: Path, data: dict[str, Any]) -> None:
+    """The study's own keys (its overrides are checked as spec fields)."""
+    for key in ("benchmarks", "methods"):
+        names = data[key]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UserError(f"{path}: '{key}' must be a list of names, got {names!r}; write "
+                            f"e.g. {key}: [{names if isinstance(names, str) else 'NAME'}]")
+    for key in ("num_seeds", "start_seed"):
+        value = data.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise UserError(f"{path}: '{key}' must be an integer, got {value!r}; fix {key}")
+    if not isinstance(data.get("overrides") or {}, dict):
+        raise UserError(f"{path}: 'overrides' must be a mapping of `stbench run` flags to "
+                        f"values, got {data['overrides']!r}")

@@ -24,7 +24,7 @@ from syne_tune.config_space import (
     uniform,
 )
 
-from stbench.model.errors import UserError
+from stbench.model.errors import UserError, did_you_mean, read_user_text
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 IMAGE_VARIANTS = ("cpu", "gpu")
@@ -76,14 +76,17 @@ class Benchmark:
         changes = {k: getattr(block, k) for k in OVERRIDABLE if getattr(block, k) is not None}
         return replace(self, **changes)
 
-    def with_fixed_values(self, extra_args: dict[str, str]) -> Benchmark:
-        """Override config-space entries with fixed values given as `--key value` strings."""
+    def with_fixed_values(self, extra_args: dict[str, str],
+                          flags: tuple[str, ...] = ()) -> Benchmark:
+        """Override config-space entries with fixed values given as `--key value` strings;
+        an unknown one is likely a misspelled benchmark argument or one of `flags`."""
         space = dict(self.config_space)
         for key, raw in extra_args.items():
             if key not in space:
                 valid = ", ".join(sorted(space))
                 raise UserError(
                     f"benchmark '{self.name}' has no argument '--{key}'; valid ones: {valid}"
+                    f"{did_you_mean(f'--{key}', [f'--{name}' for name in (*space, *flags)])}"
                 )
             space[key] = parse_value_for(key, space[key], raw, self.name)
         if not isinstance(space[self.max_resource_attr], int) or space[self.max_resource_attr] < 1:
@@ -177,7 +180,7 @@ def resolve_path(name_or_path: str) -> Path:
         return builtin
     raise UserError(
         f"unknown benchmark '{name_or_path}'; valid ones: {', '.join(builtin_names())} "
-        "(or a path to your own .yaml)"
+        f"(or a path to your own .yaml){did_you_mean(name_or_path, builtin_names())}"
     )
 
 
@@ -226,15 +229,13 @@ class _Reader:
 
 
 def parse_benchmark_file(path: Path) -> Benchmark:
+    text = read_user_text(path, "benchmark file")
     try:
-        text = path.read_text()
         root = yaml.compose(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 1
         raise UserError(f"{path}:{line}: malformed YAML: {err.problem}; fix the syntax") from None
-    except OSError as err:
-        raise UserError(f"cannot read benchmark file {path}: {err.strerror}") from None
     if root is None:
         raise UserError(f"{path}:1: empty benchmark file; see the built-in ones for the fields")
     reader = _Reader(path, root)
@@ -245,7 +246,8 @@ def parse_benchmark_file(path: Path) -> Benchmark:
     }
     for key, (key_node, _) in reader.keys.items():
         if key not in known:
-            reader.fail(key_node, f"unknown field; valid ones: {', '.join(sorted(known))}", key)
+            reader.fail(key_node, f"unknown field; valid ones: {', '.join(sorted(known))}"
+                        f"{did_you_mean(key, known)}", key)
 
     script = path.parent / reader.get("script", str)
     if not script.is_file():
@@ -265,7 +267,7 @@ def parse_benchmark_file(path: Path) -> Benchmark:
             "max_resource_attr",
         )
     benchmark = Benchmark(
-        name=reader.get("name", str),
+        name=_name(reader),
         source=path,
         script=script.resolve(),
         config_space=space,
@@ -307,7 +309,24 @@ def _positive(reader: _Reader, name: str, kind: type) -> Any:
     value = reader.get(name, kind)
     if not value > 0:
         reader.fail(reader.node_of(name), "must be positive", name)
+    if not math.isfinite(value):
+        reader.fail(reader.node_of(name), f"must be a finite positive number, got {value}", name)
     return value
+
+
+MAX_NAME = 64  # a benchmark's name is a results folder, a job-name part and a tag value
+
+
+def _name(reader: _Reader) -> str:
+    """The benchmark's name, safe as one folder of the results path (no '/', no '..')."""
+    name = reader.get("name", str)
+    if len(name) > MAX_NAME:
+        reader.fail(reader.node_of("name"), f"is {len(name)} characters long; use at most "
+                    f"{MAX_NAME}", "name")
+    if not name or not name[0].isalnum() or not all(c.isalnum() or c in "_-" for c in name):
+        reader.fail(reader.node_of("name"), f"{name!r} may use only letters, digits, '_' and "
+                    "'-' (it names the results folder)", "name")
+    return name
 
 
 def _parse_config_space(reader: _Reader) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from syne_tune.optimizer import baselines
 from syne_tune.optimizer.scheduler import TrialScheduler
 
 from stbench.model.benchmark import Benchmark
-from stbench.model.errors import UserError
+from stbench.model.errors import UserError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -120,4 +120,5 @@ def get_method(name: str) -> Method:
     except KeyError:
         raise UserError(
             f"unknown method '{name}'; valid ones: {', '.join(METHODS)}"
+            f"{did_you_mean(name, METHODS)}"
         ) from None

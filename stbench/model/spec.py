@@ -8,7 +8,9 @@ source of truth for both.
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -16,9 +18,11 @@ import numpy as np
 
 from stbench.model.benchmark import BACKENDS, Benchmark
 from stbench.model.errors import UserError
+from stbench.model.naming import MAX_HASHED_SEED
 
 SIMULATED = "simulated"
 SPEC_BACKENDS = (*BACKENDS, SIMULATED)  # BACKENDS: where trials really run (YAML blocks)
+MAX_TAG = 128  # a tag names folders, S3 prefixes and job tag values (SageMaker: 256 at most)
 
 
 def _flag(help_text: str, **argparse_options: Any) -> dict[str, Any]:
@@ -114,6 +118,18 @@ class ExperimentSpec:
             raise UserError(f"--num_seeds must be at least 1, got {self.num_seeds}")
         if self.start_seed < 0:
             raise UserError(f"--start_seed must be non-negative, got {self.start_seed}")
+        last = self.start_seed + self.num_seeds - 1
+        if last >= MAX_HASHED_SEED:  # also keeps a typo from planning a billion experiments
+            raise UserError(
+                f"seeds {self.start_seed}..{last} go beyond {MAX_HASHED_SEED - 1} (the last "
+                "seed `stbench status` can find): lower --num_seeds or --start_seed")
+        if self.random_seed is not None and self.random_seed < 0:
+            raise UserError(f"--random_seed must be a non-negative integer, got "
+                            f"{self.random_seed}: pass one, or leave it out to draw one")
+        budget = self.max_wallclock_time
+        if budget is not None and not math.isfinite(budget):
+            raise UserError(f"--max_wallclock_time must be a finite number of seconds, "
+                            f"got {budget}")
         for name in ("n_workers", "max_wallclock_time", "max_num_trials"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -126,6 +142,9 @@ class ExperimentSpec:
         self._validate_simulation()
         if self.resume and not self.experiment_tag:
             raise UserError("--resume needs the --experiment_tag of the run to continue")
+        if len(self.experiment_tag) > MAX_TAG:
+            raise UserError(f"--experiment_tag is {len(self.experiment_tag)} characters long; "
+                            f"use at most {MAX_TAG}")
         if self.experiment_tag and not _is_safe_name(self.experiment_tag):
             raise UserError(
                 f"--experiment_tag '{self.experiment_tag}' may use only letters, digits and '-'"
@@ -200,11 +219,40 @@ class ExperimentSpec:
         missing = {"benchmark", "method"} - set(data)
         if missing:
             raise UserError(f"experiment fields {sorted(missing)} are missing")
+        hints = typing.get_type_hints(cls)
+        for name, value in data.items():
+            expected = _type_problem(value, hints[name])
+            if expected:
+                raise UserError(f"{name} must be {expected}, got {value!r}")
         values = dict(data)
         values["method"] = tuple(values.get("method", ()))
         values["inputs"] = tuple(values.get("inputs", ()))
         values["extra_args"] = dict(values.get("extra_args") or {})
         return cls(**values)
+
+
+_KIND_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               tuple: "a list of strings", dict: "a mapping of strings"}
+
+
+def _type_problem(value: Any, annotation: Any) -> str:
+    """What a field's value must be, in words, when `value` does not fit its annotation (a
+    study file's overrides or a job's hyperparameters are not checked by argparse)."""
+    options = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (tuple, dict):
+        kind, allowed = origin, (list, tuple) if origin is tuple else (dict,)
+    else:
+        kind = options[0] if options else annotation
+        allowed = (int, float) if kind is float else (kind,)
+    if value is None and type(None) in typing.get_args(annotation):
+        return ""
+    fits = isinstance(value, allowed) and not (isinstance(value, bool) and kind is not bool)
+    if fits and origin is tuple:
+        fits = all(isinstance(item, str) for item in value)
+    if fits and origin is dict:
+        fits = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return "" if fits else _KIND_WORDS[kind]
 
 
 def _is_safe_name(name: str) -> bool:

@@ -25,6 +25,10 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
     Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
     check_trial_inputs(spec, benchmark)  # a user benchmark's folder travels with its trials
+    if spec.backend in ("docker", "sagemaker"):  # trials are CreateTrainingJob requests
+        from stbench.backends.jobs.job_requests import check_trial_hyperparameters
+
+        check_trial_hyperparameters(benchmark)
     if spec.backend == SIMULATED:  # the curves, and the surrogate fit once per study
         from stbench.backends.simulated import prepare_simulation
 

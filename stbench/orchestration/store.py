@@ -20,6 +20,7 @@ from typing import Any
 import syne_tune
 
 import stbench
+from stbench.model.errors import UserError
 
 METADATA = "metadata.json"
 RESULTS = "results.jsonl"
@@ -94,11 +95,11 @@ class ResultStore:
     @staticmethod
     def load_previous(folder: Path) -> PreviousRun:
         folder = Path(folder)
-        metadata = json.loads((folder / METADATA).read_text())
+        metadata = _read_json_lines(folder / METADATA, whole=True)[0]
         rows = []
         results = folder / RESULTS
         if results.is_file():
-            rows = [json.loads(line) for line in results.read_text().splitlines() if line]
+            rows = _read_json_lines(results)
         return PreviousRun(rows, float(metadata.get("elapsed_seconds", 0.0)), metadata)
 
     def add_row(self, row: dict[str, Any]) -> None:
@@ -130,3 +131,15 @@ class ResultStore:
         atomic_write(self.folder / METADATA, json.dumps(self.metadata, indent=2) + "\n")
         self._dirty = False
         self._last_flush = now
+
+
+def _read_json_lines(path: Path, whole: bool = False) -> list[Any]:
+    """A results file's JSON (the whole file, or one value per line); a damaged one is a
+    UserError naming it, since --resume cannot continue from it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return [json.loads(text)] if whole else [json.loads(x) for x in text.splitlines() if x]
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not UTF-8 JSON ({type(err).__name__}), so its experiment "
+                        "cannot be resumed: move its folder away, or choose a new "
+                        "--experiment_tag") from None

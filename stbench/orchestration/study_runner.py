@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,8 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
     spec.validate()
     for name in spec.method:
         get_method(name)
-    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
+    flags = tuple(f.name for f in fields(ExperimentSpec))  # a misspelled flag lands in extra_args
+    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, flags)
     backend_setup = check_backend(spec, benchmark)
     if not spec.experiment_tag:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

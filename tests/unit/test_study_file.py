@@ -23,9 +23,9 @@ def test_tutorial_study_has_one_spec_per_benchmark_and_flags_override_it() -> No
 
 @pytest.mark.parametrize("text, needle", [
     ("experiment_tag: t\nbenchmarks: [a]\n", "'methods' is missing"),
-    ("experiment_tag: t\nbenchmarks: [a]\nmethods: [RS]\ncolour: red\n", "unknown keys"),
+    ("experiment_tag: t\nbenchmarks: [a]\nmethods: [RS]\ncolour: red\n", "unknown key .colour."),
     ("experiment_tag: t\nbenchmarks: [a]\nmethods: [RS]\noverrides: {speed: 1}\n",
-     "not `stbench run` flags"),
+     "override .speed. is not a `stbench run` flag"),
     ("experiment_tag: t\n  benchmarks: [a\n", "malformed YAML"),
     ("experiment_tag: t\nbenchmarks: [a]\nmethods: [RS]\nmax_instances: 0\n",
      "max_instances must be a positive integer"),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from stbench.model.container_contract import BENCHMARK_KEY, MAX_HYPERPARAMETERS, metric_regex
+import botocore.session
+from syne_tune.config_space import Categorical, Float, Integer
+
+from stbench.model.benchmark import Benchmark
+from stbench.model.container_contract import BENCHMARK_KEY, metric_regex
 from stbench.model.errors import UserError
 
 LOCAL_ROLE = "arn:aws:iam::000000000000:role/stbench-local"
@@ -34,17 +39,50 @@ class JobTemplate:
     inputs: dict[str, str] = field(default_factory=dict)  # channel -> s3:// (file:// locally)
 
 
+@functools.cache
+def hyperparameter_limits() -> tuple[int, int]:
+    """(most entries, longest value) CreateTrainingJob takes in HyperParameters: botocore's
+    model of the API, which AWS's own limits come with."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.shape_for("HyperParameters")
+    return int(shape.metadata["max"]), int(shape.value.metadata["max"])
+
+
+def check_hyperparameters(values: dict[str, str], fix: str) -> None:
+    """A job's hyperparameters within SageMaker's limits (the local adapter keeps them too),
+    or a UserError saying which one is over and `fix`."""
+    most, longest = hyperparameter_limits()
+    if len(values) > most:
+        raise UserError(f"a job would get {len(values)} hyperparameters; SageMaker allows at "
+                        f"most {most}: {fix}")
+    for key, value in values.items():
+        if len(value) > longest:
+            raise UserError(f"hyperparameter '{key}' can be {len(value)} characters long; "
+                            f"SageMaker allows at most {longest}: {fix}")
+
+
+TRIAL_FIX = ("give the benchmark fewer config_space entries (fixed ones are hyperparameters "
+             "too) or shorter values; pass long data through an input channel (inputs:)")
+
+
 def hyperparameters(benchmark: str, config: dict[str, Any]) -> dict[str, str]:
-    """SageMaker hyperparameters: string values only, at most 100 entries."""
+    """SageMaker hyperparameters: string values only, within SageMaker's limits."""
     values = {BENCHMARK_KEY: benchmark}
     for key, value in config.items():
         values[key] = value if isinstance(value, str) else json.dumps(value)
-    if len(values) > MAX_HYPERPARAMETERS:
-        raise UserError(
-            f"a trial has {len(values)} hyperparameters, SageMaker allows "
-            f"{MAX_HYPERPARAMETERS}; fix more config entries in the benchmark YAML"
-        )
+    check_hyperparameters(values, TRIAL_FIX)
     return values
+
+
+def check_trial_hyperparameters(benchmark: Benchmark) -> None:
+    """Before any job: the benchmark's trials fit SageMaker's hyperparameter limits, checked
+    on the widest config it can draw (each choice at its longest value)."""
+    widest = {}
+    for key, entry in benchmark.config_space.items():
+        if isinstance(entry, Categorical):
+            entry = max(entry.categories, key=lambda value: len(str(value)))
+        widest[key] = entry.upper if isinstance(entry, (Float, Integer)) else entry
+    hyperparameters(benchmark.name, widest)
 
 
 def trial_request(template: JobTemplate, name: str, trial_id: int,

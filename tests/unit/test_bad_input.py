@@ -1,0 +1,38 @@
+"""Bad input (issue 14, R5): every kind in `bad_inputs.CASES` stops with exit code 2 and one
+`stbench: error:` line naming the problem and the fix, before anything is written."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bad_inputs import CASES, BadInput, prepare, run_case, tree
+
+
+@pytest.fixture(autouse=True)
+def keep_sigterm_handler() -> Iterator[None]:
+    """main() installs a SIGTERM handler; give pytest its own back."""
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)
+
+
+def test_the_table_covers_every_command_and_thirty_kinds() -> None:
+    assert len({case.kind for case in CASES}) >= 30
+    assert {case.command for case in CASES} >= {"run", "launch", "status", "results", "cleanup",
+                                                 "images push"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case.command}: {case.kind}")
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: BadInput, tmp_path: Path) -> None:
+    argv = prepare(case, tmp_path)
+    before = tree(tmp_path)
+    outcome = run_case(argv, tmp_path)
+    lines = outcome.stderr.splitlines()
+    assert (outcome.code, len(lines)) == (2, 1), outcome.stderr[-3000:]
+    assert lines[0].startswith("stbench: error: ")
+    assert case.problem in lines[0] and case.fix in lines[0], lines[0]
+    assert outcome.stdout == ""
+    assert tree(tmp_path) == before
