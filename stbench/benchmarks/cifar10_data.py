@@ -2,6 +2,12 @@
 
 Where the data lives (the folder that holds `cifar-10-batches-py/`):
 
+- with an input channel `dataset` (`stbench run --inputs dataset=SOURCE`: SageMaker and the
+  Docker back-end copy it to `/opt/ml/input/data/dataset`, `$SM_CHANNEL_DATASET`): a channel
+  holding `cifar-10-batches-py/` is used where it is; one holding a `.tar.gz` (e.g. the
+  official `cifar-10-python.tar.gz` on S3) is unpacked once into the folder below, so a trial
+  on a reused warm instance skips that too. A channel's archive is not md5-checked: it is the
+  user's chosen copy (a generated stand-in too); each batch's format still is;
 - with `SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY` set (SageMaker, or stbench's Docker
   back-end): `<that folder>/cifar10`, so trials that reuse a warm instance find it there;
 - otherwise the local data folder: `--dataset_path`, default `$STBENCH_DATA_DIR`, default
@@ -36,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
+CHANNEL = "dataset"
+CHANNEL_ENV = "SM_CHANNEL_DATASET"
 DATA_DIR_ENV = "STBENCH_DATA_DIR"
 URL_ENV = "STBENCH_CIFAR10_URL"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -65,12 +73,35 @@ def data_root(dataset_path: str | None) -> tuple[Path, Path | None]:
     return local, None
 
 
+def dataset_channel() -> Path | None:
+    """The `dataset` input channel's folder, None when the trial has none."""
+    from stbench.model.container_contract import opt_ml_root
+
+    named = os.environ.get(CHANNEL_ENV)
+    folder = Path(named) if named else opt_ml_root() / "input" / "data" / CHANNEL
+    return folder if folder.is_dir() else None
+
+
+def channel_archive(channel: Path) -> Path:
+    """The one `.tar.gz` of a channel without a `cifar-10-batches-py/` folder."""
+    archives = sorted(channel.glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise DatasetError(f"the '{CHANNEL}' channel {channel} holds neither {FOLDER}/ nor one "
+                           f".tar.gz of it ({len(archives)} found): give it the folder or "
+                           "cifar-10-python.tar.gz")
+    return archives[0]
+
+
 def is_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in (*TRAIN_BATCHES, TEST_BATCH))
 
 
 def ensure_cifar10(dataset_path: str | None = None) -> tuple[Path, bool]:
     """The `cifar-10-batches-py` folder, fetched if needed, and whether it was already there."""
+    channel = dataset_channel()
+    if channel is not None and is_complete(channel / FOLDER):
+        return channel / FOLDER, True
+    archive = channel_archive(channel) if channel is not None else None
     root, local = data_root(dataset_path)
     target = root / FOLDER
     if is_complete(target):
@@ -83,7 +114,7 @@ def ensure_cifar10(dataset_path: str | None = None) -> tuple[Path, bool]:
             if target.exists():
                 raise DatasetError(f"{target} exists but lacks some of {', '.join(TRAIN_BATCHES)}, "
                                    f"{TEST_BATCH}: remove it so it is fetched again")
-            _fetch(root, local)
+            _fetch(root, local, archive)
     except (OSError, tarfile.TarError) as err:  # a full disk, no permission, a broken archive
         raise DatasetError(f"cannot prepare CIFAR-10 in {root}: {err}") from None
     return target, False
@@ -99,21 +130,25 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fetch(root: Path, local: Path | None) -> None:
-    """Copy or download into a fresh temporary folder, then rename it into place."""
+def _fetch(root: Path, local: Path | None, archive: Path | None = None) -> None:
+    """Copy, unpack the channel's archive or download, into a fresh temporary folder, then
+    rename it into place."""
     for stale in root.glob(f".{FOLDER}.partial-*"):  # left by a killed trial; we hold the lock
         shutil.rmtree(stale, ignore_errors=True)
     partial = root / f".{FOLDER}.partial-{os.getpid()}"
     partial.mkdir()
     try:
-        if local is not None and is_complete(local / FOLDER):
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        if archive is not None:
+            with tarfile.open(archive) as opened:
+                opened.extractall(partial, **safe)
+        elif local is not None and is_complete(local / FOLDER):
             shutil.copytree(local / FOLDER, partial / FOLDER)
         else:
             tarball = partial / "cifar-10-python.tar.gz"
             _download(os.environ.get(URL_ENV) or URL, tarball, root)
-            with tarfile.open(tarball) as archive:  # md5-checked; the filter where Python has it
-                safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-                archive.extractall(partial, **safe)
+            with tarfile.open(tarball) as opened:  # md5-checked; the filter where Python has it
+                opened.extractall(partial, **safe)
             tarball.unlink()
         if not is_complete(partial / FOLDER):
             raise DatasetError(f"the CIFAR-10 archive has no complete {FOLDER} folder; "
