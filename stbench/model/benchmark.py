@@ -6,6 +6,7 @@ the metric. Errors name the file, the line and the field, because users write th
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,7 +106,7 @@ def parse_value_for(key: str, entry: Any, raw: str, benchmark: str) -> Any:
     problem = f"--{key} {raw!r} does not fit benchmark '{benchmark}'"
     if isinstance(entry, Categorical):
         for value in entry.categories:
-            if str(value) == raw:
+            if raw in (str(value), json.dumps(value)):  # `true` is how jobs send True
                 return value
         raise UserError(f"{problem}: choose one of {list(entry.categories)}")
     kind = type(entry.lower) if isinstance(entry, (Float, Integer)) else type(entry)

@@ -18,6 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from stbench.backends.jobs.job_requests import hyperparameters as job_hyperparameters
+from stbench.model.benchmark import decode_hyperparameters, load_benchmark
+from stbench.trainer.client_hyperparameters import from_clients
 from stbench.trainer.toolkit_env import toolkit_environment
 
 TRAINER = Path(sys.executable).parent / "stbench-trainer"
@@ -161,3 +164,23 @@ def test_no_command_runs_the_job_when_it_has_hyperparameters(root: Path) -> None
     done, report = run_trainer(root, hps)
     assert done.returncode == 0, done.stderr
     assert report["args"]["n"] == "17"
+
+
+def test_every_clients_encoding_types_back_through_the_config_space(tmp_path: Path) -> None:
+    """What a trial's script receives does not depend on the client that sent the job:
+    stbench itself and SDK 3.x (strings as they are, the rest JSON) or SDK 2.x (all JSON)."""
+    space = {"flag": {"type": "choice", "values": [True, False]},
+             "rate": {"type": "choice", "values": [0.1, 0.5]},
+             "act": {"type": "choice", "values": ["relu", "tanh"]},
+             "n": {"type": "randint", "lower": 1, "upper": 9}, "epochs": 2}
+    (tmp_path / "s.py").write_text("")
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({**BENCHMARK, "script": "s.py",
+                                                     "config_space": space}))
+    benchmark = load_benchmark(str(tmp_path / "b.yaml"))
+    config = {"flag": True, "rate": 0.5, "act": "tanh", "n": 3}
+    sent = {"stbench": job_hyperparameters("b", config),
+            "sdk2": from_clients(sdk2({"stbench_benchmark": "b", **config})).values}
+    for client, hps in sent.items():
+        hps.pop("stbench_benchmark")
+        typed = decode_hyperparameters(benchmark, from_clients(hps).values)
+        assert typed == {**config, "epochs": 2}, client
