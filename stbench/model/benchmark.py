@@ -173,6 +173,13 @@ def resolve_path(name_or_path: str) -> Path:
     """A built-in name or a path to the user's own YAML file."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml"):
+        try:
+            candidate.stat()
+        except PermissionError as err:  # not "not found": its folder is unreadable
+            raise UserError(f"cannot read benchmark file {name_or_path}: {err.strerror}; "
+                            "make it and its folders readable") from None
+        except OSError:
+            pass
         if not candidate.is_file():
             raise UserError(f"benchmark file {name_or_path} not found; check the path")
         return candidate.resolve()

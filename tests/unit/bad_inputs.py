@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from stbench.cli.main import main
 
+STBENCH = Path(sys.executable).parent / "stbench"  # the installed console script
 TMP = "{tmp}"  # replaced by the case's folder in argv and file contents
 ROLE = "arn:aws:iam::123456789012:role/stbench"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stbench-trainer:latest"
@@ -61,6 +63,7 @@ class BadInput:
     problem: str  # the part of the line naming what is wrong
     fix: str  # the part naming what to do
     files: dict[str, str | bytes] = field(default_factory=dict)
+    locked: tuple[str, ...] = ()  # of those, made unreadable (mode 000) while the case runs
 
     @property
     def command(self) -> str:
@@ -101,7 +104,7 @@ CASES: tuple[BadInput, ...] = (
              "--start_seed must be non-negative, got -1", "--start_seed"),
     BadInput("zero failures allowed", run("--max_failures", "0"),
              "--max_failures must be at least 1, got 0", "at least 1"),
-    BadInput("misspelled method", run("--method", "ASAH"),
+    BadInput("misspelled method", ("run", "--benchmark", "synthetic_curves", "--method", "ASAH"),
              "unknown method 'ASAH'", "did you mean 'ASHA'?"),
     BadInput("misspelled benchmark", ("run", "--benchmark", "synthetic_curve", "--method", "RS"),
              "unknown benchmark 'synthetic_curve'", "did you mean 'synthetic_curves'?"),
@@ -118,6 +121,12 @@ CASES: tuple[BadInput, ...] = (
     BadInput("experiment tag with a path", run("--experiment_tag", "../elsewhere"),
              "--experiment_tag '../elsewhere' may use only letters, digits and '-'",
              "letters, digits and '-'"),
+    BadInput("unreadable results folder", run(), "results root", "pass --results_root with a "
+             "folder you can write", {"results/keep": ""}, locked=("results",)),
+    BadInput("benchmark in an unreadable folder",
+             ("run", "--benchmark", f"{TMP}/locked/mine.yaml", "--method", "RS"),
+             "cannot read benchmark file", "Permission denied",
+             {"locked/train.py": "", "locked/mine.yaml": bench_yaml()}, locked=("locked",)),
     BadInput("resume with a metadata.json that is not UTF-8",
              run("--experiment_tag", "old", "--resume"),
              "metadata.json is not UTF-8 JSON", "choose a new --experiment_tag",
@@ -170,6 +179,9 @@ CASES: tuple[BadInput, ...] = (
              {"study.yaml": STUDY + "overrides: {n_worker: 2}\n"}),
     BadInput("study file is a folder", ("launch", f"{TMP}/studies"),
              "cannot read study file", "Is a directory", {"studies/keep": ""}),
+    BadInput("unreadable study file", ("launch", f"{TMP}/study.yaml"),
+             "cannot read study file", "Permission denied", {"study.yaml": STUDY},
+             locked=("study.yaml",)),
     # --- stbench launch ------------------------------------------------------------------
     BadInput("instance cap out of range", launch("--max_instances", "-3"),
              "--max_instances must be at least 1, got -3", "at least 1"),
@@ -242,7 +254,32 @@ def nowhere_to_write() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_case(argv: list[str], cwd: Path) -> Outcome:
+def run_case(case: BadInput, argv: list[str], cwd: Path) -> Outcome:
+    """`stbench ARGV` run in `cwd`: in this process, or with locked paths in a process that
+    file permissions bind (root without the capabilities that override them)."""
+    if case.locked:
+        return run_locked(case, argv, cwd)
+    return run_here(argv, cwd)
+
+
+def run_locked(case: BadInput, argv: list[str], cwd: Path) -> Outcome:
+    unbound = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    command = [*(unbound if os.geteuid() == 0 else []), str(STBENCH), *argv]
+    with nowhere_to_write():
+        env = dict(os.environ)
+    modes = {path: (cwd / path).stat().st_mode for path in case.locked}
+    try:
+        for path in case.locked:
+            (cwd / path).chmod(0)
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+    finally:
+        for path, mode in modes.items():
+            (cwd / path).chmod(mode)
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def run_here(argv: list[str], cwd: Path) -> Outcome:
     """The CLI in this process, as `stbench ARGV` run in `cwd` would behave."""
     out, err = io.StringIO(), io.StringIO()
     here, stdin = Path.cwd(), sys.stdin

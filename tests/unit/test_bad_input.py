@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from bad_inputs import CASES, BadInput, prepare, run_case, tree
 
+RELIABILITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+
 
 @pytest.fixture(autouse=True)
 def keep_sigterm_handler() -> Iterator[None]:
@@ -29,10 +31,20 @@ def test_the_table_covers_every_command_and_thirty_kinds() -> None:
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: BadInput, tmp_path: Path) -> None:
     argv = prepare(case, tmp_path)
     before = tree(tmp_path)
-    outcome = run_case(argv, tmp_path)
+    outcome = run_case(case, argv, tmp_path)
     lines = outcome.stderr.splitlines()
     assert (outcome.code, len(lines)) == (2, 1), outcome.stderr[-3000:]
     assert lines[0].startswith("stbench: error: ")
     assert case.problem in lines[0] and case.fix in lines[0], lines[0]
     assert outcome.stdout == ""
     assert tree(tmp_path) == before
+
+
+def test_docs_show_every_case() -> None:
+    """docs/reliability.md's table comes from this one (bench/reliability_table.py --write):
+    a case added, renamed or reworded here without regenerating it fails."""
+    rows = [line for line in RELIABILITY_DOC.read_text().splitlines()
+            if line.startswith("| ") and "| 2 |" in line]
+    for case in CASES:
+        assert any(row.startswith(f"| {case.kind} |") and case.problem.replace("|", "\\|") in row
+                   for row in rows), case.kind
