@@ -33,6 +33,8 @@ EXPERIMENT_COLUMNS = [
     "elapsed_seconds",
     "n_trials",
     "n_reports",
+    "optimum",
+    "budget_seconds",
 ]
 _RECORD_KEYS = {"trial_id", "status", "wallclock_time", "config", "metrics"}
 
@@ -178,6 +180,18 @@ def _dtype(column: str) -> str:
     return {"seed": "int64", "trial_id": "Int64", "wallclock_time": "float64"}.get(column, "object")
 
 
+def _finite_or_nan(value: Any) -> float:
+    """A number from metadata, NaN when absent or not a finite number (older studies)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value) if math.isfinite(value) else math.nan
+
+
+def _spec_field(meta: dict[str, Any], name: str) -> Any:
+    spec = meta.get("spec")
+    return spec.get(name) if isinstance(spec, dict) else None
+
+
 def _experiments_frame(experiments: list[_Experiment]) -> pd.DataFrame:
     rows = []
     for e in experiments:
@@ -196,6 +210,8 @@ def _experiments_frame(experiments: list[_Experiment]) -> pd.DataFrame:
                 "elapsed_seconds": float(elapsed) if elapsed is not None else math.nan,
                 "n_trials": len(trial_ids),
                 "n_reports": len(e.records),
+                "optimum": _finite_or_nan(meta.get("optimum")),
+                "budget_seconds": _finite_or_nan(_spec_field(meta, "max_wallclock_time")),
             }
         )
     return pd.DataFrame(rows, columns=EXPERIMENT_COLUMNS)

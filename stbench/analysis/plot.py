@@ -18,17 +18,19 @@ DPI = 120
 LOG_DECADES = 1.5
 
 
-def method_curve(curves: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def method_curve(
+    curves: pd.DataFrame, x: str = "wallclock_time"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Mean and standard error over seeds on a common time grid, for one method.
 
     Each seed is a step function: at time t its value is its best so far at t. The line
     starts at the first time *every* seed has a value, so the mean is always over the same
     seeds and does not jump when a late seed joins. Returns (times, mean, se, n_seeds); se
-    is zero for a single seed.
+    is zero for a single seed. ``x`` names the column the steps are in (time, or dollars).
     """
     seeds = [
-        (g["wallclock_time"].to_numpy(float), g["best"].to_numpy(float))
-        for _, g in curves.sort_values("wallclock_time", kind="stable").groupby("seed")
+        (g[x].to_numpy(float), g["best"].to_numpy(float))
+        for _, g in curves.sort_values(x, kind="stable").groupby("seed")
     ]
     if not seeds:
         empty = np.array([], dtype=float)

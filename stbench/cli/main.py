@@ -196,9 +196,13 @@ def cmd_benchmarks(argv: list[str]) -> int:
     for name in builtin_names():
         bench = load_benchmark(name)
         tunable = ", ".join(bench.tunable_names())
-        print(f"{name:18s} {bench.metric} ({bench.mode}), {bench.resource_attr} up to "
-              f"{bench.max_resource}, {bench.n_workers} workers, {bench.max_wallclock_time:g} s, "
-              f"{bench.image} image; tunes {tunable}")
+        optimum = f", optimum {bench.optimum:g}" if bench.optimum is not None else ""
+        print(f"{name:18s} {bench.purpose:10s} {bench.metric} ({bench.mode}{optimum}), "
+              f"{bench.resource_attr} up to {bench.max_resource}, {bench.n_workers} workers, "
+              f"{bench.max_wallclock_time:g} s, {bench.image} image; tunes {tunable}")
+    print("purpose: 'comparison' benchmarks separate HPO methods in minutes on a CPU and know "
+          "their optimum (regret); 'example' ones show real models; 'testing' ones exercise "
+          "stbench itself")
     return 0
 
 

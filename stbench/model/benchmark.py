@@ -32,6 +32,10 @@ IMAGE_VARIANTS = ("cpu", "gpu")
 BACKENDS = ("local", "docker", "sagemaker")
 OVERRIDABLE = ("n_workers", "max_wallclock_time", "instance_type")
 DOMAIN_TYPES = ("uniform", "loguniform", "randint", "lograndint", "choice")
+# "comparison": built to separate HPO methods at a short CPU budget, with an optimum so
+# regret means something; "example": shows how to write a benchmark or runs a real model;
+# "testing": exercises the tool itself (failures, timing), not the methods.
+PURPOSES = ("comparison", "example", "testing")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Benchmark:
     overrides: dict[str, BackendOverrides] = field(default_factory=dict)
     # input channels: name -> s3:// URI, or a local folder or file (absolute, from the YAML's)
     inputs: dict[str, str] = field(default_factory=dict)
+    purpose: str = "example"
+    # Best achievable value of `metric` (known or estimated, see optimum_source); regret is
+    # measured against it. None: analysis falls back to the best value any method observed.
+    optimum: float | None = None
+    optimum_source: str = ""
 
     @property
     def max_resource(self) -> int:
@@ -250,7 +259,7 @@ def parse_benchmark_file(path: Path) -> Benchmark:
     known = {
         "name", "description", "script", "config_space", "metric", "mode", "resource_attr",
         "max_resource_attr", "max_wallclock_time", "n_workers", "instance_type", "image", "inputs",
-        "points_to_evaluate", *BACKENDS,
+        "points_to_evaluate", "purpose", "optimum", "optimum_source", *BACKENDS,
     }
     for key, (key_node, _) in reader.keys.items():
         if key not in known:
@@ -291,8 +300,28 @@ def parse_benchmark_file(path: Path) -> Benchmark:
         points_to_evaluate=tuple(_parse_points(reader, space)),
         overrides={b: _parse_overrides(reader, b) for b in BACKENDS if b in reader.keys},
         inputs=_parse_inputs(reader),
+        **_parse_purpose(reader),
     )
     return benchmark
+
+
+def _parse_purpose(reader: _Reader) -> dict[str, Any]:
+    """`purpose`, `optimum` and `optimum_source`: what regret is measured against, and why."""
+    purpose = reader.get("purpose", str, "example")
+    if purpose not in PURPOSES:
+        reader.fail(reader.node_of("purpose"), f"must be one of {', '.join(PURPOSES)}", "purpose")
+    optimum = reader.get("optimum", float, None)
+    if optimum is not None and not math.isfinite(optimum):
+        reader.fail(reader.node_of("optimum"), "must be a finite number", "optimum")
+    source = reader.get("optimum_source", str, "")
+    if source and optimum is None:
+        reader.fail(reader.node_of("optimum_source"), "describes an 'optimum' that is not given",
+                    "optimum_source")
+    if optimum is not None and not source.strip():
+        where = reader.node_of("optimum")
+        reader.fail(where, "needs 'optimum_source': say whether it is exact or how it was "
+                    "estimated", "optimum")
+    return {"purpose": purpose, "optimum": optimum, "optimum_source": source}
 
 
 def _parse_inputs(reader: _Reader) -> dict[str, str]:

@@ -193,6 +193,7 @@ def _metadata(plan: StudyPlan, planned: PlannedExperiment) -> dict[str, Any]:
         metric=benchmark.metric,
         mode=benchmark.mode,
         resource_attr=benchmark.resource_attr,
+        optimum=benchmark.optimum,
         spec=plan.spec.to_dict(),
         versions=versions(),
         resumed=planned.previous is not None,

@@ -324,11 +324,16 @@ def test_plot_writes_a_valid_png(results_root: Path, tmp_path: Path) -> None:
 def test_report_writes_one_png_per_benchmark_and_can_run_twice(results_root: Path) -> None:
     text, paths = report(results_root, TAG)
     plots = results_root / TAG / "plots"
-    assert paths == [plots / "toy_max.png", plots / "toy_min.png"]
+    # per benchmark, then across the two benchmarks and, as rows carry cost_usd, per dollar
+    assert paths == [plots / "toy_max.png", plots / "toy_min.png", plots / "across_benchmarks.png",
+                     plots / "toy_max_cost.png", plots / "toy_min_cost.png"]
     for path in paths:
         assert path.read_bytes().startswith(PNG_MAGIC)
     assert text.startswith(f"experiment tag '{TAG}': 12 experiments (12 completed)")
     assert "toy_min" in text and "toy_max" in text
+    assert "across benchmarks: normalized regret" in text
+    assert "toy_min: optimum 0.3 (best observed)" in text  # no optimum in metadata
+    assert "paired bootstrap over seeds" in text and "good beats bad" in text
     # The plots folder under the tag must not be mistaken for a benchmark next time.
     text_again, _ = report(results_root, TAG)
     assert text_again == text

@@ -61,8 +61,8 @@ def where(tmp_path: Path, line: int) -> str:
 
 
 def test_builtin_names() -> None:
-    assert builtin_names() == ["gbm_breast_cancer", "mlp_digits", "resnet_cifar10",
-                              "synthetic_curves"]
+    assert builtin_names() == ["gbm_breast_cancer", "hartmann6_curves", "mlp_digits",
+                              "mlp_friedman", "resnet_cifar10", "synthetic_curves"]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,8 @@ def test_builtin_points_to_evaluate_lie_in_the_space() -> None:
 
 def test_unknown_builtin_lists_valid_names() -> None:
     with pytest.raises(UserError, match="unknown benchmark 'nope'; valid ones: gbm_breast_cancer, "
-                                        "mlp_digits, resnet_cifar10, synthetic_curves"):
+                                        "hartmann6_curves, mlp_digits, mlp_friedman, "
+                                        "resnet_cifar10, synthetic_curves"):
         load_benchmark("nope")
 
 
@@ -292,3 +293,45 @@ def test_unknown_override_key_lists_valid_names(digits: Benchmark) -> None:
 def test_max_resource_override_must_stay_positive(digits: Benchmark, raw: str) -> None:
     with pytest.raises(UserError, match="epochs"):
         digits.with_fixed_values({"epochs": raw})
+
+
+# --- purpose and optimum ----------------------------------------------------------------------
+
+
+def test_comparison_benchmarks_know_their_optimum() -> None:
+    hartmann = load_benchmark("hartmann6_curves")
+    assert (hartmann.purpose, hartmann.optimum) == ("comparison", -3.32237)
+    assert "analytic" in hartmann.optimum_source
+    friedman = load_benchmark("mlp_friedman")
+    assert friedman.purpose == "comparison" and "Bayes risk" in friedman.optimum_source
+    assert load_benchmark("mlp_digits").purpose == "example"
+    assert load_benchmark("synthetic_curves").purpose == "testing"
+
+
+def test_user_file_without_purpose_is_an_example_without_optimum(tmp_path: Path) -> None:
+    bench = load_benchmark(str(write_benchmark(tmp_path, VALID)))
+    assert (bench.purpose, bench.optimum, bench.optimum_source) == ("example", None, "")
+
+
+def test_purpose_and_optimum_load_from_a_user_file(tmp_path: Path) -> None:
+    text = VALID + "purpose: comparison\noptimum: 0\noptimum_source: exact, x = 0.3\n"
+    bench = load_benchmark(str(write_benchmark(tmp_path, text)))
+    assert (bench.purpose, bench.optimum, bench.optimum_source) == (
+        "comparison", 0.0, "exact, x = 0.3")
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "expected"),
+    [
+        ("purpose: compare\n", 15, "field 'purpose': must be one of comparison, example, testing"),
+        ("optimum: low\noptimum_source: guess\n", 15, "field 'optimum': expected float"),
+        ("optimum: .nan\noptimum_source: guess\n", 15, "field 'optimum': must be a finite number"),
+        ("optimum: 0.5\n", 15, "field 'optimum': needs 'optimum_source'"),
+        ("optimum_source: exact\n", 15, "field 'optimum_source': describes an 'optimum' that"),
+    ],
+)
+def test_bad_purpose_or_optimum_names_field_and_line(tmp_path: Path, extra: str, line: int,
+                                                     expected: str) -> None:
+    message = load_error(tmp_path, VALID + extra)
+    assert message.startswith(where(tmp_path, line))
+    assert expected in message

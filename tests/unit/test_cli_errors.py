@@ -65,7 +65,8 @@ def test_unknown_benchmark_lists_valid_ones(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path) -> None:
     line = run_fails(capsys, tmp_path, run_args(tmp_path, "--benchmark", "nope", "--method", "RS"),
                      "unknown benchmark 'nope'")
-    assert "valid ones: gbm_breast_cancer, mlp_digits, resnet_cifar10, synthetic_curves" in line
+    assert ("valid ones: gbm_breast_cancer, hartmann6_curves, mlp_digits, mlp_friedman, "
+            "resnet_cifar10, synthetic_curves") in line
 
 
 def test_unknown_method_lists_valid_ones(capsys: pytest.CaptureFixture[str],
@@ -211,10 +212,16 @@ def test_benchmarks_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["benchmarks"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    names = [line.split()[0] for line in out.splitlines()]
-    assert names == builtin_names() == ["gbm_breast_cancer", "mlp_digits", "resnet_cifar10",
-                                        "synthetic_curves"]
+    lines = out.splitlines()
+    names = [line.split()[0] for line in lines[:-1]]
+    assert names == builtin_names() == ["gbm_breast_cancer", "hartmann6_curves", "mlp_digits",
+                                        "mlp_friedman", "resnet_cifar10", "synthetic_curves"]
     assert "val_error (min)" in out and "tunes n_units" in out
+    purposes = {line.split()[0]: line.split()[1] for line in lines[:-1]}
+    assert {name for name, purpose in purposes.items() if purpose == "comparison"} == {
+        "hartmann6_curves", "mlp_friedman"}
+    assert "loss (min, optimum -3.32237)" in out
+    assert lines[-1].startswith("purpose: 'comparison' benchmarks separate HPO methods")
 
 
 def test_methods_lists_every_registered_method(capsys: pytest.CaptureFixture[str]) -> None:

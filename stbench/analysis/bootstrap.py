@@ -1,0 +1,118 @@
+"""Is "A beats B" real? Paired bootstrap intervals of the final difference, over seeds.
+
+Seeds pair the experiments: seed s of method A and seed s of method B share the benchmark
+and, where the benchmark is noisy, its luck. The difference for one pair is A's final regret
+minus B's (negative: A is better). Per benchmark the regret is in the metric's units; across
+benchmarks it is the normalized regret (see regret.py), seeds are resampled within each
+benchmark and every benchmark weighs the same. The interval is the percentile bootstrap's;
+"A better" needs the whole interval below 0, "B better" above 0, else "not shown".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+ALL_BENCHMARKS = "(all benchmarks)"
+N_RESAMPLES = 4000
+LEVEL = 0.95
+# The analysis draws its own random numbers: the same results give the same intervals.
+BOOTSTRAP_SEED = 20240229
+PAIR_COLUMNS = [
+    "benchmark", "method_a", "method_b", "n_pairs", "mean_difference", "ci_low", "ci_high",
+    "verdict",
+]
+
+
+def final_regrets(regret: pd.DataFrame) -> pd.DataFrame:
+    """Each experiment's regret and normalized regret at the end of its budget."""
+    last = regret[regret["fraction"] == regret["fraction"].max()]
+    return last[["benchmark", "method", "seed", "regret", "normalized_regret"]].reset_index(
+        drop=True
+    )
+
+
+def paired_bootstrap(
+    finals: pd.DataFrame,
+    n_resamples: int = N_RESAMPLES,
+    level: float = LEVEL,
+    seed: int = BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """One row per benchmark (and across all, if more than one) and pair of methods.
+
+    Methods are ordered by mean final normalized regret, best first, so rows read "A vs a
+    worse-looking B". Pairs with fewer than two common seeds get NaN bounds and "not shown".
+    Every (benchmark, pair) draws from its own generator, spawned in row order from ``seed``.
+    """
+    if finals.empty:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    order = finals.groupby("method")["normalized_regret"].mean().sort_values(kind="stable")
+    pairs = list(itertools.combinations(order.index, 2))
+    benchmarks = sorted(finals["benchmark"].unique())
+    scopes = [*benchmarks, ALL_BENCHMARKS] if len(benchmarks) > 1 else benchmarks
+    generators = np.random.SeedSequence(seed).spawn(len(scopes) * len(pairs))
+    rows = []
+    for index, (scope, (a, b)) in enumerate(itertools.product(scopes, pairs)):
+        column = "normalized_regret" if scope == ALL_BENCHMARKS else "regret"
+        data = finals if scope == ALL_BENCHMARKS else finals[finals["benchmark"] == scope]
+        groups = _paired_differences(data, a, b, column)
+        rng = np.random.default_rng(generators[index])
+        rows.append({"benchmark": scope, "method_a": a, "method_b": b,
+                     **_interval(groups, rng, n_resamples, level)})
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def _paired_differences(data: pd.DataFrame, a: str, b: str, column: str) -> list[np.ndarray]:
+    """A minus B per common seed, one array per benchmark (the resampling strata)."""
+    wide = data.pivot_table(index=["benchmark", "seed"], columns="method", values=column)
+    if a not in wide.columns or b not in wide.columns:
+        return []
+    diff = (wide[a] - wide[b]).dropna()
+    return [group.to_numpy(float) for _, group in diff.groupby(level="benchmark", sort=True)]
+
+
+def _interval(groups: list[np.ndarray], rng: np.random.Generator, n_resamples: int,
+              level: float) -> dict[str, object]:
+    n_pairs = int(sum(len(g) for g in groups))
+    groups = [g for g in groups if len(g)]
+    if not groups:
+        return {"n_pairs": 0, "mean_difference": math.nan, "ci_low": math.nan,
+                "ci_high": math.nan, "verdict": "not shown"}
+    mean = float(np.mean([g.mean() for g in groups]))
+    if min(len(g) for g in groups) < 2:
+        return {"n_pairs": n_pairs, "mean_difference": mean, "ci_low": math.nan,
+                "ci_high": math.nan, "verdict": "not shown"}
+    resampled = np.mean(
+        [g[rng.integers(0, len(g), size=(n_resamples, len(g)))].mean(axis=1) for g in groups],
+        axis=0,
+    )
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(resampled, [tail, 1.0 - tail])
+    verdict = "A better" if high < 0 else "B better" if low > 0 else "not shown"
+    return {"n_pairs": n_pairs, "mean_difference": mean, "ci_low": float(low),
+            "ci_high": float(high), "verdict": verdict}
+
+
+def format_pairs(pairs: pd.DataFrame, level: float = LEVEL) -> str:
+    """One line per pair: the verdict in words, then the mean difference and its interval."""
+    if pairs.empty:
+        return "no pairs of methods to compare"
+    lines = [f"paired bootstrap over seeds, {level:.0%} interval of final regret A - B "
+             "(negative: A better):"]
+    for scope, group in pairs.groupby("benchmark", sort=False):
+        lines.append(f"  {scope}")
+        for row in group.itertuples(index=False):
+            if row.verdict == "A better":
+                claim = f"{row.method_a} beats {row.method_b}"
+            elif row.verdict == "B better":
+                claim = f"{row.method_b} beats {row.method_a}"
+            else:
+                claim = f"{row.method_a} vs {row.method_b}: not shown"
+            interval = (f"[{row.ci_low:.4g}, {row.ci_high:.4g}]" if math.isfinite(row.ci_low)
+                        else "(needs 2+ paired seeds)")
+            lines.append(f"    {claim:32s} {row.mean_difference:+.4g} {interval}, "
+                         f"{row.n_pairs} pairs")
+    return "\n".join(lines)

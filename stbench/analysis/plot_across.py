@@ -1,0 +1,89 @@
+"""Plots across benchmarks (normalized regret and mean rank) and against dollars spent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed on servers or in containers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from stbench.analysis.plot import DPI, method_curve  # noqa: E402
+
+WIDE_FIGSIZE = (11.0, 4.5)
+COST_FIGSIZE = (7.0, 4.5)
+
+
+def plot_across_benchmarks(across: pd.DataFrame, benchmarks: list[str], path: Path) -> Path:
+    """Two panels over the fraction of the budget: normalized regret (mean ± s.e. over
+    benchmarks) and mean rank, one line per method. ``across`` is
+    :func:`stbench.analysis.regret.across_benchmarks` output."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=WIDE_FIGSIZE, dpi=DPI)
+    try:
+        for method, group in across.groupby("method", sort=True):
+            x = group["fraction"].to_numpy(float) * 100
+            mean = group["normalized_regret"].to_numpy(float)
+            (line,) = left.plot(x, mean, drawstyle="steps-post", lw=1.6, label=str(method))
+            se = group["se"].fillna(0.0).to_numpy(float)
+            left.fill_between(x, mean - se, mean + se, step="post", color=line.get_color(),
+                              alpha=0.15)
+            right.plot(x, group["mean_rank"].to_numpy(float), drawstyle="steps-post", lw=1.6,
+                       color=line.get_color(), label=str(method))
+        n_methods = across["method"].nunique()
+        left.set_ylabel("normalized regret (0 = optimum, 1 = a first trial)")
+        left.set_ylim(bottom=0)
+        right.set_ylabel(f"mean rank (1 = best of {n_methods})")
+        right.set_ylim(0.8, max(n_methods, 1) + 0.2)
+        right.invert_yaxis()
+        for ax in (left, right):
+            ax.set_xlabel("% of the time budget")
+            ax.set_xlim(0, 100)
+            ax.grid(True, alpha=0.4)
+        left.set_title("normalized regret (mean ± s.e. over benchmarks)", fontsize="medium")
+        right.set_title("rank among methods (mean over seeds, benchmarks)", fontsize="medium")
+        right.legend(loc="best", fontsize="small")
+        shown = ", ".join(benchmarks)
+        fig.suptitle(f"{len(benchmarks)} benchmarks: {shown}", fontsize="medium")
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_best_per_dollar(costs: pd.DataFrame, benchmark: str, metric: str, mode: str,
+                         path: Path) -> Path:
+    """Best-so-far against dollars spent (mean ± s.e. over seeds), one line per method.
+
+    ``costs`` is :func:`stbench.analysis.cost.cost_curves` output; other benchmarks' rows are
+    ignored. Each line starts at the spend by which every seed has a value.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=COST_FIGSIZE, dpi=DPI)
+    try:
+        data = costs[costs["benchmark"] == benchmark]
+        for method, group in data.groupby("method", sort=True):
+            spent, mean, se, n = method_curve(group, x="cost_usd")
+            if n == 0:
+                continue
+            (line,) = ax.plot(spent, mean, drawstyle="steps-post", lw=1.6, label=str(method))
+            ax.fill_between(spent, mean - se, mean + se, step="post", color=line.get_color(),
+                            alpha=0.2)
+        better = "lower" if mode == "min" else "higher"
+        ax.set_title(f"{benchmark}: quality per dollar (mean ± 1 s.e. over seeds)")
+        ax.set_xlabel("dollars spent on trials so far (USD)")
+        ax.set_ylabel(f"best {metric} so far ({better} is better)")
+        ax.set_xlim(left=0)
+        ax.grid(True, alpha=0.4)
+        ax.legend(loc="best", fontsize="small")
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
