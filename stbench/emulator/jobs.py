@@ -98,6 +98,12 @@ class TrainingJob:
         return f"{self.region} {match_key(request)}"
 
     @property
+    def engine_name(self) -> str:
+        """Names its container and cache volume: a job name is unique only within its
+        region, and one engine runs the jobs of every region."""
+        return f"{self.region}-{self.name}"
+
+    @property
     def model_uri(self) -> str:
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         return f"{output}/{self.name}/output/model.tar.gz"

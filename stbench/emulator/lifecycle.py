@@ -80,7 +80,7 @@ class JobRun(threading.Thread):
         image = job.request["AlgorithmSpecification"]["TrainingImage"]
         try:
             if self.volume is None:
-                self.volume = docker.create_volume(job.name)
+                self.volume = docker.create_volume(job.engine_name)
             docker.ensure_image(image)
             store = self._checkpoint_store()
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -121,8 +121,8 @@ class JobRun(threading.Thread):
     def _train(self, store: CheckpointStore) -> int:
         """Run the container to its end; stop it when asked or past MaxRuntimeInSeconds."""
         config, job, docker = self.service.config, self.job, self.service.docker
-        container = docker.start(job.name, job.request["AlgorithmSpecification"], self.folder,
-                                 str(self.volume), self._environment())
+        container = docker.start(job.engine_name, job.request["AlgorithmSpecification"],
+                                 self.folder, str(self.volume), self._environment())
         stream = f"{job.name}/algo-1-{int(time.time())}"
         pump = threading.Thread(target=self._pump_logs, args=(container, stream),
                                 name=f"logs-{job.name}", daemon=True)

@@ -257,6 +257,24 @@ def test_a_matching_job_reuses_the_warm_pool_and_finds_its_cache(
         "Status"] == "Terminated"
 
 
+def test_a_job_name_is_unique_within_its_region_only(endpoint: str) -> None:
+    """AWS keeps job names unique per account and region: two regions run two jobs of one
+    name at once, each in its own container with its own log."""
+    name = unique("twin")
+    regions = ("us-east-1", "eu-west-1")
+    for region in regions:
+        sm = boto3.client("sagemaker", endpoint_url=endpoint, region_name=region,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        sm.create_training_job(**shell_job(name, 'echo "in $AWS_REGION"; sleep 2'))
+    for region in regions:
+        sm, logs = (boto3.client(service, endpoint_url=endpoint, region_name=region,
+                                 aws_access_key_id="testing", aws_secret_access_key="testing")
+                    for service in ("sagemaker", "logs"))
+        job = wait_until(sm, name, ended)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        assert [e["message"] for e in wait_for_lines(logs, name, 1)] == [f"in {region}"]
+
+
 def test_no_warm_pool_is_kept_at_the_default_quota_of_zero(sm: Any) -> None:
     first, second = unique("nopool-a"), unique("nopool-b")
     sm.create_training_job(**shell_job(first, "true", keep_alive=60))
