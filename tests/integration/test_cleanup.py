@@ -1,9 +1,10 @@
-"""`stbench cleanup` against moto (in-process) and botocore's Stubber, plus docs/iam.md.
+"""`stbench cleanup` against the local SageMaker endpoint, botocore's Stubber, and docs/iam.md.
 
-moto serves ListTrainingJobs and DescribeTrainingJob (its jobs are `Completed` at once, so
-the tests set statuses and warm pools on moto's job objects) but has no StopTrainingJob or
-UpdateTrainingJob: those calls are answered by a `before-call` handler that records each
-request, or by Stubber, which also checks that nothing else is called.
+The endpoint runs the study's jobs for real (running, stopped, failed, with warm pools kept,
+reused or released), so the cleanup's stops and releases change what the endpoint then says.
+Stubber gives exact SageMaker answers that are hard to provoke there: a job that ends or a
+pool that goes between the listing and the call, a listing without any WarmPoolStatus
+(nothing kept a pool) whose trials ended hours ago, and a denied listing.
 """
 
 from __future__ import annotations
@@ -12,21 +13,19 @@ import io
 import json
 import re
 import signal
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import botocore.session
 import pytest
+import sagemaker_endpoint as endpoints
 from botocore import xform_name
 from botocore.stub import Stubber
-from moto import mock_aws
-from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.core.utils import utcnow
-from moto.sagemaker.models import sagemaker_backends
+from sagemaker_endpoint import TEMPLATE, Gate, described, script_job, wait_ended, wait_for_lines
 
 from stbench.cli.cleanup import cmd_cleanup
 from stbench.cli.main import guarded
@@ -41,11 +40,12 @@ from stbench.model.naming import (
 
 REGION = "us-east-1"
 REPO = Path(__file__).resolve().parents[2]
-ROLE = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/stbench-sagemaker"
 STUDY = experiment_base("study", "synthetic_curves", "ASHA", 0)
 STUDY_B = experiment_base("study", "mlp_digits", "RS", 1)
 OTHER = experiment_base("study-2", "synthetic_curves", "ASHA", 0)  # its names start `study-`
-AVAILABLE = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 3}
+POOLED = replace(TEMPLATE, keep_alive_seconds=600)  # its instance type has a warm-pool quota
+RUNNING = replace(TEMPLATE, instance_type=endpoints.NO_POOL_INSTANCE)  # takes and keeps none
+endpoint, session, gates = endpoints.endpoint, endpoints.session, endpoints.gates  # fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -56,78 +56,77 @@ def quiet_terminal(isolated_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.session.Session(region_name=REGION)
+def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """The cleanup's SageMaker client, answered only by what a test adds (any other call
+    fails); its endpoint is a closed loopback port, so nothing could reach AWS anyway."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}.items():
+        monkeypatch.setenv(key, value)
+    sm = cleanup_module.sagemaker_client(boto3.session.Session(region_name=REGION))
+    monkeypatch.setattr(cleanup_module, "sagemaker_client", lambda _: sm)
+    with Stubber(sm) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
 
 
 class Recorder:
-    """The cleanup's client is moto's, with Stop/UpdateTrainingJob answered here."""
+    """The cleanup's client (on the endpoint), recording each request it makes."""
 
     def __init__(self, session: boto3.session.Session, monkeypatch: pytest.MonkeyPatch):
         self.client = cleanup_module.sagemaker_client(session)
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.client.meta.events.register("before-parameter-build.sagemaker", self._record)
-        for operation in ("StopTrainingJob", "UpdateTrainingJob"):
-            self.client.meta.events.register(f"before-call.sagemaker.{operation}", self._answer)
         monkeypatch.setattr(cleanup_module, "sagemaker_client", lambda _: self.client)
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         self.requests.append((model.name, dict(params)))
 
-    def _answer(self, model: Any, **_: Any) -> tuple[Any, dict[str, Any]]:
-        return SimpleNamespace(status_code=200, headers={}), {
-            "ResponseMetadata": {"HTTPStatusCode": 200, "HTTPHeaders": {}}}
-
     def calls(self, operation: str) -> list[dict[str, Any]]:
         return [params for name, params in self.requests if name == operation]
 
 
-def create_job(session: boto3.session.Session, name: str, status: str, **fields: Any) -> None:
-    """A job as stbench creates it, then in the state SageMaker would report."""
+def start(session: boto3.session.Session, name: str, *commands: str,
+          template: Any = RUNNING) -> None:
+    """A job running these bash commands, created as stbench creates its jobs."""
     session.client("sagemaker").create_training_job(
-        TrainingJobName=name, RoleArn=ROLE,
-        AlgorithmSpecification={"TrainingImage": "stbench-trainer", "TrainingInputMode": "File"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30,
-                        "KeepAlivePeriodInSeconds": 600},
-        OutputDataConfig={"S3OutputPath": "s3://bucket/out/"},
-        StoppingCondition={"MaxRuntimeInSeconds": 600})
-    job = sagemaker_backends[DEFAULT_ACCOUNT_ID][REGION].training_jobs[name]
-    job.training_job_status = status
-    job.last_modified_time = utcnow()
-    for key, value in fields.items():
-        setattr(job, key, value)
+        **script_job(name, 0, *commands, template=template))
 
 
-def cleanup(*argv: str) -> int:
-    return guarded(lambda: cmd_cleanup(["--region", REGION, *argv]))
+def cleanup(*argv: str, region: str = REGION) -> int:
+    return guarded(lambda: cmd_cleanup(["--region", region, *argv]))
 
 
-def test_cleanup_touches_only_its_own_study(session: boto3.session.Session,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.docker
+def test_cleanup_touches_only_its_own_study(
+        session: boto3.session.Session, gates: Callable[[], Gate],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    sm, hold = session.client("sagemaker"), gates()
+    pools = [job_name(STUDY, 0), job_name(OTHER, 1)]
+    for name in pools:
+        start(session, name, template=POOLED)
+    start(session, job_name(STUDY, 2), template=replace(POOLED, volume_gb=31))  # its own pool
+    start(session, job_name(STUDY, 3), "exit 1")
+    for name in (job_name(STUDY_B, 2), orchestrator_job_name(STUDY, 1)):  # to be stopped
+        start(session, name, "echo started", hold.wait,
+              template=POOLED if name == job_name(STUDY_B, 2) else RUNNING)
     ours_running = [job_name(STUDY, 1), orchestrator_job_name(STUDY), job_name(STUDY_B, 0, 1)]
-    for name in ours_running:
-        create_job(session, name, "InProgress")
-    create_job(session, job_name(STUDY, 0), "Completed", warm_pool_status=AVAILABLE)
-    create_job(session, job_name(STUDY_B, 2), "Stopped", warm_pool_status=AVAILABLE)
-    create_job(session, job_name(STUDY, 2), "Completed",
-               warm_pool_status={"Status": "Reused", "ReusedByJob": job_name(STUDY, 1)})
-    create_job(session, job_name(STUDY, 3), "Failed")
-    seven_hours_ago = utcnow() - timedelta(hours=7)  # longer ago than any keep-alive
-    create_job(session, job_name(STUDY, 4), "Completed", warm_pool_status=AVAILABLE,
-               last_modified_time=seven_hours_ago)
-    create_job(session, orchestrator_job_name(STUDY, 1), "Stopped")
-    for name in (job_name(OTHER, 0), orchestrator_job_name(OTHER)):  # tag `study-2`
-        create_job(session, name, "InProgress")
-    create_job(session, job_name(OTHER, 1), "Completed", warm_pool_status=AVAILABLE)
-    create_job(session, "study-notes", "InProgress")  # not an stbench name
-    create_job(session, "unrelated-job", "InProgress")
+    others_running = [job_name(OTHER, 0), orchestrator_job_name(OTHER), "study-notes",
+                      "unrelated-job"]  # another tag's, and names stbench never gives
+    wait_ended(session, *pools, job_name(STUDY, 2))
+    start(session, job_name(STUDY, 1), hold.wait, template=replace(POOLED, volume_gb=31))
+    for name in ours_running[1:] + others_running:
+        start(session, name, hold.wait)
+    for name in (job_name(STUDY_B, 2), orchestrator_job_name(STUDY, 1)):
+        wait_for_lines(session, name, 1)
+        sm.stop_training_job(TrainingJobName=name)
+    wait_ended(session, job_name(STUDY_B, 2), orchestrator_job_name(STUDY, 1))
+    pool_of = {name: described(session, name).get("WarmPoolStatus", {}).get("Status")
+               for name in (*pools, job_name(STUDY, 2), job_name(STUDY_B, 2))}
+    assert pool_of == {job_name(STUDY, 0): "Available", job_name(OTHER, 1): "Available",
+                       job_name(STUDY, 2): "Reused", job_name(STUDY_B, 2): "Available"}
     recorder = Recorder(session, monkeypatch)
 
-    assert cleanup("--experiment_tag", "study", "--yes") == 0
+    assert cleanup("--experiment_tag", "study", "--yes", region=session.region_name) == 0
 
     [listing] = recorder.calls("ListTrainingJobs")[:1]
     assert listing == {"NameContains": "study", "MaxResults": 100}
@@ -136,70 +135,115 @@ def test_cleanup_touches_only_its_own_study(session: boto3.session.Session,
     updates = sorted(recorder.calls("UpdateTrainingJob"), key=lambda p: p["TrainingJobName"])
     assert updates == [{"TrainingJobName": n, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
                        for n in (job_name(STUDY_B, 2), job_name(STUDY, 0))]
-    # moto's summaries lack WarmPoolStatus: ended trials of the last 6 h are described once
-    described = {p["TrainingJobName"] for p in recorder.calls("DescribeTrainingJob")}
-    assert described == {job_name(STUDY, n) for n in (0, 2, 3)} | {job_name(STUDY_B, 2)}
+    assert not recorder.calls("DescribeTrainingJob")  # the summaries carry WarmPoolStatus
     out = capsys.readouterr().out.splitlines()
     assert f"stopped {orchestrator_job_name(STUDY)}" in out
     assert f"released the warm pool of {job_name(STUDY_B, 2)}" in out
     assert "3 stopped, 2 warm pools released" in out
 
+    status = {name: described(session, name) for name in (
+        *ours_running, *others_running, job_name(OTHER, 1), job_name(STUDY, 0),
+        job_name(STUDY_B, 2), job_name(STUDY, 2))}
+    assert {status[n]["TrainingJobStatus"] for n in ours_running} <= {"Stopping", "Stopped"}
+    assert {status[n]["TrainingJobStatus"] for n in others_running} == {"InProgress"}
+    assert {n: status[n]["WarmPoolStatus"]["Status"] for n in (
+        job_name(STUDY, 0), job_name(STUDY_B, 2), job_name(OTHER, 1), job_name(STUDY, 2))} == {
+        job_name(STUDY, 0): "Terminated", job_name(STUDY_B, 2): "Terminated",
+        job_name(OTHER, 1): "Available", job_name(STUDY, 2): "Reused"}
+
+
+def summary(name: str, status: str, pool: str | None = None,
+            modified: datetime | None = None) -> dict[str, Any]:
+    """A ListTrainingJobs summary as SageMaker gives it (for Stubber)."""
+    row = {"TrainingJobName": name, "TrainingJobArn": f"arn:{name}", "CreationTime": 1.0,
+           "LastModifiedTime": modified or datetime.now(UTC), "TrainingJobStatus": status}
+    return {**row, "WarmPoolStatus": {"Status": pool}} if pool else row
+
+
+RELEASE = {"ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
+LISTING = {"NameContains": "study", "MaxResults": 100}
+
 
 def test_summaries_with_warm_pool_status_need_no_describes(
-        session: boto3.session.Session, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+        stubbed: Stubber, capsys: pytest.CaptureFixture) -> None:
     """SageMaker's summaries carry WarmPoolStatus; a job that ended or a pool that went
     between the listing and the call is no error."""
-    sm = cleanup_module.sagemaker_client(session)
-    monkeypatch.setattr(cleanup_module, "sagemaker_client", lambda _: sm)
-
-    def summary(name: str, status: str, pool: str | None = None) -> dict[str, Any]:
-        row = {"TrainingJobName": name, "TrainingJobArn": f"arn:{name}", "CreationTime": 1.0,
-               "LastModifiedTime": utcnow(), "TrainingJobStatus": status}
-        return {**row, "WarmPoolStatus": {"Status": pool}} if pool else row
-
-    release = {"ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
-    with Stubber(sm) as stub:  # any call not added here fails the test
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [
-            summary(job_name(STUDY, 0), "Completed", "Available"),
-            summary(job_name(STUDY, 1), "InProgress", "InUse"),
-            summary(job_name(STUDY, 2), "InProgress"),
-            summary(job_name(STUDY, 3), "Completed", "Available"),
-            summary(job_name(STUDY, 4), "Completed"),
-            summary(job_name(OTHER, 0), "InProgress"),
-            summary(job_name(OTHER, 1), "Completed", "Available"),
-        ], "NextToken": "page-2"}, {"NameContains": "study", "MaxResults": 100})
-        stub.add_response("list_training_jobs", {"TrainingJobSummaries": [
-            summary(orchestrator_job_name(STUDY), "InProgress")]},
-            {"NameContains": "study", "MaxResults": 100, "NextToken": "page-2"})
-        for name in (orchestrator_job_name(STUDY), job_name(STUDY, 1)):
-            stub.add_response("stop_training_job", {}, {"TrainingJobName": name})
-        stub.add_client_error("stop_training_job", "ValidationException",
-                              "The request was rejected because the training job is in "
-                              "status Completed.", expected_params={
-                                  "TrainingJobName": job_name(STUDY, 2)})
-        stub.add_response("update_training_job", {"TrainingJobArn": "arn:0"},
-                          {"TrainingJobName": job_name(STUDY, 0), **release})
-        stub.add_client_error("update_training_job", "ValidationException",
-                              "The warm pool of the training job is not in status Available.",
-                              expected_params={"TrainingJobName": job_name(STUDY, 3), **release})
-        assert cleanup("--experiment_tag", "study", "--yes") == 0
-        stub.assert_no_pending_responses()
+    stubbed.add_response("list_training_jobs", {"TrainingJobSummaries": [
+        summary(job_name(STUDY, 0), "Completed", "Available"),
+        summary(job_name(STUDY, 1), "InProgress", "InUse"),
+        summary(job_name(STUDY, 2), "InProgress"),
+        summary(job_name(STUDY, 3), "Completed", "Available"),
+        summary(job_name(STUDY, 4), "Completed"),
+        summary(job_name(OTHER, 0), "InProgress"),
+        summary(job_name(OTHER, 1), "Completed", "Available"),
+    ], "NextToken": "page-2"}, LISTING)
+    stubbed.add_response("list_training_jobs", {"TrainingJobSummaries": [
+        summary(orchestrator_job_name(STUDY), "InProgress")]},
+        {**LISTING, "NextToken": "page-2"})
+    for name in (orchestrator_job_name(STUDY), job_name(STUDY, 1)):
+        stubbed.add_response("stop_training_job", {}, {"TrainingJobName": name})
+    stubbed.add_client_error("stop_training_job", "ValidationException",
+                             "The request was rejected because the training job is in "
+                             "status Completed.", expected_params={
+                                 "TrainingJobName": job_name(STUDY, 2)})
+    stubbed.add_response("update_training_job", {"TrainingJobArn": "arn:0"},
+                         {"TrainingJobName": job_name(STUDY, 0), **RELEASE})
+    stubbed.add_client_error("update_training_job", "ValidationException",
+                             "The warm pool of the training job is not in status Available.",
+                             expected_params={"TrainingJobName": job_name(STUDY, 3), **RELEASE})
+    assert cleanup("--experiment_tag", "study", "--yes") == 0
     out = capsys.readouterr().out
     assert f"{job_name(STUDY, 2)} ended meanwhile" in out
     assert f"no warm pool left for {job_name(STUDY, 3)}" in out
     assert "2 stopped, 1 warm pools released" in out
 
 
+def test_without_any_warm_pool_status_recent_trials_are_described_once(
+        stubbed: Stubber, capsys: pytest.CaptureFixture) -> None:
+    """A study none of whose jobs kept a pool lists no WarmPoolStatus at all: trials that
+    ended within the longest keep-alive are described (a pool may have appeared since the
+    listing), older ones and orchestrators are not."""
+    now = datetime.now(UTC)
+    seven_hours_ago = now - timedelta(hours=7)  # longer ago than any keep-alive
+    stubbed.add_response("list_training_jobs", {"TrainingJobSummaries": [  # newest first
+        summary(job_name(STUDY, 3), "Failed", modified=now - timedelta(minutes=2)),
+        summary(job_name(STUDY, 0), "Completed", modified=now - timedelta(minutes=1)),
+        summary(job_name(STUDY, 4), "Completed", modified=seven_hours_ago),
+        summary(orchestrator_job_name(STUDY, 1), "Stopped")]}, LISTING)
+    for name, pool in ((job_name(STUDY, 0), {"Status": "Available"}), (job_name(STUDY, 3), None)):
+        stubbed.add_response("describe_training_job", description(name, pool),
+                             {"TrainingJobName": name})
+    stubbed.add_response("update_training_job", {"TrainingJobArn": "arn:0"},
+                         {"TrainingJobName": job_name(STUDY, 0), **RELEASE})
+    assert cleanup("--experiment_tag", "study", "--yes") == 0
+    assert "0 stopped, 1 warm pools released" in capsys.readouterr().out
+
+
+def description(name: str, pool: dict[str, Any] | None) -> dict[str, Any]:
+    """A DescribeTrainingJob answer with the members the API reference requires."""
+    answer = {
+        "TrainingJobName": name, "TrainingJobArn": f"arn:{name}",
+        "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+        "ModelArtifacts": {"S3ModelArtifacts": ""}, "CreationTime": 1.0,
+        "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1,
+                           "VolumeSizeInGB": 30, "KeepAlivePeriodInSeconds": 600},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+    }
+    return {**answer, "WarmPoolStatus": pool} if pool else answer
+
+
+@pytest.mark.docker
 def test_without_yes_on_a_pipe_it_refuses_and_touches_nothing(
-        session: boto3.session.Session, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
-    create_job(session, job_name(STUDY, 1), "InProgress")
+        session: boto3.session.Session, gates: Callable[[], Gate],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    start(session, job_name(STUDY, 1), gates().wait)
     recorder = Recorder(session, monkeypatch)
-    assert cleanup("--experiment_tag", "study") == 2
+    assert cleanup("--experiment_tag", "study", region=session.region_name) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pass --yes" in err
     assert recorder.requests == []
+    assert described(session, job_name(STUDY, 1))["TrainingJobStatus"] == "InProgress"
 
 
 class Terminal(io.StringIO):
@@ -207,24 +251,26 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("answer", "code", "stops"), [("y\n", 0, 1), ("n\n", 1, 0), ("", 1, 0)])
-def test_on_a_terminal_it_asks_first(session: boto3.session.Session,
+@pytest.mark.docker
+@pytest.mark.parametrize(("answer", "code", "statuses"), [
+    ("y\n", 0, ("Stopping", "Stopped")), ("n\n", 1, ("InProgress",)), ("", 1, ("InProgress",))])
+def test_on_a_terminal_it_asks_first(session: boto3.session.Session, gates: Callable[[], Gate],
                                      monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture,
-                                     answer: str, code: int, stops: int) -> None:
-    create_job(session, job_name(STUDY, 1), "InProgress")
-    recorder = Recorder(session, monkeypatch)
+                                     answer: str, code: int, statuses: tuple[str, ...]) -> None:
+    start(session, job_name(STUDY, 1), gates().wait)
     monkeypatch.setattr("sys.stdin", Terminal(answer))
-    assert cleanup("--experiment_tag", "study") == code
-    assert len(recorder.calls("StopTrainingJob")) == stops
+    assert cleanup("--experiment_tag", "study", region=session.region_name) == code
     out = capsys.readouterr().out
     assert f"will stop {job_name(STUDY, 1)}" in out and "proceed? [y/N]" in out
+    assert described(session, job_name(STUDY, 1))["TrainingJobStatus"] in statuses
 
 
+@pytest.mark.docker
 def test_unknown_tag_is_not_an_error(session: boto3.session.Session,
                                      capsys: pytest.CaptureFixture) -> None:
-    create_job(session, job_name(OTHER, 0), "InProgress")
-    assert cleanup("--experiment_tag", "nope", "--yes") == 0
+    start(session, job_name(OTHER, 0))
+    assert cleanup("--experiment_tag", "nope", "--yes", region=session.region_name) == 0
     assert "no SageMaker training jobs of experiment tag 'nope'" in capsys.readouterr().out
 
 
@@ -241,14 +287,9 @@ def test_no_credentials_and_no_region(capsys: pytest.CaptureFixture,
     assert err.count("\n") == 1 and "no AWS region" in err
 
 
-def test_denied_listing_is_one_line(session: boto3.session.Session,
-                                    capsys: pytest.CaptureFixture,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    sm = cleanup_module.sagemaker_client(session)
-    monkeypatch.setattr(cleanup_module, "sagemaker_client", lambda _: sm)
-    with Stubber(sm) as stub:
-        stub.add_client_error("list_training_jobs", "AccessDeniedException", "not\nallowed")
-        assert cleanup("--experiment_tag", "study", "--yes") == 2
+def test_denied_listing_is_one_line(stubbed: Stubber, capsys: pytest.CaptureFixture) -> None:
+    stubbed.add_client_error("list_training_jobs", "AccessDeniedException", "not\nallowed")
+    assert cleanup("--experiment_tag", "study", "--yes") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "grant sagemaker:ListTrainingJobs" in err
 
