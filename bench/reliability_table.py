@@ -1,6 +1,6 @@
 """The bad-input table of docs/reliability.md, made by running the test table.
 
-Each case of tests/unit/bad_inputs.py runs as its test runs it (a fresh folder, AWS and
+Each case of tests/bad_inputs.py runs as its test runs it (a fresh folder, AWS and
 Docker out of reach); the row shows the command and the one line stbench printed, so the
 documentation says what the code does. `--write` puts the section into docs/reliability.md.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "unit"))
+sys.path.insert(0, str(REPO / "tests"))
 
 from bad_inputs import CASES, BadInput, prepare, run_case  # noqa: E402
 from docs_section import write_section  # noqa: E402  (this folder)

@@ -28,7 +28,9 @@ TMP = "{tmp}"  # replaced by the case's folder in argv and file contents
 ROLE = "arn:aws:iam::123456789012:role/stbench"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/stbench-trainer:latest"
 SAGEMAKER = ("--role", ROLE, "--s3_root", "s3://stbench-bucket/studies", "--image", IMAGE)
-DEAD_AWS = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "testing",
+# distinctive credentials: no line stbench prints may show them (issue 14, R6)
+DEAD_AWS = {"AWS_ACCESS_KEY_ID": "AKIASTBENCHDEAD0R5X1",
+            "AWS_SECRET_ACCESS_KEY": "stbenchDeadSecretR5/neverPrinted000000001",
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
             "AWS_EC2_METADATA_DISABLED": "true"}
 
@@ -243,10 +245,10 @@ def prepare(case: BadInput, folder: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def nowhere_to_write() -> Iterator[None]:
-    """AWS on a closed port, Docker on a missing socket: no call can reach either."""
+def nowhere_to_write(aws: dict[str, str] | None = None) -> Iterator[None]:
+    """AWS on a closed port (or the `aws` environment given), Docker on a missing socket."""
     saved = dict(os.environ)
-    os.environ.update(DEAD_AWS, DOCKER_HOST="unix:///nonexistent/stbench-no-engine.sock")
+    os.environ.update(aws or DEAD_AWS, DOCKER_HOST="unix:///nonexistent/stbench-no-engine.sock")
     try:
         yield
     finally:
@@ -254,18 +256,20 @@ def nowhere_to_write() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_case(case: BadInput, argv: list[str], cwd: Path) -> Outcome:
+def run_case(case: BadInput, argv: list[str], cwd: Path,
+             aws: dict[str, str] | None = None) -> Outcome:
     """`stbench ARGV` run in `cwd`: in this process, or with locked paths in a process that
     file permissions bind (root without the capabilities that override them)."""
     if case.locked:
-        return run_locked(case, argv, cwd)
-    return run_here(argv, cwd)
+        return run_locked(case, argv, cwd, aws)
+    return run_here(argv, cwd, aws)
 
 
-def run_locked(case: BadInput, argv: list[str], cwd: Path) -> Outcome:
+def run_locked(case: BadInput, argv: list[str], cwd: Path,
+               aws: dict[str, str] | None = None) -> Outcome:
     unbound = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     command = [*(unbound if os.geteuid() == 0 else []), str(STBENCH), *argv]
-    with nowhere_to_write():
+    with nowhere_to_write(aws):
         env = dict(os.environ)
     modes = {path: (cwd / path).stat().st_mode for path in case.locked}
     try:
@@ -279,14 +283,15 @@ def run_locked(case: BadInput, argv: list[str], cwd: Path) -> Outcome:
     return Outcome(done.returncode, done.stdout, done.stderr)
 
 
-def run_here(argv: list[str], cwd: Path) -> Outcome:
+def run_here(argv: list[str], cwd: Path, aws: dict[str, str] | None = None) -> Outcome:
     """The CLI in this process, as `stbench ARGV` run in `cwd` would behave."""
     out, err = io.StringIO(), io.StringIO()
     here, stdin = Path.cwd(), sys.stdin
     os.chdir(cwd)
     sys.stdin = io.StringIO()  # no terminal: commands that would ask must say so
     try:
-        with nowhere_to_write(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with nowhere_to_write(aws), contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
             code = main(argv)
     finally:
         os.chdir(here)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bad_inputs import CASES, BadInput, prepare, run_case, tree
+from bad_inputs import CASES, DEAD_AWS, BadInput, prepare, run_case, tree
 
 RELIABILITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
@@ -38,6 +38,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case: BadInput, tmp_pat
     assert case.problem in lines[0] and case.fix in lines[0], lines[0]
     assert outcome.stdout == ""
     assert tree(tmp_path) == before
+    for credential in (DEAD_AWS["AWS_ACCESS_KEY_ID"], DEAD_AWS["AWS_SECRET_ACCESS_KEY"]):
+        assert credential not in outcome.stderr
 
 
 def test_docs_show_every_case() -> None:
