@@ -5,7 +5,8 @@ and, where the benchmark is noisy, its luck. The difference for one pair is A's 
 minus B's (negative: A is better). Per benchmark the regret is in the metric's units; across
 benchmarks it is the normalized regret (see regret.py), seeds are resampled within each
 benchmark and every benchmark weighs the same. The interval is the percentile bootstrap's;
-"A better" needs the whole interval below 0, "B better" above 0, else "not shown".
+"A better" needs the whole interval below 0, else "not shown"; rows are oriented so that
+A is the method with the lower mean.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def paired_bootstrap(
 ) -> pd.DataFrame:
     """One row per benchmark (and across all, if more than one) and pair of methods.
 
-    Methods are ordered by mean final normalized regret, best first, so rows read "A vs a
-    worse-looking B". Pairs with fewer than two common seeds get NaN bounds and "not shown".
-    Every (benchmark, pair) draws from its own generator, spawned in row order from ``seed``.
+    Each row is oriented so that A looks better in that scope (mean difference <= 0): the
+    verdict is "A better" or "not shown". Pairs with fewer than two common seeds (in any
+    benchmark, for the row across all) get NaN bounds and "not shown". Every (benchmark, pair)
+    draws from its own generator, spawned in row order from ``seed``.
     """
     if finals.empty:
         return pd.DataFrame(columns=PAIR_COLUMNS)
@@ -60,8 +62,13 @@ def paired_bootstrap(
         data = finals if scope == ALL_BENCHMARKS else finals[finals["benchmark"] == scope]
         groups = _paired_differences(data, a, b, column)
         rng = np.random.default_rng(generators[index])
-        rows.append({"benchmark": scope, "method_a": a, "method_b": b,
-                     **_interval(groups, rng, n_resamples, level)})
+        result = _interval(groups, rng, n_resamples, level)
+        if result["mean_difference"] > 0:  # B looks better: say it as "B vs A"
+            a, b = b, a
+            result.update(mean_difference=-result["mean_difference"],
+                          ci_low=-result["ci_high"], ci_high=-result["ci_low"],
+                          verdict="A better" if result["verdict"] == "B better" else "not shown")
+        rows.append({"benchmark": scope, "method_a": a, "method_b": b, **result})
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
@@ -107,12 +114,10 @@ def format_pairs(pairs: pd.DataFrame, level: float = LEVEL) -> str:
         for row in group.itertuples(index=False):
             if row.verdict == "A better":
                 claim = f"{row.method_a} beats {row.method_b}"
-            elif row.verdict == "B better":
-                claim = f"{row.method_b} beats {row.method_a}"
             else:
                 claim = f"{row.method_a} vs {row.method_b}: not shown"
+            mean = f"{row.mean_difference:+.4g}" if math.isfinite(row.mean_difference) else "n/a"
             interval = (f"[{row.ci_low:.4g}, {row.ci_high:.4g}]" if math.isfinite(row.ci_low)
-                        else "(needs 2+ paired seeds)")
-            lines.append(f"    {claim:32s} {row.mean_difference:+.4g} {interval}, "
-                         f"{row.n_pairs} pairs")
+                        else "(needs 2+ paired seeds per benchmark)")
+            lines.append(f"    {claim:32s} {mean} {interval}, {row.n_pairs} pairs")
     return "\n".join(lines)

@@ -153,7 +153,11 @@ def test_bootstrap_across_benchmarks_weighs_each_benchmark_once() -> None:
     assert list(pairs.index) == ["x", "y", ALL_BENCHMARKS]
     assert pairs.loc[ALL_BENCHMARKS, "mean_difference"] == pytest.approx(-0.25)
     assert pairs.loc[ALL_BENCHMARKS, "n_pairs"] == 6
-    assert pairs.loc["y", "verdict"] == "B better"
+    # in y, B is better: the row is turned round so that it reads "B beats A"
+    y = pairs.loc["y"]
+    assert (y["method_a"], y["method_b"], y["verdict"]) == ("B", "A", "A better")
+    assert y["mean_difference"] == pytest.approx(-0.5)
+    assert "B beats A" in format_pairs(paired_bootstrap(finals))
 
 
 def test_final_regrets_are_the_last_grid_point() -> None:
