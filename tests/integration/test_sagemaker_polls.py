@@ -52,8 +52,8 @@ LOOK_BACK_SECONDS = 0.5  # its reader's look-back: far shorter than the delay
 
 def test_an_experiment_sees_only_its_own_jobs(session: boto3.session.Session) -> None:
     """Seed 1's base is a prefix of seed 10's, and tag `a`'s trial-job prefix is inside tag
-    `ba`'s job names: NameContains returns both (and moto's FilterLogEvents ignores the
-    stream prefix); an experiment's polls keep only its own jobs."""
+    `ba`'s job names, so NameContains returns both; moto's FilterLogEvents ignores the stream
+    prefix and returns every experiment's lines. An experiment's polls keep its own jobs."""
     seed_1, seed_10 = (experiment_base("polls", "synthetic_curves", "ASHA", s) for s in (1, 10))
     tag_a, tag_ba = (experiment_base(tag, "synthetic_curves", "ASHA", 1) for tag in ("a", "ba"))
     ours = service_of(session, seed_1)
@@ -143,7 +143,7 @@ def test_stop_reports_stopping_until_sagemaker_says_more(session: boto3.session.
         return seen[-1] == "Stopped"
 
     wait_for(stopped, f"{name} to stop")
-    assert set(seen) == {STOPPING, "Stopped"}, "never InProgress again"
+    assert set(seen) <= {STOPPING, "Stopped"}, "never InProgress again"
     service.stop_training_job(name)  # ended meanwhile: SageMaker's ValidationException is moot
 
 
