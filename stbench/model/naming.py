@@ -84,7 +84,7 @@ def builtin_suffixes() -> tuple[str, ...]:
 
 def tag_matcher(tag: str) -> Callable[[str], bool]:
     """A job is the tag's if its base is `experiment_base(tag, benchmark, method, seed)` for a
-    built-in benchmark (the only ones SageMaker runs), a method and a seed."""
+    built-in benchmark, a method and a seed (user benchmarks: launch/study_jobs.py)."""
     from stbench.model.benchmark import builtin_names
     from stbench.model.methods import METHODS
 
