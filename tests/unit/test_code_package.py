@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from stbench.model.benchmark import load_benchmark
 from stbench.model.code_package import pack_benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from user_benchmark import write_user_benchmark  # noqa: E402
+from user_benchmark import WHEEL, write_user_benchmark  # noqa: E402
 
 TRAINER = Path(sys.executable).parent / "stbench-trainer"
 
@@ -118,3 +119,22 @@ def test_a_failed_install_is_the_failure_reason_with_pips_last_lines(tmp_path: P
     assert reason.startswith("installing requirements.txt failed (pip exit code 1)")
     assert "no-such-0.1-py3-none-any.whl" in reason, "pip's own words name the problem"
     assert not list((tmp_path / "cache").rglob("py3*")), "nothing half-installed is kept"
+
+
+def test_local_process_trials_read_a_local_input_from_sm_channel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The same folder on `--backend local`: the script runs where it is, in the user's own
+    environment (here the wheel unpacked onto PYTHONPATH), and finds the YAML's local input in
+    SM_CHANNEL_EXTRA as a container trial does."""
+    yaml = write_user_benchmark(tmp_path, data=True)
+    with zipfile.ZipFile(yaml.parent / "wheels" / WHEEL) as wheel:
+        wheel.extractall(tmp_path / "site")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    code = main(["run", "--benchmark", str(yaml), "--method", "RS", "--max_num_trials", "2",
+                 "--n_workers", "1", "--max_wallclock_time", "60", "--experiment_tag", "here",
+                 "--results_root", str(tmp_path / "results")])
+    assert code == 0, capsys.readouterr().err
+    results = tmp_path / "results" / "here" / "my_bench" / "RS" / "0" / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len({row["trial_id"] for row in rows}) == 2
+    assert all(row["metrics"]["scale"] == 3 for row in rows)
