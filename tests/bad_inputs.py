@@ -160,6 +160,10 @@ CASES: tuple[BadInput, ...] = (
     BadInput("hyperparameter over 2500 characters", run_yaml("--backend", "docker"),
              "hyperparameter 'text' can be 2501 characters", "SageMaker allows at most 2500",
              {**TRAIN, "mine.yaml": bench_yaml(space=f"  epochs: 2\n  text: {LONG_VALUE}\n")}),
+    BadInput("hyperparameter with a line break", run_yaml("--backend", "docker"),
+             "hyperparameter 'note' does not match SageMaker's pattern '.*' (it has a line "
+             "break)", "remove it",
+             {**TRAIN, "mine.yaml": bench_yaml(space='  epochs: 2\n  note: "two\\nlines"\n')}),
     # --- study files (stbench launch) ----------------------------------------------------
     BadInput("study file not UTF-8", ("launch", f"{TMP}/study.yaml"),
              "study.yaml is not UTF-8 text", "save it as UTF-8",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,18 +41,19 @@ class JobTemplate:
 
 
 @functools.cache
-def hyperparameter_limits() -> tuple[int, int]:
-    """(most entries, longest value) CreateTrainingJob takes in HyperParameters: botocore's
-    model of the API, which AWS's own limits come with."""
+def hyperparameter_limits() -> tuple[int, int, str]:
+    """(most entries, longest value, value pattern) CreateTrainingJob takes in
+    HyperParameters: botocore's model of the API, which AWS's own limits come with."""
     model = botocore.session.get_session().get_service_model("sagemaker")
     shape = model.shape_for("HyperParameters")
-    return int(shape.metadata["max"]), int(shape.value.metadata["max"])
+    value = shape.value.metadata
+    return int(shape.metadata["max"]), int(value["max"]), str(value["pattern"])
 
 
 def check_hyperparameters(values: dict[str, str], fix: str) -> None:
     """A job's hyperparameters within SageMaker's limits (the local adapter keeps them too),
     or a UserError saying which one is over and `fix`."""
-    most, longest = hyperparameter_limits()
+    most, longest, pattern = hyperparameter_limits()
     if len(values) > most:
         raise UserError(f"a job would get {len(values)} hyperparameters; SageMaker allows at "
                         f"most {most}: {fix}")
@@ -59,6 +61,11 @@ def check_hyperparameters(values: dict[str, str], fix: str) -> None:
         if len(value) > longest:
             raise UserError(f"hyperparameter '{key}' can be {len(value)} characters long; "
                             f"SageMaker allows at most {longest}: {fix}")
+        if not re.fullmatch(pattern, value):  # '.*': no line breaks (AWS rejects them)
+            found = " (it has a line break)" if "\n" in value or "\r" in value else ""
+            raise UserError(f"hyperparameter '{key}' does not match SageMaker's pattern "
+                            f"'{pattern}'{found}: remove it, or pass such text through an "
+                            "input channel (inputs:)")
 
 
 TRIAL_FIX = ("give the benchmark fewer config_space entries (fixed ones are hyperparameters "
