@@ -82,8 +82,8 @@ def sdk(images: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def train_locally(root: Path, image: str, hyperparameters: dict[str, Any],
                   inputs: dict[str, Path] | None = None) -> None:
-    from sagemaker.train import ModelTrainer
     from sagemaker.core.training.configs import Compute, InputData
+    from sagemaker.train import ModelTrainer
     from sagemaker.train.model_trainer import Mode
 
     trainer = ModelTrainer(
