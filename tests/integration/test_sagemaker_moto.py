@@ -180,6 +180,7 @@ def test_error_mapping(session: boto3.session.Session) -> None:
             "0 Instances.",
         )
         stub.add_client_error("create_training_job", "ThrottlingException", "Rate exceeded")
+        stub.add_response("create_training_job", {"TrainingJobArn": f"arn:{BASE}-t000000-r00"})
         stub.add_client_error("list_training_jobs", "ThrottlingException", "Rate exceeded")
         stub.add_client_error("create_training_job", "ValidationException", "bad request")
         with pytest.raises(CapacityError, match="'ml.c5.xlarge for training job usage'"):
@@ -188,6 +189,7 @@ def test_error_mapping(session: boto3.session.Session) -> None:
             service.create_training_job(request)
         with pytest.raises(Throttled, match="CreateTrainingJob"):
             service.create_training_job(request)
+        service.create_training_job(request)  # a running job: the next poll lists
         with pytest.raises(Throttled, match="ListTrainingJobs"):
             service.describe_training_jobs([request["TrainingJobName"]])
         with pytest.raises(ClientError, match="bad request"):

@@ -56,16 +56,15 @@ def test_an_experiment_sees_only_its_own_jobs(session: boto3.session.Session) ->
     prefix and returns every experiment's lines. An experiment's polls keep its own jobs."""
     seed_1, seed_10 = (experiment_base("polls", "synthetic_curves", "ASHA", s) for s in (1, 10))
     tag_a, tag_ba = (experiment_base(tag, "synthetic_curves", "ASHA", 1) for tag in ("a", "ba"))
-    ours = service_of(session, seed_1)
+    services = [service_of(session, base) for base in (seed_1, seed_10, tag_a, tag_ba)]
+    ours, a_reader = services[0], services[2]
     mine, tens, a_job, ba_job = (
-        start_trial(service, 0, say(report(loss=1.0, epoch=1)))
-        for service in (ours, *(service_of(session, b) for b in (seed_10, tag_a, tag_ba))))
+        start_trial(service, 0, say(report(loss=1.0, epoch=1))) for service in services)
     for name in (mine, tens, a_job, ba_job):
         wait_for_lines(session, name, 1)
 
     assert list(ours.describe_training_jobs([mine, tens])) == [mine]
     assert list(ours.read_metrics([mine, tens])) == [mine]
-    a_reader = service_of(session, tag_a)  # a resumed experiment: it created nothing
     listings = Listings(a_reader)
     assert list(a_reader.describe_training_jobs([a_job, ba_job])) == [a_job]
     assert ba_job in listings.names()  # the listing did return tag `ba`'s job
@@ -164,9 +163,10 @@ def test_jobs_of_an_earlier_process_are_described_once(
     counter = CallCounter(service)
     status = service.describe_training_jobs(names)
     assert [status[n]["TrainingJobStatus"] for n in names] == [IN_PROGRESS, COMPLETED]
-    assert counter.take() == {"ListTrainingJobs": 1, "DescribeTrainingJob": 2}
+    # nothing known to run yet: no listing, one describe each
+    assert counter.take() == {"DescribeTrainingJob": 2}
     service.describe_training_jobs(names)
-    assert counter.take() == {"ListTrainingJobs": 1}
+    assert counter.take() == {"ListTrainingJobs": 1}  # the running one is followed by listing
 
     running.open()
     wait_ended(session, names[0])

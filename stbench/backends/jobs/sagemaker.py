@@ -201,13 +201,15 @@ class SageMakerJobService:
         """
         now: float | None = None
         paginator = self.sm.get_paginator("list_training_jobs")
+        bounds = self._listing_bounds()
         try:
             # SageMaker applies MaxResults before some filters: a page may be short or empty
             # and still carry a NextToken, which the paginator follows to the end.
             for page in paginator.paginate(
                 NameContains=trial_job_prefix(self.job_base), MaxResults=LIST_PAGE_SIZE,
                 LastModifiedTimeAfter=datetime.fromtimestamp(self._list_since, tz=UTC),
-            ):
+                **bounds,
+            ) if bounds is not None else ():
                 if now is None:
                     now = server_time(page)
                 for summary in page.get("TrainingJobSummaries", []):
@@ -223,6 +225,20 @@ class SageMakerJobService:
                 self._describe(name)
         self._list_since = max(self._list_since,
                                (now if now is not None else time.time()) - LIST_MARGIN_SECONDS)
+
+    def _listing_bounds(self) -> dict[str, Any] | None:
+        """The listing is for jobs still running: none, no listing. Its pages may be cut
+        before the name filter (as the endpoint does, and AWS documents for some filters),
+        so the creation time of the oldest running job bounds it too, or each poll would
+        page through every job of the account."""
+        running = [job.get("CreationTime") for job in self._jobs.values()
+                   if job.get("TrainingJobStatus") not in TERMINAL]
+        if not running:
+            return None
+        if any(created is None for created in running):
+            return {}
+        oldest = min(float(created) for created in running) - LIST_MARGIN_SECONDS
+        return {"CreationTimeAfter": datetime.fromtimestamp(oldest, tz=UTC)}
 
     def _merge_summary(self, summary: dict[str, Any]) -> None:
         name = summary["TrainingJobName"]
