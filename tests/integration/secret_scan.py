@@ -2,8 +2,8 @@
 
 Four kinds of finding: a `.aws/` credentials or config file; an access key id (`AKIA` for
 long-term keys, `ASIA` for temporary ones, then 16 capitals or digits) other than AWS's
-documented examples (which end in EXAMPLE); an INI-style `aws_secret_access_key = <value>` line; and any of the
-exact strings a test passes in (its distinctive test credentials).
+documented examples (which end in EXAMPLE); an INI-style `aws_secret_access_key = <value>`
+line; and any of the exact strings a test passes in (its distinctive test credentials).
 """
 
 from __future__ import annotations
