@@ -35,7 +35,7 @@ def plot_across_benchmarks(across: pd.DataFrame, benchmarks: list[str], path: Pa
             right.plot(x, group["mean_rank"].to_numpy(float), drawstyle="steps-post", lw=1.6,
                        color=line.get_color(), label=str(method))
         n_methods = across["method"].nunique()
-        left.set_ylabel("normalized regret (0 = optimum, 1 = a first trial)")
+        left.set_ylabel("normalized regret (0 = optimum, 1 = worst final)")
         left.set_ylim(bottom=0)
         right.set_ylabel(f"mean rank (1 = best of {n_methods})")
         right.set_ylim(0.8, max(n_methods, 1) + 0.2)

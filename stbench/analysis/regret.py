@@ -7,10 +7,12 @@ common footing before averaging:
 - regret is how far the best so far is from the benchmark's optimum, in the direction of its
   mode; the optimum is the YAML's ``optimum`` when known, else the best value any method
   observed on that benchmark (then regret is relative to the field, not to the truth);
-- normalized regret divides by the regret of a *reference*, the median over all experiments of
-  the benchmark of their first reported value (what a typical first trial gets), and is clipped
-  to [0, 1]: 1 is "no better than a first trial" (and any time before the first report), 0 is
-  "at the optimum" (noisy reports can dip below an exact optimum; they count as 0);
+- normalized regret divides by the regret of a *reference*, the worst final best-so-far of
+  any experiment of the benchmark, so final values span [0, 1] on every benchmark whatever its
+  scale (a first report's regret can be a hundred times a final one's, so it would squash the
+  differences that matter); values are clipped to [0, 1]: 1 is "no better than the worst
+  final result" (and any time before the first report), 0 is "at the optimum" (noisy reports
+  can dip below an exact optimum; they count as 0);
 - rank is taken per (benchmark, seed, time) among the methods, on unclipped regret (ties share
   the average rank), then averaged over seeds and benchmarks.
 """
@@ -32,7 +34,7 @@ ACROSS_COLUMNS = ["method", "fraction", "normalized_regret", "se", "mean_rank", 
 
 
 def benchmark_references(curves: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
-    """Per benchmark: its mode, optimum (known or best observed), reference value and budget.
+    """Per benchmark: its mode, optimum (known or best observed), reference and budget.
 
     ``curves`` is :func:`stbench.analysis.summary.best_so_far` output. The budget is the
     largest ``budget_seconds`` of its experiments, else the last report's time.
@@ -48,7 +50,7 @@ def benchmark_references(curves: pd.DataFrame, experiments: pd.DataFrame) -> pd.
             optimum = float(data["best"].min() if mode == "min" else data["best"].max())
         else:
             optimum = math.nan
-        firsts = data.groupby(["method", "seed"], sort=True)["best"].first()
+        finals = data.groupby(["method", "seed"], sort=True)["best"].last()
         budgets = pd.to_numeric(exps.get("budget_seconds"), errors="coerce").dropna()
         budget = float(budgets.max()) if len(budgets) else float(data["wallclock_time"].max())
         rows.append({
@@ -56,7 +58,8 @@ def benchmark_references(curves: pd.DataFrame, experiments: pd.DataFrame) -> pd.
             "mode": mode,
             "optimum": optimum,
             "optimum_known": bool(len(known)),
-            "reference": float(firsts.median()) if len(firsts) else math.nan,
+            "reference": (float(finals.max() if mode == "min" else finals.min())
+                          if len(finals) else math.nan),
             "budget": budget if math.isfinite(budget) and budget > 0 else math.nan,
         })
     return pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
@@ -162,7 +165,7 @@ def format_checkpoints(table: pd.DataFrame, references: pd.DataFrame) -> str:
     for ref in references.itertuples(index=False):
         source = "known" if ref.optimum_known else "best observed"
         lines.append(f"  {ref.benchmark}: optimum {ref.optimum:.6g} ({source}), "
-                     f"reference (median first report) {ref.reference:.6g}")
+                     f"reference (worst final best) {ref.reference:.6g}")
     header = ["method", "benchmarks", *[c for c in table.columns if "@" in c]]
     cells = [header]
     for row in table.itertuples(index=False):

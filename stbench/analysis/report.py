@@ -107,8 +107,8 @@ def _comparisons(analysis: Analysis, out_dir: Path) -> tuple[list[str], list[Pat
     paths: list[Path] = []
     benchmarks = sorted(analysis.references["benchmark"])
     if len(benchmarks) > 1 and not analysis.across.empty:
-        texts.append("across benchmarks: normalized regret (0 = optimum, 1 = a first trial) "
-                     "and mean rank at % of the budget\n"
+        texts.append("across benchmarks: normalized regret (0 = optimum, 1 = the worst final "
+                     "result) and mean rank at % of the budget\n"
                      + format_checkpoints(analysis.checkpoints, analysis.references))
         paths.append(plot_across_benchmarks(analysis.across, benchmarks,
                                             out_dir / "across_benchmarks.png"))

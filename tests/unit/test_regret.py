@@ -55,31 +55,32 @@ CURVES = curves_frame({
 def test_references_use_known_optimum_else_best_observed() -> None:
     refs = benchmark_references(CURVES, EXPERIMENTS).set_index("benchmark")
     assert refs.loc["lo", "optimum"] == 0.0 and refs.loc["lo", "optimum_known"]
-    # median of first reports 8 and 4
-    assert refs.loc["lo", "reference"] == 6.0
+    # the worst final best: A ends at 2, B at 1 (min mode)
+    assert refs.loc["lo", "reference"] == 2.0
     assert refs.loc["hi", "optimum"] == 0.9 and not refs.loc["hi", "optimum_known"]
-    assert refs.loc["hi", "reference"] == pytest.approx(0.6)
+    assert refs.loc["hi", "reference"] == pytest.approx(0.7)  # max mode: the lowest final
     assert refs.loc["hi", "budget"] == 4.0
 
 
 def test_regret_is_normalized_clipped_and_one_before_the_first_report() -> None:
     regret = regret_over_time(CURVES, EXPERIMENTS, grid_points=5)  # fractions .2 .4 .6 .8 1
     lo = regret[regret["benchmark"] == "lo"].set_index(["method", "fraction"])
-    # A at t=2 (fraction .2): best 8, regret 8, 8/6 clipped to 1; at t=4: 2/6
+    # A at t=2 (fraction .2): best 8, regret 8, 8/2 clipped to 1; at t=4: 2/2
     assert lo.loc[("A", 0.2), "regret"] == 8.0
     assert lo.loc[("A", 0.2), "normalized_regret"] == 1.0
-    assert lo.loc[("A", 0.4), "normalized_regret"] == pytest.approx(2 / 6)
+    assert lo.loc[("A", 0.4), "normalized_regret"] == 1.0
     # B has no report at t=2: best NaN, normalized regret 1, ranked behind A
     assert math.isnan(lo.loc[("B", 0.2), "best"])
     assert lo.loc[("B", 0.2), "normalized_regret"] == 1.0
     assert lo.loc[("B", 0.2), "rank"] == 2.0 and lo.loc[("A", 0.2), "rank"] == 1.0
     # at t=6 B (1) overtakes A (2)
-    assert lo.loc[("B", 0.6), "normalized_regret"] == pytest.approx(1 / 6)
+    assert lo.loc[("B", 0.6), "normalized_regret"] == pytest.approx(1 / 2)
     assert lo.loc[("B", 0.6), "rank"] == 1.0
     hi = regret[regret["benchmark"] == "hi"].set_index(["method", "fraction"])
-    # max mode: regret is optimum minus best; scale 0.9 - 0.6 = 0.3
+    # max mode: regret is optimum minus best; scale 0.9 - 0.7 = 0.2
     assert hi.loc[("B", 1.0), "regret"] == pytest.approx(0.2)
-    assert hi.loc[("B", 1.0), "normalized_regret"] == pytest.approx(0.2 / 0.3)
+    assert hi.loc[("B", 1.0), "normalized_regret"] == pytest.approx(1.0)
+    assert hi.loc[("A", 0.4), "normalized_regret"] == 1.0  # t=1.6: best 0.5, 0.4 / 0.2 clipped
     assert hi.loc[("A", 1.0), "normalized_regret"] == 0.0
 
 
@@ -96,7 +97,6 @@ def test_ties_share_rank_and_across_benchmarks_averages_each_benchmark_once() ->
     })
     across = across_benchmarks(regret_over_time(curves, experiments, grid_points=1))
     across = across.set_index("method")
-    # reference p: median(1, 1, 1, 3) = 1 -> normalized regrets A 1, 1; B 1, min(3, 1) = 1
     # A's rank: p mean(1.5, 1) = 1.25, q 2 -> (1.25 + 2) / 2; B: p 1.75, q 1 -> 1.375
     assert across.loc["A", "mean_rank"] == pytest.approx(1.625)
     assert across.loc["B", "mean_rank"] == pytest.approx(1.375)
