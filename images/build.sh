@@ -19,6 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One build at a time per checkout: two would share build/wheelhouse.tmp and break each other.
+mkdir -p build
+exec 9>build/.build.lock
+flock 9
+
 BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}"
 IMAGES="${IMAGES:-trainer orchestrator}"
 # The engine may be older than the client and has no BuildKit: use the classic builder.

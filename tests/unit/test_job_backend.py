@@ -333,3 +333,21 @@ def test_a_tag_owns_its_jobs_and_not_those_of_a_tag_that_starts_the_same() -> No
     assert ours(orchestrator_job_name(mine)) and ours(job_name(mine, 5, 1))
     assert not ours(orchestrator_job_name(other)) and not ours(job_name(other, 5, 1))
     assert name_key("study") in orchestrator_job_name(mine)
+
+
+def test_a_refused_create_leaves_nothing_for_close_to_trip_over() -> None:
+    """CreateTrainingJob refused (e.g. a ValidationException): the error reaches the loop,
+    which records the crash, and the experiment's close still ends cleanly."""
+    service = FakeJobService()
+    backend = make_backend(service)
+    backend.start_trial({"x": 1.0})  # one running job, to be stopped by close
+    service.create_training_job = _refuse  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="refused"):
+        backend.start_trial({"x": 2.0})
+    backend.close(wait_seconds=0, pool_wait_seconds=0)
+    assert ("stop", job_name("tag-bench-asha-0", 0)) in service.calls
+    assert service.calls[-1] == ("close", None)
+
+
+def _refuse(request: dict[str, Any]) -> None:
+    raise ValueError("refused: instance type not valid")

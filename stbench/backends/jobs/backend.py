@@ -88,10 +88,11 @@ class JobBackend(TrialBackend):
     # --- starting jobs ---------------------------------------------------------------------
 
     def _schedule(self, trial_id: int, config: dict[str, Any]) -> None:
-        jobs = self._trials.setdefault(trial_id, TrialJobs())
+        jobs = self._trials.get(trial_id, TrialJobs())
         name = job_name(self.job_base, trial_id, len(jobs.names))
         request = trial_request(self.template, name, trial_id, config)
-        self._create_with_patience(request)
+        self._create_with_patience(request)  # a trial whose first job was refused has none
+        self._trials[trial_id] = jobs
         jobs.names.append(name)
         jobs.intent = jobs.ended_at = None
         self.ledger.add(trial_id, name)
