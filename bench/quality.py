@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from stbench.analysis.frame import load  # noqa: E402
 from stbench.backends.simulated_sources import code_curves  # noqa: E402
 from stbench.model.benchmark import Benchmark, load_benchmark  # noqa: E402
 from stbench.model.spec import ExperimentSpec  # noqa: E402
-from stbench.orchestration.study_runner import plan_study, run_study  # noqa: E402
+from stbench.orchestration.study_runner import plan_study  # noqa: E402
 
 METHODS = ("MOBSTER", "BO", "ASHA")
 CHECKPOINTS = (0.25, 0.5, 1.0)
@@ -55,7 +54,14 @@ def ensure_venv() -> Path:
     return python
 
 
-def st013_task(benchmark: Benchmark, spec: ExperimentSpec, seeds: list[int]) -> dict:
+# Syne Tune 0.13's searchers evaluate the config space's midpoint first by default
+# (points_to_evaluate=None); stbench's start at random. The first variant starts at random too.
+ST013_VARIANTS = {"Syne Tune 0.13": {"points_to_evaluate": []},
+                  "Syne Tune 0.13, midpoint first": {}}
+VARIANT_FILES = {"Syne Tune 0.13": "random-start", "Syne Tune 0.13, midpoint first": "midpoint"}
+
+
+def st013_task(benchmark: Benchmark, spec: ExperimentSpec, method: str) -> dict:
     raw = yaml.safe_load(benchmark.source.read_text())["config_space"]
     raw.update({k: type(raw[k])(v) for k, v in spec.extra_args.items()})
     return {"benchmark": benchmark.name, "script": str(benchmark.script),
@@ -63,23 +69,47 @@ def st013_task(benchmark: Benchmark, spec: ExperimentSpec, seeds: list[int]) -> 
             "resource_attr": benchmark.resource_attr,
             "max_resource_attr": benchmark.max_resource_attr,
             "max_resource": benchmark.max_resource, "n_workers": spec.n_workers,
-            "budget": spec.max_wallclock_time, "methods": list(METHODS), "seeds": seeds,
-            "scheduler_seeds": [spec.scheduler_seed(s) for s in seeds]}
+            "budget": spec.max_wallclock_time, "methods": [method], "seeds": list(spec.seeds),
+            "scheduler_seeds": [spec.scheduler_seed(s) for s in spec.seeds]}
 
 
-def start_st013(benchmark: Benchmark, spec: ExperimentSpec, work: Path) -> tuple[Path, object]:
-    out = work / f"st013-{benchmark.name}.json"
+def start_st013(benchmark: Benchmark, spec: ExperimentSpec, method: str, variant: str,
+                work: Path) -> tuple[Path, subprocess.Popen | None]:
+    """One runner process per method and variant: they run side by side."""
+    name = f"st013-{benchmark.name}-{method}-{VARIANT_FILES[variant]}"
+    out = work / f"{name}.json"
     if out.exists():
         return out, None
-    task = work / f"st013-{benchmark.name}-task.json"
-    task.write_text(json.dumps(st013_task(benchmark, spec, list(spec.seeds))))
-    log = open(work / f"st013-{benchmark.name}.log", "w")  # noqa: SIM115
+    task = work / f"{name}-task.json"
+    task.write_text(json.dumps({**st013_task(benchmark, spec, method),
+                                **ST013_VARIANTS[variant]}))
     env = {"SYNETUNE_FOLDER": str(work / "st013-tuner"), "PATH": "/usr/bin:/bin",
            "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([str(ensure_venv()), str(ROOT / "bench" / "st013_runner.py"),
-                                str(task), str(out)], stdout=log, stderr=subprocess.STDOUT,
-                               env=env)
+                                str(task), str(out)], env=env, stderr=subprocess.STDOUT,
+                               stdout=open(work / f"{name}.log", "w"))  # noqa: SIM115
     return out, process
+
+
+def start_stbench(spec: ExperimentSpec, method: str, work: Path) -> subprocess.Popen | None:
+    """`stbench run --backend simulated`, one process per method (its own tag)."""
+    tag = f"{spec.experiment_tag}-{method.lower()}"
+    folder = work / "results" / tag
+    if folder.exists() and all(
+            json.loads(m.read_text()).get("status") == "completed"
+            for m in folder.glob("*/*/*/metadata.json")):
+        return None
+    extra = [arg for key, value in spec.extra_args.items() for arg in (f"--{key}", value)]
+    command = [str(ROOT / ".venv" / "bin" / "stbench"), "run", "--backend", "simulated",
+               "--benchmark", spec.benchmark, "--method", method,
+               "--num_seeds", str(spec.num_seeds), "--random_seed", str(spec.random_seed),
+               "--max_wallclock_time", str(spec.max_wallclock_time),
+               "--experiment_tag", tag, "--results_root", str(work / "results"), *extra]
+    if folder.exists():
+        command.append("--resume")
+    log = open(work / f"stbench-{tag}.log", "w")  # noqa: SIM115
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def study_spec(name: str, args: argparse.Namespace, **fields: object) -> ExperimentSpec:
@@ -89,22 +119,14 @@ def study_spec(name: str, args: argparse.Namespace, **fields: object) -> Experim
                           extra_args=dict(item.split("=", 1) for item in args.set), **fields)
 
 
-def run_stbench(spec: ExperimentSpec, work: Path) -> ExperimentSpec:
-    tag = spec.experiment_tag
-    plan = plan_study(replace(spec, resume=(work / "results" / tag).exists()))
-    benchmark = plan.benchmark
-    run_study(plan, progress_stream=open(work / f"stbench-{benchmark.name}.log", "a"))  # noqa: SIM115
-    return plan.spec
-
-
 def stbench_reports(work: Path, spec: ExperimentSpec, metric: str) -> dict:
-    results, _ = load(work / "results", spec.experiment_tag)
     runs: dict = {}
-    for (method, seed), frame in results.groupby(["method", "seed"]):
-        frame = frame.dropna(subset=[metric])
-        runs.setdefault(method, {})[str(seed)] = list(
-            zip(frame["wallclock_time"].astype(float), frame[metric].astype(float),
-                strict=True))
+    for method in METHODS:
+        results, _ = load(work / "results", f"{spec.experiment_tag}-{method.lower()}")
+        for seed, frame in results.dropna(subset=[metric]).groupby("seed"):
+            runs.setdefault(method, {})[str(seed)] = list(
+                zip(frame["wallclock_time"].astype(float), frame[metric].astype(float),
+                    strict=True))
     return runs
 
 
@@ -145,21 +167,26 @@ def summarize(runs: dict, budget: float, optimum: float, median: float, sign: fl
                                for r in seeds.values()])
             half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(
                 len(values)) if len(values) > 1 else float("nan")
-            table[(method, fraction)] = (float(values.mean()), float(half), len(values))
+            table[(method, fraction)] = (float(values.mean()), float(half), values)
     return table
 
 
-def markdown(sections: list[str], seconds: float) -> str:
+def markdown(sections: list[str], command: str) -> str:
     head = ("# HPO quality: stbench vs Syne Tune 0.13\n\n"
-            "Generated by `bench/quality.py` "
-            f"({seconds / 60:.0f} min on a shared 2-core machine). **Simulated time** on both "
+            f"Generated by `{command}`. **Simulated time** on both "
             "sides: each trial replays the benchmark's `curve(config, resource)` with its "
             "epoch seconds, start latency 0; a method's own compute time is not counted. "
             "Same workers, budget and seeds on both sides.\n\n"
             "Normalized regret = (best so far − optimum) / (median random config − optimum): "
             "0 is the optimum, 1 is a typical random config. Mean over seeds ± half-width of "
-            "the 95 % t-interval, at 25 / 50 / 100 % of the budget.\n")
+            "the 95 % t-interval, at 25 / 50 / 100 % of the budget; for Syne Tune 0.13, p: "
+            "two-sided Mann-Whitney U test against stbench's seeds at that checkpoint.\n")
     return head + "\n".join(sections)
+
+
+def p_value(ours: dict, theirs: dict, method: str, fraction: float) -> float:
+    return float(stats.mannwhitneyu(ours[(method, fraction)][2],
+                                    theirs[(method, fraction)][2]).pvalue)
 
 
 def section(benchmark: Benchmark, spec: ExperimentSpec, tables: dict, optimum: float,
@@ -171,12 +198,24 @@ def section(benchmark: Benchmark, spec: ExperimentSpec, tables: dict, optimum: f
              "| method | " + " | ".join(f"{int(f * 100)} %" for f in CHECKPOINTS) + " |",
              "|---|" + "---|" * len(CHECKPOINTS)]
     for method in METHODS:
-        for impl in ("stbench", "Syne Tune 0.13"):
-            row = tables[impl]
+        for impl in ("stbench", *ST013_VARIANTS):
+            row, ours = tables[impl], tables["stbench"]
             cells = [f"{row[(method, f)][0]:.4f} ± {row[(method, f)][1]:.4f}"
+                     + ("" if impl == "stbench" else f" (p {p_value(ours, row, method, f):.2f})")
                      for f in CHECKPOINTS if (method, f) in row]
             lines.append(f"| {method} ({impl}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- generated by bench/quality.py -->", "<!-- end of generated part -->"
+
+
+def write_keeping_notes(path: Path, generated: str) -> None:
+    """Replace the generated part of the page; text after it (findings) is kept."""
+    notes = ""
+    if path.exists() and END in path.read_text():
+        notes = path.read_text().split(END, 1)[1]
+    path.write_text(f"{BEGIN}\n{generated}\n{END}{notes}")
 
 
 def main() -> None:
@@ -191,7 +230,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    started, sections = time.time(), []
+    sections = []
     for name in args.benchmarks:
         benchmark = load_benchmark(name)
         if code_curves(benchmark) is None:
@@ -199,14 +238,21 @@ def main() -> None:
             continue
         tag = f"quality-{name.replace('_', '-')}"
         spec = plan_study(study_spec(name, args, experiment_tag=tag,
-                                     results_root=str(args.work / "results"), resume=True)).spec
+                                     results_root=str(args.work / "plan"))).spec
         benchmark = benchmark.with_fixed_values(spec.extra_args)
-        out, process = start_st013(benchmark, spec, args.work)
-        spec = run_stbench(spec, args.work)
-        if process is not None and process.wait() != 0:
-            raise SystemExit(f"Syne Tune 0.13 runner failed, see {args.work}")
-        runs = {"stbench": stbench_reports(args.work, spec, benchmark.metric),
-                "Syne Tune 0.13": json.loads(out.read_text())["runs"]}
+        outs, processes = {}, []
+        for method in METHODS:
+            for variant in ST013_VARIANTS:
+                outs[variant, method], process = start_st013(benchmark, spec, method, variant,
+                                                             args.work)
+                processes += [process] if process else []
+            process = start_stbench(spec, method, args.work)
+            processes += [process] if process else []
+        if any(process.wait() != 0 for process in processes):
+            raise SystemExit(f"a run failed, see the logs in {args.work}")
+        runs = {"stbench": stbench_reports(args.work, spec, benchmark.metric)}
+        for (variant, method), out in outs.items():
+            runs.setdefault(variant, {})[method] = json.loads(out.read_text())["runs"][method]
         observed = [v for impl in runs.values() for seeds in impl.values()
                     for r in seeds.values() for _, v in r]
         optimum, median, source = reference_values(benchmark, observed)
@@ -215,7 +261,8 @@ def main() -> None:
         tables = {impl: summarize(r, budget, optimum, median, sign) for impl, r in runs.items()}
         sections.append(section(benchmark, spec, tables, optimum, median, source))
         print(sections[-1], flush=True)
-    args.out.write_text(markdown(sections, time.time() - started))
+    command = " ".join(["bench/quality.py", *sys.argv[1:]])
+    write_keeping_notes(args.out, markdown(sections, command))
     print(f"wrote {args.out}")
 
 

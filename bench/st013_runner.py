@@ -90,6 +90,8 @@ class JumpToNextEvent(SimulatorCallback):
 def scheduler(method: str, task: dict, space: dict, seed: int):
     common = dict(config_space=space, metric=task["metric"], mode=task["mode"],
                   random_seed=seed)
+    if "points_to_evaluate" in task:  # [] : no default config first (stbench's behaviour)
+        common["points_to_evaluate"] = task["points_to_evaluate"]
     multi = dict(resource_attr=task["resource_attr"], max_t=task["max_resource"])
     if method == "ASHA":
         return ASHA(**common, **multi)
