@@ -21,6 +21,11 @@ def read_rows(folder: Path) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line]
 
 
+def read_reports(folder: Path) -> list[dict]:
+    """Rows of metric reports (a trial stopped before its first report has one row without)."""
+    return [row for row in read_rows(folder) if row["metrics"]]
+
+
 def read_meta(folder: Path) -> dict:
     return json.loads((folder / "metadata.json").read_text())
 
@@ -41,7 +46,10 @@ def test_study_writes_layout_table_and_plot(tmp_path: Path, capsys: pytest.Captu
             rows = read_rows(folder)
             assert rows, "every experiment records reports"
             assert all(0 <= r["wallclock_time"] <= 6 for r in rows)
-            assert all("loss" in r["metrics"] and "x" in r["config"] for r in rows)
+            reports = [r for r in rows if r["metrics"]]
+            assert all("loss" in r["metrics"] and "x" in r["config"] for r in reports)
+            unreported = {r["trial_id"] for r in rows} - {r["trial_id"] for r in reports}
+            assert all(r["status"] == "Stopped" for r in rows if r["trial_id"] in unreported)
             assert {r["status"] for r in rows} <= {"Completed", "Stopped"}
     png = tmp_path / "it" / "plots" / "synthetic_curves.png"
     assert png.read_bytes().startswith(b"\x89PNG")
@@ -54,7 +62,7 @@ def test_seeds_are_paired_across_methods_and_reproducible(tmp_path: Path) -> Non
                      "--experiment_tag", tag, "--results_root", str(tmp_path),
                      "--random_seed", "11", *FAST]) == 0
         base = tmp_path / tag / "synthetic_curves"
-        rows = read_rows(base / "RS" / "0")
+        rows = read_reports(base / "RS" / "0")
         seeds = {m: read_meta(base / m / "0")["scheduler_seed"] for m in ("RS", "TPE")}
         return [r["config"] for r in rows if r["metrics"]["epoch"] == 1], seeds
 
@@ -120,7 +128,7 @@ def test_mlp_digits_trains_for_real(tmp_path: Path) -> None:
                  "--max_wallclock_time", "12", "--experiment_tag", "digits",
                  "--results_root", str(tmp_path), "--random_seed", "0"])
     assert code == 0
-    rows = read_rows(tmp_path / "digits" / "mlp_digits" / "ASHA" / "0")
+    rows = read_reports(tmp_path / "digits" / "mlp_digits" / "ASHA" / "0")
     best = min(r["metrics"]["val_error"] for r in rows)
     assert best < 0.15, "an MLP on digits reaches well under 15 % validation error"
     assert max(r["metrics"]["epoch"] for r in rows) > 1
@@ -131,6 +139,6 @@ def test_gbm_breast_cancer_trains_for_real(tmp_path: Path) -> None:
                  "--max_wallclock_time", "10", "--experiment_tag", "gbm",
                  "--results_root", str(tmp_path), "--random_seed", "0"])
     assert code == 0
-    rows = read_rows(tmp_path / "gbm" / "gbm_breast_cancer" / "ASHA" / "0")
+    rows = read_reports(tmp_path / "gbm" / "gbm_breast_cancer" / "ASHA" / "0")
     assert min(r["metrics"]["val_logloss"] for r in rows) < 0.2
     assert min(r["metrics"]["val_error"] for r in rows) < 0.1
