@@ -172,6 +172,12 @@ def with_fantasies(gp: GaussianProcessRegressor, X: np.ndarray, y: np.ndarray,
     """Kriging believer: pending configs count as observed at the GP's mean, with the fitted
     kernel kept, so the next proposal moves away from them."""
     fantasies = gp.predict(X_pending)
-    believer = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
-    believer.fit(np.vstack([X, X_pending]), np.concatenate([y, fantasies]))
-    return believer
+    return condition_gp(gp.kernel_, np.vstack([X, X_pending]), np.concatenate([y, fantasies]))
+
+
+def condition_gp(kernel: Kernel, X: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
+    """A GP on (X, y) with `kernel`'s hyperparameters kept: one Cholesky factorization, no
+    marginal-likelihood search, so new data costs little between hyperparameter refits."""
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, optimizer=None)
+    gp.fit(X, y)
+    return gp

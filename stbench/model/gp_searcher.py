@@ -24,16 +24,27 @@ from syne_tune.optimizer.schedulers.searchers.single_objective_searcher import (
 )
 from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
 
-from stbench.model.gp_model import ConfigEncoder, expected_improvement, fit_gp, with_fantasies
+from stbench.model.gp_model import (
+    ConfigEncoder,
+    condition_gp,
+    expected_improvement,
+    fit_gp,
+    with_fantasies,
+)
 from stbench.model.seeding import spawn_seeds
 
 NUM_LOCAL_ANCHORS = 5  # best observed configs whose neighbourhoods are searched
 LOCAL_FRACTION = 0.2  # local candidates relative to num_candidates
-RESTART_EVERY = 10  # fits between extra hyperparameter searches from the default kernel
-# Below this many points every fit also searches from the default kernel: with few points the
-# likelihood has poor local optima a warm start stays in (bench/quality.py: BO's final regret
-# on synthetic_curves 0.073 -> 0.042, Syne Tune 0.13 0.032), and a fit is cheap.
-ALWAYS_RESTART_BELOW = 50
+# Below this many points every suggestion refits the hyperparameters, also searching from the
+# default kernel: with few points the likelihood has poor local optima a warm start stays in
+# (bench/quality.py: BO's final regret on synthetic_curves 0.073 -> 0.042, Syne Tune 0.13
+# 0.032), and a fit is cheap.
+ALWAYS_REFIT_BELOW = 50
+# From then on the hyperparameters are refitted (warm start and default kernel) only once the
+# observations have grown by this factor since the last refit; in between, new data is
+# conditioned on with the last kernel. The likelihood search on up to 200 points was most of a
+# simulated MOBSTER study's time (docs/simulated.md).
+REFIT_GROWTH = 1.2
 
 
 class _GPEIMixin:
@@ -48,7 +59,8 @@ class _GPEIMixin:
         self._trial_configs: dict[int, dict[str, Any]] = {}
         self._failed: set[tuple] = set()
         self._kernel: Kernel | None = None  # last fitted kernel, warm-starts the next fit
-        self._num_fits = 0
+        self._num_fits = 0  # hyperparameter (marginal-likelihood) searches so far
+        self._observed_at_fit = 0  # observations when the hyperparameters were last fitted
         self._gp_cache: tuple[bytes, GaussianProcessRegressor] | None = None
         self.points_to_evaluate = [self._encoder.complete(p) for p in self.points_to_evaluate]
 
@@ -113,14 +125,17 @@ class _GPEIMixin:
         digest = X.tobytes() + y.tobytes()
         if self._gp_cache is not None and self._gp_cache[0] == digest:
             return self._gp_cache[1]  # only pending configs changed: reuse hyperparameters
-        # Warm-starting from the last fit converges in a few steps; restarting from the default
-        # kernel every RESTART_EVERY fits (every fit on little data) guards against a poor
-        # local optimum.
-        restart = self._kernel is not None and (self._num_fits % RESTART_EVERY == 0
-                                                or len(y) < ALWAYS_RESTART_BELOW)
-        self._num_fits += 1
-        gp = fit_gp(X, y, self._kernel, restart)
-        self._kernel = gp.kernel_
+        observed = len(self._metrics)  # type: ignore[attr-defined]
+        if (self._kernel is not None and len(y) >= ALWAYS_REFIT_BELOW
+                and observed < REFIT_GROWTH * self._observed_at_fit):
+            gp = condition_gp(self._kernel, X, y)
+        else:
+            # Warm-starting from the last fit converges in a few steps; also searching from the
+            # default kernel guards against a poor local optimum.
+            self._num_fits += 1
+            self._observed_at_fit = observed
+            gp = fit_gp(X, y, self._kernel, restart=self._kernel is not None)
+            self._kernel = gp.kernel_
         self._gp_cache = (digest, gp)
         return gp
 

@@ -217,3 +217,22 @@ def test_gp_fits_on_little_data_are_as_good_as_a_fresh_fit() -> None:
         y = gp.y_train_ * gp._y_train_std + gp._y_train_mean
         fresh = fit_gp(gp.X_train_, y, None, restart=False)
         assert gp.log_marginal_likelihood_value_ >= fresh.log_marginal_likelihood_value_ - 1e-6
+
+
+def test_hyperparameters_are_refitted_only_as_the_data_grows() -> None:
+    """The marginal-likelihood search at every suggestion made a 30-seed simulated MOBSTER study
+    take 10 min (docs/simulated.md). From 50 observations on it reruns only once the data has
+    grown by 20 %; every suggestion's GP still conditions on every observation."""
+    searcher = GPEISearcher(QUADRATIC_SPACE, random_seed=0)
+    fits_at_50 = None
+    for trial_id in range(120):
+        config = searcher.suggest()
+        searcher.on_trial_complete(trial_id, searcher_input(config, QUADRATIC_SPACE),
+                                   quadratic(config))
+        if trial_id + 1 == 50:
+            fits_at_50 = searcher._num_fits
+    searcher.suggest()
+    assert fits_at_50 is not None and fits_at_50 >= 40  # little data: a fresh fit every time
+    refits = searcher._num_fits - fits_at_50  # 70 suggestions: at 60, 72, 87, 105 observations
+    assert refits <= 5
+    assert len(searcher._gp_cache[1].X_train_) == 120  # no observation left out in between
