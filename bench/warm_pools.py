@@ -61,7 +61,7 @@ END_MARGIN = 1.0  # s: stops requested this close to the budget's end are the en
 SLOW_STOP = 3.0  # s from StopTrainingJob to Stopped beyond which a stop is reported
 MEASURES = (  # key, row label, format
     ("finished", "trials ended within the budget", "{:.0f}"),
-    ("reported", "trials with a report", "{:.0f}"),
+    ("reported", "trials with a report read in the budget", "{:.0f}"),
     ("best", "best loss", "{:.4f}"),
     ("provisioning", "provisioning per job, s (endpoint)", "{:.1f}"),
     ("reused", "trials started on a warm pool", "{:.0f}"),
@@ -130,14 +130,22 @@ def _listening(address: str) -> bool:
         return sock.connect_ex((host, int(port))) == 0
 
 
-def push_trainer(address: str) -> str:
-    """`stbench images push` of the local trainer image; returns the URI it pushed."""
+@contextmanager
+def pushed_trainer(address: str) -> Iterator[str]:
+    """`stbench images push` of the local trainer image: the URI it pushed, whose local tag
+    is removed afterwards (the image itself stays, as stbench-trainer:latest)."""
+    import docker
+
     command = [sys.executable, "-m", "stbench.cli.main", "images", "push", "--registry",
                address, "--roles", "trainer", "--tag", "latest"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         raise SystemExit(f"push failed: {done.stderr.strip()[-500:]}")
-    return done.stdout.split()[-1]  # "trainer URI"
+    uri = done.stdout.split()[-1]  # "trainer URI"
+    try:
+        yield uri
+    finally:
+        docker.from_env().images.remove(uri)
 
 
 # --- one run: an arm and a seed ----------------------------------------------------------------
@@ -187,7 +195,8 @@ def figures(arm: str, seed: int, settings: Settings, root: Path,
     it happened (a job the experiment's end stopped is still paid for)."""
     df = load_results(root, f"wp-{arm}")
     df = df[df["seed"] == seed]
-    in_budget = df[df["wallclock_time"] <= settings.budget]
+    # rows the loop added from reports (a trial it stopped before any has a row without)
+    in_budget = df[(df["wallclock_time"] <= settings.budget) & df["loss"].notna()]
     per_trial = df.groupby("trial_id").agg(
         billable=("billable_seconds", "max"), retained=("warm_pool_retained_seconds", "max"),
         reused=("started_on_warm_pool_of", lambda s: s.notna().any()))
@@ -277,8 +286,7 @@ def measure(settings: Settings,
     walls, loads = [], []
     with registry(workdir) as address:
         say(f"registry on {address}; pushing the trainer image")
-        image = push_trainer(address)
-        with Emulator(config) as emulator:
+        with pushed_trainer(address) as image, Emulator(config) as emulator:
             env = {**os.environ, **emulator.environment()}
             setup = {"image": image, "role": ensure_execution_role(env),
                      "s3_root": ensure_bucket(env, BUCKET) + "/warm-pools"}
@@ -343,12 +351,14 @@ def table(settings: Settings, results: dict[str, list[dict[str, float]]], wall: 
                  f"{len(runs)} runs (or left jobs or pools): see the progress lines")
     lines += [
         "",
-        f"With warm pools {more:.1f}x as many trials ended in the same budget, at {dearer:.2f}x "
+        f"With warm pools {more:.2f}x as many trials ended in the same budget, at {dearer:.2f}x "
         "the cost per trial ended. Trials ended within the budget: jobs that reached "
         "Completed, or Stopped by ASHA (it stops most trials at its first rungs), before the "
         "budget ran out, by the endpoint's clock from the first job's creation; the jobs the "
-        "experiment's end stops do not count. Reports and best loss: result rows whose "
-        "`wallclock_time` is within the budget. Billable and retained seconds and cost: from "
+        "experiment's end stops do not count. Reports and best loss: result rows with a loss "
+        "whose `wallclock_time` is within the budget; a trial may end in the budget and have "
+        "its reports read only after it (the SageMaker adapter polls every 5 s), and then the "
+        "study never sees them. Billable and retained seconds and cost: from "
         "the rows, whenever incurred (`BillableTimeInSeconds` plus warm-pool "
         f"`ResourceRetainedBillableTimeInSeconds` at the price of {INSTANCE} in "
         "stbench/model/prices.yaml, summed as `stbench results` does; the experiment's end "
