@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stbench.model.container_contract import TRAINER_TIMESTAMP, find_report
+from stbench.trainer.entry import EARLY_SIGNALS
 
 STDERR_TAIL_LINES = 30
 READER_JOIN_SECONDS = 5.0  # after the child exits, for output still in the pipes
@@ -98,6 +99,9 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._on_signal)
+        if EARLY_SIGNALS and self.stop_signal is None:  # came while the trainer was importing
+            self.stop_signal = EARLY_SIGNALS[0]
+            self.log(f"received {signal.Signals(self.stop_signal).name} while starting up")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -302,6 +302,21 @@ def test_sigterm_while_starting_up_runs_nothing(root: Path) -> None:
     assert out.decode() == end_line(0) + "\n" and channel(root) == []
 
 
+def test_sigterm_during_the_imports_is_not_lost(root: Path) -> None:
+    """A StopTrainingJob in the first second, while the trainer still imports: as a
+    container's PID 1 it would have been ignored (the job trained to its end); here, outside
+    a container, it killed the trainer without a failure reason. It stops the job cleanly."""
+    write_hyperparameters(root, FAST_CURVES)
+    process = subprocess.Popen([str(TRAINER), "train"], env=trainer_env(root),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.15)  # the interpreter is up, the trainer's modules are not
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=20)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert failure(root).startswith("stopped by SIGTERM before the training script started")
+    assert channel(root) == []
+
+
 def helper_gone(pid: int, seconds: float = 3.0) -> bool:
     """Gone or a zombie nobody reaped yet (PID 1 in a container may not reap)."""
     deadline = time.monotonic() + seconds
