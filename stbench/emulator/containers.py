@@ -36,6 +36,11 @@ def registry_of(image: str) -> str | None:
     return None
 
 
+def _line(line: bytes) -> tuple[int, str]:
+    stamp, _, text = line.partition(b" ")
+    return _timestamp_ms(stamp), text.decode(errors="replace").rstrip("\r")
+
+
 def _timestamp_ms(stamp: bytes) -> int:
     """Docker's RFC 3339 log timestamp (nanoseconds, UTC) in epoch milliseconds."""
     text = stamp.decode(errors="replace").rstrip("Z")
@@ -123,16 +128,20 @@ class DockerJobs:
 
     def log_lines(self, container: Any) -> Iterator[tuple[int, str]]:
         """(timestamp ms, line) of the container's stdout and stderr until it exits."""
-        buffer = b""
+        buffer, sent = b"", 0
         for chunk in container.logs(stream=True, follow=True, timestamps=True):
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
-                stamp, _, text = line.partition(b" ")
-                yield _timestamp_ms(stamp), text.decode(errors="replace").rstrip("\r")
-        if buffer.strip():
-            stamp, _, text = buffer.partition(b" ")
-            yield _timestamp_ms(stamp), text.decode(errors="replace")
+                sent += 1
+                yield _line(line)
+        # The followed stream can close before the engine wrote a last line that has no
+        # newline (seen when a container exits at once): the whole log, read after the
+        # exit, gives what the stream missed.
+        container.wait()
+        complete = [line for line in container.logs(timestamps=True).split(b"\n") if line.strip()]
+        for line in complete[sent:]:
+            yield _line(line)
 
     def signal(self, container: Any, name: str) -> None:
         from docker.errors import APIError
