@@ -105,6 +105,12 @@ def observed_loss(config: Mapping[str, Any], epoch: int) -> float:
     return noise_free_loss(config, epoch) + noise_sd(config, epoch) * float(rng.standard_normal())
 
 
+def curve(config: Mapping[str, Any], resource: int) -> dict[str, float]:
+    """What the script reports after `resource` epochs: `--backend simulated` replays it
+    (seconds per epoch: the config's `epoch_duration`), see docs/simulated.md."""
+    return {"loss": observed_loss(config, resource)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     for name in NAMES:
