@@ -267,10 +267,10 @@ def guarded(action: Callable[[], int], on_error: Callable[[str], None] | None = 
             on_error("interrupted by a stop signal")
         return 130
     except Exception as err:  # a crash: the traceback for us, one line for the user and the job
-        from stbench.orchestration.experiment import one_line
+        from stbench.model.failures import crash_reason
 
         traceback.print_exc()
-        reason = f"crashed: {one_line(err)}"
+        reason = crash_reason(err)
         print(f"stbench: error: {reason}; rerun with --resume once it is fixed", file=sys.stderr)
         if on_error:
             on_error(reason)

@@ -15,12 +15,11 @@ from typing import Any, Protocol
 import boto3
 
 from stbench.backends.aws import read_s3_text, retrying, split_s3_uri
+from stbench.backends.jobs.sagemaker import LIST_PAGE_SIZE
 from stbench.launch.study_jobs import study_matcher
 from stbench.model.naming import JOB_NAME, name_key
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import atomic_write
-
-LIST_PAGE_SIZE = 100  # ListTrainingJobs' MaxResults limit
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
+from stbench.model.failures import crash_reason
 from stbench.orchestration.progress import Progress, ProgressSnapshot
 from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
 
@@ -95,13 +96,6 @@ class ExperimentOutcome:
     best: float | None
 
 
-def one_line(err: BaseException) -> str:
-    """`Type: first line of the message`, short enough for metadata and FailureReason."""
-    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
-    return text[:500]
-
-
 class ExperimentLoop:
     """Runs one experiment until its budget ends; the caller owns scheduler and backend."""
 
@@ -120,7 +114,7 @@ class ExperimentLoop:
 
     def run(self) -> ExperimentOutcome:
         state = self.state
-        status, reason, crashed = "completed", "", False
+        status, reason, running_end = "completed", "", STOPPED_BY_BUDGET
         self.store.update_metadata(status="running", start_time=now_iso(), end_time=None)
         self.store.flush(force=True)
         try:
@@ -137,13 +131,13 @@ class ExperimentLoop:
                 self.events.wait_for_activity(min(1.0, max(0.0, remaining)))
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted by the user or a stop signal"
+            running_end = INTERRUPTED
             raise
         except Exception as err:  # a crash: recorded as failed, so --resume reruns it
-            status, reason, crashed = "failed", f"crashed: {one_line(err)}", True
+            status, reason, running_end = "failed", crash_reason(err), INTERRUPTED
             raise
         finally:
-            self._shutdown(INTERRUPTED if status == "interrupted" or crashed
-                           else STOPPED_BY_BUDGET)
+            self._shutdown(running_end)
             self.store.update_metadata(
                 status=status, reason=reason, end_time=now_iso(),
                 elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,

@@ -4,7 +4,6 @@ and the endpoint's buckets, objects and training jobs are the same before and af
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,6 @@ def endpoint(docker_client: Any) -> Iterator[Emulator]:
     yield emulator
     emulator.close()
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
 
 
 def snapshot(emulator: Emulator) -> dict[str, Any]:

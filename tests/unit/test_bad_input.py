@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +10,6 @@ from bad_inputs import CASES, DEAD_AWS, BadInput, prepare, run_case, tree
 
 RELIABILITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    """main() installs a SIGTERM handler; give pytest its own back."""
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
 
 
 def test_the_table_covers_every_command_and_thirty_kinds() -> None:

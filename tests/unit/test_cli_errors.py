@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +16,6 @@ from stbench.orchestration.store import METADATA, experiment_dir
 
 STBENCH = Path(sys.executable).parent / "stbench"  # the installed console script
 
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    """main() installs a SIGTERM handler; give pytest its own back."""
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
 
 
 def tree(folder: Path) -> list[str]:

@@ -7,8 +7,6 @@ crashed experiment (a ValidationException from SageMaker, a bug) was skipped by 
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +14,6 @@ import pytest
 from stbench.backends.local_process import LocalProcessBackend
 from stbench.cli.main import main
 from stbench.orchestration.store import METADATA, RESULTS, experiment_dir
-
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
 
 
 def run_args(results: Path, budget: float, *extra: str) -> list[str]:

@@ -4,8 +4,6 @@ its script would report, so a comparison study needs no recorded run."""
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +11,6 @@ import pytest
 from stbench.benchmarks.hartmann6_curves import observed_loss
 from stbench.cli.main import main
 from stbench.orchestration.store import RESULTS, experiment_dir
-
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
 
 
 def test_simulated_hartmann6_replays_the_scripts_losses(tmp_path: Path) -> None:

@@ -5,21 +5,10 @@ what its job cost (before, such trials left no trace in results.jsonl and their 
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from stbench.cli.main import main
 from stbench.orchestration.store import RESULTS, experiment_dir
-
-
-@pytest.fixture(autouse=True)
-def keep_sigterm_handler() -> Iterator[None]:
-    handler = signal.getsignal(signal.SIGTERM)
-    yield
-    signal.signal(signal.SIGTERM, handler)
 
 
 def test_trials_stopped_by_the_budget_before_reporting_have_a_row(tmp_path: Path) -> None:
