@@ -383,6 +383,19 @@ def test_input_channels_are_downloaded_before_the_container_starts(endpoint: str
     assert job["FailureReason"].startswith("ClientError: No S3 objects found under S3 URL")
 
 
+def test_a_last_line_without_a_newline_reaches_the_log(endpoint: str) -> None:
+    """A container that prints one unterminated line and exits at once: the engine's followed
+    log stream could close before that line was written, and it was lost (about every other
+    job)."""
+    sm, logs = clients(endpoint, "sagemaker", "logs")
+    names = [unique("unterminated") for _ in range(5)]
+    for name in names:
+        sm.create_training_job(**shell_job(name, f"printf 'last words of {name}'"))
+    for name in names:
+        assert wait_until(sm, name, ended)["TrainingJobStatus"] == "Completed"
+        assert [e["message"] for e in wait_for_lines(logs, name, 1)] == [f"last words of {name}"]
+
+
 def test_service_quotas_lists_the_sagemaker_quotas(endpoint: str) -> None:
     quotas = clients(endpoint, "service-quotas")[0]
     pages = quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker")
