@@ -223,6 +223,9 @@ class LocalProcessBackend(TrialBackend):
 
     def wait_for_activity(self, timeout: float) -> None:
         self.activity.wait(timeout)
+    def retry_counts(self) -> dict[str, int]:
+        return {}  # no service calls to throttle, no capacity to wait for
+
 
     def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
         shutil.copytree(self.checkpoint_path(src_trial_id), self.checkpoint_path(tgt_trial_id))

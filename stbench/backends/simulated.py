@@ -127,6 +127,9 @@ class SimulatedBackend(UserBlackboxBackend):
     def late_annotations(self) -> dict[int, dict[str, Any]]:
         return {}
 
+    def retry_counts(self) -> dict[str, int]:
+        return {}  # no service calls to throttle, no capacity to wait for
+
     def close(self) -> None:
         pass
 

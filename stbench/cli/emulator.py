@@ -44,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                help=f"{text} (default {getattr(defaults, name):g})")
     option("throttle_fraction", type=float, default=0.0,
            help="share of SageMaker and Logs calls answered with ThrottlingException")
-    option("seed", type=int, default=None, help="seed of the throttling draws")
+    option("capacity_refusal_fraction", type=float, default=0.0,
+           help="share of CreateTrainingJob calls answered with ResourceLimitExceeded (as "
+                "if other jobs held the quota)")
+    option("seed", type=int, default=None, help="seed of the throttling and refusal draws")
     option("quota", action="append", default=[], metavar="NAME=VALUE",
            help="a Service Quotas value, e.g. 'ml.m5.large for training warm pool usage=4' "
                 "(repeatable; defaults: 20 for training job usage, 0 for warm pool usage)")
@@ -63,7 +66,9 @@ def cmd_emulator(argv: list[str]) -> int:
     config = EmulatorConfig(
         port=args.port, region=args.region, cold_start_seconds=args.cold_start_seconds,
         warm_start_seconds=args.warm_start_seconds, log_delay_seconds=args.log_delay_seconds,
-        throttle_fraction=args.throttle_fraction, stop_grace_seconds=args.stop_grace_seconds,
+        throttle_fraction=args.throttle_fraction,
+        capacity_refusal_fraction=args.capacity_refusal_fraction,
+        stop_grace_seconds=args.stop_grace_seconds,
         checkpoint_sync_seconds=args.checkpoint_sync_seconds, seed=args.seed,
         quotas=dict(parse_quota(text) for text in args.quota),
         work_dir=Path(args.work_dir) if args.work_dir else None)
@@ -86,7 +91,7 @@ def cmd_emulator(argv: list[str]) -> int:
         exports = " ".join(f"{key}={value}" for key, value in environment.items())
         print(f"export {exports}", flush=True)
         print(f"stbench emulator {emulator.id} serving {emulator.endpoint_url} (throttling "
-              f"seed {emulator.seed}); Ctrl-C stops it and removes its containers",
+              f"and refusal seed {emulator.seed}); Ctrl-C stops it and removes its containers",
               file=sys.stderr, flush=True)
         print(f"execution role (--role): {role}", file=sys.stderr, flush=True)
         if args.bucket:

@@ -39,13 +39,24 @@ def check_training_quota(config: EmulatorConfig, jobs: Iterable[TrainingJob],
     delta = 0 if takes_pool else job.instance_count
     quota = config.quota(kind, TRAINING_USAGE)
     if busy + idle + delta > quota:
-        name = f"{kind} {TRAINING_USAGE}"
-        raise AwsError("ResourceLimitExceeded", (
-            f"The account-level service limit '{name}' is {quota:g} Instances, with current "
-            f"utilization of {busy + idle} Instances and a request delta of {delta} "
-            "Instances. Please use AWS Service Quotas to request an increase for this quota. "
-            "If AWS Service Quotas is not available, contact AWS support to request an "
-            "increase for this quota."))
+        raise limit_exceeded(kind, quota, busy + idle, delta)
+
+
+def limit_exceeded(instance_type: str, quota: float, used: float, delta: float) -> AwsError:
+    """ResourceLimitExceeded in AWS's words for `<instance_type> for training job usage`."""
+    return AwsError("ResourceLimitExceeded", (
+        f"The account-level service limit '{instance_type} {TRAINING_USAGE}' is {quota:g} "
+        f"Instances, with current utilization of {used:g} Instances and a request delta of "
+        f"{delta:g} Instances. Please use AWS Service Quotas to request an increase for this "
+        "quota. If AWS Service Quotas is not available, contact AWS support to request an "
+        "increase for this quota."))
+
+
+def refused_for_others(config: EmulatorConfig, request: dict) -> AwsError:
+    """The refusal `capacity_refusal_fraction` draws: the quota is full of other jobs."""
+    kind = request["ResourceConfig"]["InstanceType"]
+    quota = config.quota(kind, TRAINING_USAGE)
+    return limit_exceeded(kind, quota, quota, request["ResourceConfig"]["InstanceCount"])
 
 
 def warm_pool_has_room(config: EmulatorConfig, pools: Iterable[WarmPool],

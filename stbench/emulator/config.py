@@ -36,10 +36,13 @@ class EmulatorConfig:
     warm_start_seconds: float = 0.5  # Starting on a reused warm pool
     log_delay_seconds: float = 1.0  # a log line becomes visible this long after it was written
     throttle_fraction: float = 0.0  # this share of SageMaker and Logs calls is throttled
+    # this share of valid CreateTrainingJob calls is refused with ResourceLimitExceeded, as
+    # when other jobs of the account hold the quota for a moment
+    capacity_refusal_fraction: float = 0.0
     stop_grace_seconds: float = 120.0  # SIGTERM to SIGKILL on StopTrainingJob, as on AWS
     checkpoint_sync_seconds: float = 5.0  # /opt/ml/checkpoints upload period while a job runs
     quotas: dict[str, float] = field(default_factory=dict)  # Service Quotas name -> value
-    seed: int | None = None  # the throttling draws; None: fresh entropy
+    seed: int | None = None  # the throttling and refusal draws; None: fresh entropy
     work_dir: Path | None = None  # the jobs' /opt/ml folders; None: a temporary folder
 
     def __post_init__(self) -> None:
@@ -49,8 +52,9 @@ class EmulatorConfig:
                 raise UserError(f"{name} must be >= 0, not {getattr(self, name)}")
         if self.checkpoint_sync_seconds <= 0:
             raise UserError("checkpoint_sync_seconds must be > 0")
-        if not 0.0 <= self.throttle_fraction <= 1.0:
-            raise UserError(f"throttle_fraction must be in [0, 1], not {self.throttle_fraction}")
+        for name in ("throttle_fraction", "capacity_refusal_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"{name} must be in [0, 1], not {getattr(self, name)}")
         if not 0 <= self.port < 65536:
             raise UserError(f"port {self.port} is not a TCP port (0 picks a free one)")
         for name, value in self.quotas.items():

@@ -4,7 +4,8 @@ moto), with SageMaker training jobs and SageMaker's Service Quotas answered in f
 One URL serves every service, as boto3 sees it through `AWS_ENDPOINT_URL`: the JSON
 services are told apart by `X-Amz-Target`, the others are moto's to route. A fraction of the
 SageMaker and CloudWatch Logs calls (`throttle_fraction`) is answered with
-ThrottlingException, drawn from the endpoint's own seeded generator.
+ThrottlingException, and a fraction of CreateTrainingJob calls (`capacity_refusal_fraction`)
+with ResourceLimitExceeded, each drawn from a seeded generator of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from stbench.emulator import quotas
+from stbench.emulator.capacity import refused_for_others
 from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
 from stbench.emulator.containers import DockerJobs
 from stbench.emulator.logs import LogDelivery
@@ -34,6 +36,7 @@ from stbench.emulator.protocol import (
     target_of,
 )
 from stbench.emulator.service import ACTIONS, TrainingService
+from stbench.emulator.validation import check_request
 from stbench.model.seeding import SEED_BOUND, spawn_seeds
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,9 @@ class EndpointApp:
         self.moto_app = moto_app
         self.service = service
         self.config = service.config
-        self._random = random.Random(spawn_seeds(seed, 1)[0])
+        throttle_seed, refusal_seed = spawn_seeds(seed, 2)  # the first as before refusals
+        self._random = random.Random(throttle_seed)
+        self._refusals = random.Random(refusal_seed)
         self._random_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -70,6 +75,10 @@ class EndpointApp:
                     return self.moto_app(environ, start_response)
                 answer = quotas.handle(self.config, action, region, body)
             else:
+                if action == "CreateTrainingJob" and self._draw(
+                        self._refusals, self.config.capacity_refusal_fraction):
+                    check_request("sagemaker", action, body)  # a bad request is told so first
+                    raise refused_for_others(self.config, body)
                 answer = self.service.handle(action, region, body)
         except AwsError as err:
             return respond_error(start_response, err)
@@ -80,10 +89,13 @@ class EndpointApp:
         return respond(start_response, 200, answer)
 
     def _throttled(self) -> bool:
-        if self.config.throttle_fraction <= 0:
+        return self._draw(self._random, self.config.throttle_fraction)
+
+    def _draw(self, generator: random.Random, fraction: float) -> bool:
+        if fraction <= 0:
             return False
         with self._random_lock:
-            return self._random.random() < self.config.throttle_fraction
+            return generator.random() < fraction
 
 
 class Emulator:

@@ -200,7 +200,9 @@ def study_demands(jobs: list[PlannedJob]) -> list[InstanceDemand]:
 
 def launch(planned: list[PlannedJob], target: LaunchTarget,
            capacity_wait_seconds: float = 60.0, note: Any = print) -> list[str]:
-    """Create the planned jobs; ResourceLimitExceeded waits for capacity and tries again."""
+    """Create the planned jobs; ResourceLimitExceeded waits for capacity and tries again,
+    for at most the spec's `max_capacity_wait` per job: then one line says why, and which
+    jobs were launched already (they keep running)."""
     created = []
     published: set[str] = set()
     for job in planned:
@@ -212,6 +214,7 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
                  f"{target.publish_code(job.code, job.study_root)}")
             published.add(job.code.digest)
         while True:
+        deadline = time.monotonic() + job.spec.max_capacity_wait
             try:
                 target.create(job.request)
                 break
@@ -219,8 +222,16 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
                 if error_code(err) != "ResourceLimitExceeded":
                     raise
                 note(f"{job.name}: no capacity ({error_message(err)}); "
-                     f"retrying in {capacity_wait_seconds:g} s")
-                time.sleep(capacity_wait_seconds)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise UserError(
+                        f"no capacity to launch {job.name} in {job.spec.max_capacity_wait:g} s "
+                        f"of retrying ({error_message(err)}); {len(created)} jobs launched "
+                        "before it keep running: raise that quota in Service Quotas, or "
+                        "launch fewer experiments at once, or wait longer with "
+                        "--max_capacity_wait") from None
+                     f"retrying in {min(capacity_wait_seconds, left):.3g} s")
+                time.sleep(min(capacity_wait_seconds, left))
         note(f"launched {job.name}")
         created.append(job.name)
     return created

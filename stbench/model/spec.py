@@ -101,6 +101,12 @@ class ExperimentSpec:
         default=False,
         metadata=_flag("skip the check of SageMaker's Service Quotas (--backend sagemaker)"),
     )
+    max_capacity_wait: float = field(
+        default=3600.0,
+        metadata=_flag("seconds to keep retrying a trial (or launch) refused for capacity "
+                       "(ResourceLimitExceeded) before the experiment fails (--backend "
+                       "sagemaker, launch)"),
+    )
     results_root: str = field(default="results", metadata=_flag("folder holding all results"))
     resume: bool = field(default=False, metadata=_flag("continue an interrupted experiment"))
     extra_args: dict[str, str] = field(
@@ -126,11 +132,11 @@ class ExperimentSpec:
         if self.random_seed is not None and self.random_seed < 0:
             raise UserError(f"--random_seed must be a non-negative integer, got "
                             f"{self.random_seed}: pass one, or leave it out to draw one")
-        budget = self.max_wallclock_time
-        if budget is not None and not math.isfinite(budget):
-            raise UserError(f"--max_wallclock_time must be a finite number of seconds, "
-                            f"got {budget}")
-        for name in ("n_workers", "max_wallclock_time", "max_num_trials"):
+        for name in ("max_wallclock_time", "max_capacity_wait"):
+            seconds = getattr(self, name)
+            if seconds is not None and not math.isfinite(seconds):
+                raise UserError(f"--{name} must be a finite number of seconds, got {seconds}")
+        for name in ("n_workers", "max_wallclock_time", "max_num_trials", "max_capacity_wait"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"--{name} must be positive, got {value}")

@@ -75,6 +75,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         return backend
     from stbench.backends.jobs.backend import JobBackend
     from stbench.backends.jobs.job_requests import LOCAL_ROLE, JobTemplate
+    from stbench.backends.jobs.job_service import RetryCounts
     from stbench.backends.jobs.local_docker import LocalDockerJobService
 
     tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
@@ -82,6 +83,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
     max_runtime = int(float(spec.max_wallclock_time or 3600)) + 600
     keep_alive = KEEP_ALIVE_SECONDS if spec.warm_pool else 0
+    retries = RetryCounts()  # the adapter counts throttles botocore retried, the backend the rest
     service: Any
     if spec.backend == "sagemaker":
         import boto3
@@ -92,7 +94,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         where = setup.experiment_uri(spec.experiment_tag, benchmark.name, method, seed)
         image, role, prices = setup.image_uri, setup.role_arn, load_prices()
         session = boto3.session.Session(region_name=setup.region)
-        service = SageMakerJobService(session, base)
+        service = SageMakerJobService(session, base, retries=retries)
         inputs = trial_inputs(spec, benchmark, setup.study_uri(spec.experiment_tag),
                               lambda: session.client("s3"))
     else:  # local Docker: checkpoints and outputs in the experiment's folder
@@ -109,4 +111,5 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         inputs=inputs.channels, environment={TAG_ENV: spec.experiment_tag},
     )
     return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
-                      prices=prices, logs_dir=folder / "trials")
+                      prices=prices, logs_dir=folder / "trials", retries=retries,
+                      capacity_patience_seconds=spec.max_capacity_wait)

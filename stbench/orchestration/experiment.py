@@ -15,6 +15,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
+from stbench.model.errors import UserError
 from stbench.model.failures import crash_reason
 from stbench.orchestration.progress import Progress, ProgressSnapshot
 from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
@@ -33,6 +34,7 @@ class EventBackend(Protocol):
     def failure_reason(self, trial_id: int) -> str: ...
     def trial_annotations(self, trial_id: int) -> dict[str, Any]: ...
     def late_annotations(self) -> dict[int, dict[str, Any]]: ...
+    def retry_counts(self) -> dict[str, int]: ...
     def close(self) -> None: ...
 
 
@@ -135,16 +137,20 @@ class ExperimentLoop:
             raise
         except Exception as err:  # a crash: recorded as failed, so --resume reruns it
             status, reason, running_end = "failed", crash_reason(err), INTERRUPTED
+        except UserError as err:  # e.g. no capacity for a trial after --max_capacity_wait
+            status, reason, running_end = "failed", str(err), INTERRUPTED
+            raise
             raise
         finally:
             self._shutdown(running_end)
             self.store.update_metadata(
                 status=status, reason=reason, end_time=now_iso(),
+            retries = self.events.retry_counts()
                 elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,
-                failures=state.failures, best=state.best,
+                failures=state.failures, best=state.best, retries=retries,
             )
             self.store.flush(force=True)
-            self.progress.finish(self._snapshot(), status, reason)
+            self.progress.finish(self._snapshot(), status, reason + _retried(retries))
         return ExperimentOutcome(status, reason, state.trials_started, state.failures, state.best)
 
     # --- one iteration --------------------------------------------------------------------
@@ -295,3 +301,8 @@ class ExperimentLoop:
     def _report_progress(self) -> None:
         self.progress.update(self._snapshot())
 
+
+def _retried(retries: dict[str, int]) -> str:
+    """` (retried 12 throttled calls, 3 capacity refusals)` for the summary line, or ''."""
+    done = [f"{count} {what.replace('_', ' ')}" for what, count in retries.items() if count]
+    return f" (retried {', '.join(done)})" if done else ""

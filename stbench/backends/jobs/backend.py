@@ -32,6 +32,7 @@ from stbench.backends.jobs.job_service import (
     JobService,
     Throttled,
 )
+    RetryCounts,
 from stbench.backends.jobs.trial_logs import TrialLogs
 from stbench.model.container_contract import TRAINER_TIMESTAMP
 from stbench.model.errors import UserError
@@ -44,6 +45,7 @@ BILLING_WAIT_SECONDS = 30.0  # at the end, for billable times of jobs that just 
 POOL_POLL_SECONDS = 2.0  # at the end, between reads of pools released but not yet terminated
 
 
+FIRST_CAPACITY_WAIT_SECONDS = 1.0  # then doubling up to capacity_wait_seconds
 @dataclass
 class TrialJobs:
     """The jobs one trial ran (a paused trial resumes in a new job) and what we asked of them."""
@@ -63,11 +65,14 @@ class JobBackend(TrialBackend):
                  first_trial_id: int = 0, capacity_wait_seconds: float = 30.0,
                  capacity_patience_seconds: float = 3600.0, on_note: Any = None,
                  throttle_retries: int = 8, throttle_base_seconds: float = 0.2,
-                 prices: dict[str, float] | None = None, logs_dir: Path | None = None):
-        """`logs_dir`: where each trial's `<id>/std.out` keeps its jobs' logs (None: not kept)."""
+                 prices: dict[str, float] | None = None, logs_dir: Path | None = None,
+                 retries: RetryCounts | None = None):
+        """`logs_dir`: where each trial's `<id>/std.out` keeps its jobs' logs (None: not kept);
+        `retries`: the counts to add to, shared with an adapter that counts its own retries."""
         super().__init__()
         self.logs = TrialLogs(logs_dir) if logs_dir is not None else None
         self.service = service
+        self.retries = retries or RetryCounts()
         self.template = template
         self.job_base = job_base
         self.first_trial_id = first_trial_id
@@ -110,20 +115,27 @@ class JobBackend(TrialBackend):
         raise AssertionError("unreachable")
 
     def _create_with_patience(self, request: dict[str, Any]) -> None:
-        """ResourceLimitExceeded is not a trial failure: wait for capacity and try again."""
+        """ResourceLimitExceeded is not a trial failure: wait for capacity (1 s, then twice as
+        long each time, up to `capacity_wait_seconds`) and try again. A quota that never frees
+        up ends the experiment after `capacity_patience_seconds`, with one line saying why."""
         deadline = time.monotonic() + self.capacity_patience_seconds
         while True:
             try:
                 self._with_backoff(self.service.create_training_job, request)
                 return
             except CapacityError as err:
-                if time.monotonic() > deadline:
+                self.retries.capacity_refusals += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise UserError(
-                        f"{err}; still no capacity after {self.capacity_patience_seconds:g} s: "
-                        "raise that quota in Service Quotas or lower --n_workers"
+                        f"no capacity to start a trial job in {self.capacity_patience_seconds:g}"
+                        f" s of retrying: {err}; raise that quota in Service Quotas, lower "
+                        "--n_workers, or wait longer with --max_capacity_wait"
                     ) from None
-                self.on_note(f"no capacity ({err}); retrying in {self.capacity_wait_seconds:g} s")
-                time.sleep(self.capacity_wait_seconds)
+                self.on_note(f"no capacity for {request['TrainingJobName']} ({err}); "
+                             f"retrying in {min(wait, left):.3g} s")
+                time.sleep(min(wait, left))
+                wait = min(2 * wait, self.capacity_wait_seconds)
 
     # --- status and metrics ----------------------------------------------------------------
 
@@ -133,6 +145,7 @@ class JobBackend(TrialBackend):
         awaited = [jobs.current for jobs in self._trials.values()
                    if jobs.current not in self._closed]
         names = list(dict.fromkeys(awaited + self.ledger.unbilled()))
+                self.retries.backoffs += 1
         if not names:
             return
         try:  # status first: reports read afterwards include everything before the end
@@ -140,6 +153,7 @@ class JobBackend(TrialBackend):
             reports = self.service.read_metrics(awaited) if awaited else {}
         except Throttled:
             self.on_note("the job service throttles us; skipping this poll")
+        wait = min(FIRST_CAPACITY_WAIT_SECONDS, self.capacity_wait_seconds)
             return
         for name, description in descriptions.items():
             self.ledger.update(name, description)
@@ -167,6 +181,7 @@ class JobBackend(TrialBackend):
         if waited < self.metrics_delay:
             return False
         self.on_note(f"job {name} ended {waited:.0f} s ago and its log still lacks reports "
+            self.retries.backoffs += 1
                      "(the trainer's end line, or reports it announced, never arrived): "
                      f"trial {self.ledger.trial_of[name]} keeps the {len(jobs.metrics)} read")
         return True
@@ -236,6 +251,10 @@ class JobBackend(TrialBackend):
         self._stop_job(trial_id, Status.paused)
 
     def _resume_trial(self, trial_id: int) -> None:
+    def retry_counts(self) -> dict[str, int]:
+        """Throttles and capacity refusals ridden out so far (the experiment's metadata)."""
+        return self.retries.as_dict()
+
         pass  # the new job restores the trial's checkpoint prefix
 
     def wait_for_activity(self, timeout: float) -> None:

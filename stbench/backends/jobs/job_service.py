@@ -7,6 +7,7 @@ Requests are exactly the dicts `CreateTrainingJob` takes; descriptions carry the
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = (
@@ -30,6 +31,21 @@ class CapacityError(Exception):
 
 class Throttled(Exception):
     """The service asked us to slow down and its client's own retries ran out: back off."""
+
+
+@dataclass
+class RetryCounts:
+    """What an experiment rode out instead of failing a trial, for its metadata and summary:
+    throttled answers its service clients retried (botocore, counted by the adapter), times
+    the job back-end backed off after those retries ran out, and refused CreateTrainingJob
+    calls (ResourceLimitExceeded) it waited out."""
+
+    throttled_calls: int = 0
+    backoffs: int = 0
+    capacity_refusals: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 class JobService(Protocol):

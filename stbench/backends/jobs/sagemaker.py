@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from stbench.backends.aws import error_code, error_message, retrying
+from stbench.backends.aws import THROTTLING_CODES, error_code, error_message, retrying
 from stbench.backends.jobs.job_service import (
     FINAL_POOL_STATUSES,
     IN_PROGRESS,
@@ -31,6 +31,7 @@ from stbench.backends.jobs.job_service import (
     CapacityError,
     JobDescription,
     JobRequest,
+    RetryCounts,
 )
 from stbench.backends.jobs.sagemaker_logs import read_job_log
 from stbench.backends.jobs.sagemaker_metrics import (
@@ -69,13 +70,18 @@ class SageMakerJobService:
     def __init__(self, session: boto3.session.Session, job_base: str,
                  poll_seconds: float = 5.0, log_group: str = "/aws/sagemaker/TrainingJobs",
                  max_retries: int = 8, metrics_delay_seconds: float = LOG_PATIENCE_SECONDS,
-                 metrics_margin_seconds: float = METRICS_MARGIN_SECONDS):
+                 metrics_margin_seconds: float = METRICS_MARGIN_SECONDS,
+                 retries: RetryCounts | None = None):
         """`metrics_margin_seconds`: how far each metrics query reaches back before the
-        previous one (CloudWatch's ingestion lag); tests shorten it to outrun a log delay."""
+        previous one (CloudWatch's ingestion lag); tests shorten it to outrun a log delay.
+        `retries.throttled_calls` counts every throttled answer (botocore retries them)."""
         self.metrics_delay_seconds = metrics_delay_seconds
         config = retrying(max_retries)
         self.sm = session.client("sagemaker", config=config)
         self.logs = session.client("logs", config=config)
+        self.retries = retries or RetryCounts()
+        for client in (self.sm, self.logs):
+            client.meta.events.register("needs-retry", self._count_throttled)
         self.job_base = job_base
         self.log_group = log_group
         self.poll_seconds = poll_seconds
@@ -210,6 +216,11 @@ class SageMakerJobService:
                 LastModifiedTimeAfter=datetime.fromtimestamp(self._list_since, tz=UTC),
                 **bounds,
             ) if bounds is not None else ():
+    def _count_throttled(self, response: Any = None, **_: Any) -> None:
+        """botocore asks after every answer whether to retry it: count the throttled ones."""
+        if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
+            self.retries.throttled_calls += 1
+
                 if now is None:
                     now = server_time(page)
                 for summary in page.get("TrainingJobSummaries", []):
