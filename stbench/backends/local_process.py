@@ -52,7 +52,9 @@ class LocalProcessBackend(TrialBackend):
         self.environment = dict(environment or {})  # every trial's, e.g. SM_CHANNEL_<NAME>
         self.entry_point = Path(entry_point).resolve()
         self.trials_dir = Path(trials_dir)
-        self.first_trial_id = first_trial_id
+        # past every trial folder too: a trial started just before a kill -9 has a folder
+        # (its checkpoints) but may have no results row yet, and its id must not be reused
+        self.first_trial_id = max(first_trial_id, _next_unused_id(self.trials_dir))
         self.stop_grace_seconds = stop_grace_seconds
         self.activity = ActivitySignal()
         self._lock = threading.Lock()
@@ -221,11 +223,11 @@ class LocalProcessBackend(TrialBackend):
     def late_annotations(self) -> dict[int, dict[str, Any]]:
         return {}
 
-    def wait_for_activity(self, timeout: float) -> None:
-        self.activity.wait(timeout)
     def retry_counts(self) -> dict[str, int]:
         return {}  # no service calls to throttle, no capacity to wait for
 
+    def wait_for_activity(self, timeout: float) -> None:
+        self.activity.wait(timeout)
 
     def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
         shutil.copytree(self.checkpoint_path(src_trial_id), self.checkpoint_path(tgt_trial_id))
@@ -253,6 +255,11 @@ def _failure_reason(event: dict[str, Any]) -> str:
         return killed_by(-code)
     last = tail[-1].strip() if tail else "no error output"
     return f"exit code {code}: {last}"
+
+
+def _next_unused_id(trials_dir: Path) -> int:
+    ids = [int(p.name) for p in trials_dir.glob("*") if p.name.isdigit()]
+    return max(ids, default=-1) + 1
 
 
 def _read_lines(path: Path) -> list[str]:

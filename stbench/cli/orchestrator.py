@@ -38,8 +38,9 @@ def train(root: Path) -> int:
     # a user benchmark's folder comes as the job's `code` channel, as it does to its trials
     spec = replace(spec, benchmark=unpacked_benchmark(root, spec.benchmark, _log))
     results = root / "checkpoints"
-    resume = (results / spec.experiment_tag).is_dir()
-    return run_and_report(replace(spec, results_root=str(results), resume=resume))
+    # always a resume: a job restarted (RetryStrategy) before its first checkpoint upload has
+    # no results yet, but its trial jobs exist and must be taken over, not named again
+    return run_and_report(replace(spec, results_root=str(results), resume=True))
 
 
 def _log(message: str) -> None:

@@ -62,6 +62,8 @@ class TrainingJob:
     pool_ended: float | None = None  # when its pool was reused or terminated
     reused_by: str | None = None
     model_uploaded: bool = False
+    instance_lost: bool = False  # its instance failed (Emulator.fail_instance): an internal error
+    retries: int = 0  # restarts after internal errors so far (RetryStrategy)
 
     def __post_init__(self) -> None:
         self.modified = self.created
@@ -89,6 +91,11 @@ class TrainingJob:
     def max_runtime(self) -> float:
         stopping = self.request.get("StoppingCondition") or {}
         return float(stopping.get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME))
+
+    @property
+    def max_retries(self) -> int:
+        """RetryStrategy.MaximumRetryAttempts: restarts allowed after internal errors."""
+        return int((self.request.get("RetryStrategy") or {}).get("MaximumRetryAttempts", 0))
 
     @property
     def match_key(self) -> str:

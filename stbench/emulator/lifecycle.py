@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.1
 CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
+# what a job whose instance failed (and that has no retry left) reports; AWS does not document
+# the wording beyond RetryStrategy's "fails due to an InternalServerError"
+INTERNAL_ERROR = "InternalServerError: the training job's instance failed"
 
 
 class NoCheckpoints:
@@ -67,15 +70,20 @@ class JobRun(threading.Thread):
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _run(self) -> None:
+        while not self._attempt():  # an internal error with a retry left: a new instance
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _attempt(self) -> bool:
+        """One instance's part of the job: True once the job ended, False to retry it."""
         config, job = self.service.config, self.job
         provision = config.warm_start_seconds if job.pool else config.cold_start_seconds
         if self.stopped.wait(provision):
             self._end(STOPPED, None)  # before the instance was up: no pool either
-            return
+            return True
         self.service.launched(job)
         if not self.service.progress(job, "Downloading", "Downloading input data"):
             self._end(STOPPED, None)
-            return
+            return True
         docker = self.service.docker
         image = job.request["AlgorithmSpecification"]["TrainingImage"]
         try:
@@ -90,22 +98,30 @@ class JobRun(threading.Thread):
             prepare_channels(self.folder, job.request, lambda: self.service.s3(job.region))
         except ChannelError as err:
             self._end(FAILED, str(err))
-            return
+            return True
         except ImageUnavailable as err:
             self._end(FAILED, f"ClientError: {err}")
-            return
+            return True
         except Exception as err:  # noqa: BLE001 - S3 errors (no bucket, ...) are the caller's
             self._end(FAILED, f"ClientError: preparing the job failed: {err}")
-            return
+            return True
         if self.service.closed.is_set():
-            return
+            return True
         if not self.service.progress(job, "Training",
                                      "Training image download completed. Training in progress."):
             self._end(STOPPED, None)
-            return
+            return True
         exit_code = self._train(store)
         if self.service.closed.is_set():
-            return
+            return True
+        if job.instance_lost:  # the instance is gone: nothing more is uploaded from it
+            if self.service.restart(job):
+                return False
+            if job.status == STOPPING:
+                self._end(STOPPED, None)
+            else:
+                self._end(FAILED, INTERNAL_ERROR)
+            return True
         stopping = job.status == STOPPING
         if not stopping:
             self.service.progress(job, "Uploading", "Uploading generated training model")
@@ -117,6 +133,7 @@ class JobRun(threading.Thread):
         else:
             self._end(FAILED, files.failure_reason(self.folder, exit_code) if exit_code
                       else errors[0])
+        return True
 
     def _train(self, store: CheckpointStore) -> int:
         """Run the container to its end; stop it when asked or past MaxRuntimeInSeconds."""
@@ -135,6 +152,9 @@ class JobRun(threading.Thread):
             if self.service.closed.is_set():
                 docker.remove(container)
                 return -1
+            if job.instance_lost and kill_at != float("inf"):
+                docker.signal(container, "SIGKILL")  # the instance failed: no grace
+                kill_at = float("inf")
             if kill_at is None and job.started and now - job.started > job.max_runtime:
                 self.service.request_stop(job, "MaxRuntimeExceeded")
             if kill_at is None and self.stopped.is_set():

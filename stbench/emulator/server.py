@@ -158,6 +158,17 @@ class Emulator:
         while self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=1.0)
 
+    def fail_instance(self, job_name: str, region: str | None = None) -> None:
+        """Test hook (no AWS action, no HTTP route): the running job's instance fails now.
+        Its container is killed without a grace period and nothing more is uploaded from it;
+        SageMaker calls this an InternalServerError. With `RetryStrategy` retries left the
+        job starts again (SecondaryStatus Starting) on a new instance with /opt/ml/checkpoints
+        restored from CheckpointConfig.S3Uri, else it fails. How tests and benches kill a
+        launched orchestrator the way managed spot or a host failure would."""
+        if self.service is None:
+            raise RuntimeError("the emulator is not started")
+        self.service.fail_instance(region or self.config.region, job_name)
+
     def close(self) -> tuple[int, int]:
         """Stop serving and every job; remove the containers and volumes. (removed, left)"""
         if self.service is None:

@@ -156,8 +156,30 @@ class TrainingService:
             return True
 
     def launched(self, job: TrainingJob) -> None:
+        with self.lock:  # a retried job keeps its first start: billing and runtime go on
+            job.started = job.started or time.time()
+
+    def fail_instance(self, region: str, name: str) -> None:
+        """A test hook, not an AWS action: the running job's instance fails (its container is
+        killed), which SageMaker reports as an InternalServerError: the job is retried on a
+        new instance while its RetryStrategy allows, else it fails."""
         with self.lock:
-            job.started = time.time()
+            job = self._job(region, name)
+            if job.status != IN_PROGRESS:
+                raise validation_error(f"training job {name} is {job.status}, not InProgress")
+            job.instance_lost = True
+
+    def restart(self, job: TrainingJob) -> bool:
+        """After an internal error: True (and SecondaryStatus Starting, as AWS documents for
+        RetryStrategy) when a retry is left and the job was not asked to stop."""
+        with self.lock:
+            job.instance_lost = False
+            if job.status != IN_PROGRESS or job.retries >= job.max_retries:
+                return False
+            job.retries += 1
+            job.advance("Starting", f"Restarting the training job after an internal error "
+                        f"(retry {job.retries} of {job.max_retries})")
+            return True
 
     def finish(self, job: TrainingJob, status: str, secondary: str, message: str,
                volume: str | None, reason: str | None = None) -> None:

@@ -54,6 +54,7 @@ from stbench.orchestration.trial_inputs import check_trial_inputs
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
 SKIP_STATUSES = ("InProgress", "Stopping", "Completed")
 LAUNCH_MARGIN_SECONDS = 1800  # set-up, the last trials' stops and the results upload
+ORCHESTRATOR_RETRIES = 10  # RetryStrategy.MaximumRetryAttempts (the API allows 1..30)
 
 
 @dataclass(frozen=True)
@@ -213,15 +214,14 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
             note(f"benchmark folder {job.code.folder}: "
                  f"{target.publish_code(job.code, job.study_root)}")
             published.add(job.code.digest)
-        while True:
         deadline = time.monotonic() + job.spec.max_capacity_wait
+        while True:
             try:
                 target.create(job.request)
                 break
             except ClientError as err:
                 if error_code(err) != "ResourceLimitExceeded":
                     raise
-                note(f"{job.name}: no capacity ({error_message(err)}); "
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise UserError(
@@ -230,6 +230,7 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
                         "before it keep running: raise that quota in Service Quotas, or "
                         "launch fewer experiments at once, or wait longer with "
                         "--max_capacity_wait") from None
+                note(f"{job.name}: no capacity ({error_message(err)}); "
                      f"retrying in {min(capacity_wait_seconds, left):.3g} s")
                 time.sleep(min(capacity_wait_seconds, left))
         note(f"launched {job.name}")
@@ -256,5 +257,9 @@ def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
     )
     # the orchestrator keeps its results in its checkpoints: uploaded while it runs, restored
     # when a restarted job begins
-    return training_job_request(template, name, spec.to_hyperparameters(),
-                                template.checkpoint_root, {"stbench:role": "orchestrator"})
+    request = training_job_request(template, name, spec.to_hyperparameters(),
+                                   template.checkpoint_root, {"stbench:role": "orchestrator"})
+    # a failed instance (an InternalServerError) restarts the job, which then resumes from
+    # its checkpoints and takes over the trial jobs it left
+    request["RetryStrategy"] = {"MaximumRetryAttempts": ORCHESTRATOR_RETRIES}
+    return request

@@ -101,7 +101,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         where = f"file://{folder.resolve()}"
         image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
         service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
-                                        study=spec.experiment_tag)
+                                        study=spec.experiment_tag, experiment=base)
         inputs = trial_inputs(spec, benchmark, f"file://{folder.resolve().parents[2]}")
     template = JobTemplate(
         image=image, benchmark=inputs.benchmark, instance_type=str(spec.instance_type),
@@ -110,6 +110,9 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         metrics=(benchmark.metric,),
         inputs=inputs.channels, environment={TAG_ENV: spec.experiment_tag},
     )
-    return JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
-                      prices=prices, logs_dir=folder / "trials", retries=retries,
-                      capacity_patience_seconds=spec.max_capacity_wait)
+    backend = JobBackend(service, template, base, first_trial_id=first_trial_id, on_note=note,
+                         prices=prices, logs_dir=folder / "trials", retries=retries,
+                         capacity_patience_seconds=spec.max_capacity_wait)
+    if spec.resume:  # jobs of an earlier run that was killed: stopped, their ids not reused
+        backend.recover()
+    return backend

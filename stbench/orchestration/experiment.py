@@ -128,6 +128,8 @@ class ExperimentLoop:
                     break
                 self._fill_workers()
                 self._report_progress()
+                # kept current, so a resume after a kill -9 continues the budget
+                self.store.update_metadata(elapsed_seconds=round(state.elapsed, 3))
                 self.store.flush()
                 remaining = self.budget.max_wallclock_time - state.elapsed
                 self.events.wait_for_activity(min(1.0, max(0.0, remaining)))
@@ -135,17 +137,17 @@ class ExperimentLoop:
             status, reason = "interrupted", "interrupted by the user or a stop signal"
             running_end = INTERRUPTED
             raise
-        except Exception as err:  # a crash: recorded as failed, so --resume reruns it
-            status, reason, running_end = "failed", crash_reason(err), INTERRUPTED
         except UserError as err:  # e.g. no capacity for a trial after --max_capacity_wait
             status, reason, running_end = "failed", str(err), INTERRUPTED
             raise
+        except Exception as err:  # a crash: recorded as failed, so --resume reruns it
+            status, reason, running_end = "failed", crash_reason(err), INTERRUPTED
             raise
         finally:
             self._shutdown(running_end)
+            retries = self.events.retry_counts()
             self.store.update_metadata(
                 status=status, reason=reason, end_time=now_iso(),
-            retries = self.events.retry_counts()
                 elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,
                 failures=state.failures, best=state.best, retries=retries,
             )

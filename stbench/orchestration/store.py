@@ -85,7 +85,8 @@ class ResultStore:
         self.rows: list[dict[str, Any]] = []
         self._rows_by_trial: dict[int, list[dict[str, Any]]] = {}
         self.flush_interval = flush_interval
-        self._dirty = False
+        self._dirty = False  # rows changed
+        self._metadata_dirty = False  # only metadata changed: a small file to rewrite
         self._last_flush = 0.0
 
     @staticmethod
@@ -119,17 +120,21 @@ class ResultStore:
 
     def update_metadata(self, **fields: Any) -> None:
         self.metadata.update(fields)
-        self._dirty = True
+        self._metadata_dirty = True
 
     def flush(self, force: bool = False) -> None:
+        """Rows and metadata, at most once per `flush_interval`; results.jsonl is rewritten
+        only when rows changed, so keeping metadata's elapsed time current costs little."""
         now = time.monotonic()
-        if not force and (not self._dirty or now - self._last_flush < self.flush_interval):
+        dirty = self._dirty or self._metadata_dirty
+        if not force and (not dirty or now - self._last_flush < self.flush_interval):
             return
-        atomic_write(
-            self.folder / RESULTS, "".join(json.dumps(row) + "\n" for row in self.rows)
-        )
+        if self._dirty or force:
+            atomic_write(
+                self.folder / RESULTS, "".join(json.dumps(row) + "\n" for row in self.rows)
+            )
         atomic_write(self.folder / METADATA, json.dumps(self.metadata, indent=2) + "\n")
-        self._dirty = False
+        self._dirty = self._metadata_dirty = False
         self._last_flush = now
 
 

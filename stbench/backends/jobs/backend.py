@@ -28,24 +28,26 @@ from stbench.backends.jobs.job_service import (
     IN_PROGRESS,
     STOPPED,
     STOPPING,
+    WARM_AVAILABLE,
+    WARM_IN_USE,
     CapacityError,
     JobService,
+    RetryCounts,
     Throttled,
 )
-    RetryCounts,
 from stbench.backends.jobs.trial_logs import TrialLogs
 from stbench.model.container_contract import TRAINER_TIMESTAMP
 from stbench.model.errors import UserError
-from stbench.model.naming import job_name
+from stbench.model.naming import JOB_NAME, job_name
 
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
 TRIAL_STATUS = {IN_PROGRESS: Status.in_progress, STOPPING: Status.stopping,
                 COMPLETED: Status.completed, FAILED: Status.failed, STOPPED: Status.stopped}
 BILLING_WAIT_SECONDS = 30.0  # at the end, for billable times of jobs that just ended
 POOL_POLL_SECONDS = 2.0  # at the end, between reads of pools released but not yet terminated
-
-
 FIRST_CAPACITY_WAIT_SECONDS = 1.0  # then doubling up to capacity_wait_seconds
+
+
 @dataclass
 class TrialJobs:
     """The jobs one trial ran (a paused trial resumes in a new job) and what we asked of them."""
@@ -70,9 +72,9 @@ class JobBackend(TrialBackend):
         """`logs_dir`: where each trial's `<id>/std.out` keeps its jobs' logs (None: not kept);
         `retries`: the counts to add to, shared with an adapter that counts its own retries."""
         super().__init__()
+        self.retries = retries or RetryCounts()
         self.logs = TrialLogs(logs_dir) if logs_dir is not None else None
         self.service = service
-        self.retries = retries or RetryCounts()
         self.template = template
         self.job_base = job_base
         self.first_trial_id = first_trial_id
@@ -89,6 +91,32 @@ class JobBackend(TrialBackend):
 
     def new_trial_id(self) -> int:
         return self.first_trial_id + len(self.trial_ids)
+
+    def recover(self) -> None:
+        """A resumed experiment: take over the jobs an earlier run of it left (one killed with
+        kill -9, or an orchestrator job restarted after its instance failed). New trial ids
+        start past every one of them, so no trial id and no job name repeats, whatever the
+        results had recorded. Those still running are stopped now; they hold a worker until
+        they end, and their warm pools are released at the end, as our own are."""
+        previous = self._with_backoff(self.service.previous_jobs)
+        for name, description in sorted(previous.items()):
+            match = JOB_NAME.match(name)
+            if match is None or match["kind"][0] != "t":
+                continue
+            trial_id = int(match["kind"][1:7])
+            self.first_trial_id = max(self.first_trial_id, trial_id + 1)
+            status = description.get("TrainingJobStatus")
+            pool = (description.get("WarmPoolStatus") or {}).get("Status")
+            if status not in BUSY_JOB_STATUSES and pool not in (WARM_AVAILABLE, WARM_IN_USE):
+                continue
+            jobs = self._trials.setdefault(trial_id, TrialJobs(intent=Status.stopped))
+            jobs.names.append(name)
+            self.ledger.add(trial_id, name)
+            self.ledger.update(name, description)
+            self._closed.add(name)  # nobody awaits its reports: its trial was interrupted
+            if status == IN_PROGRESS:
+                self.on_note(f"stopping job {name}, left running by an earlier run")
+                self._with_backoff(self.service.stop_training_job, name)
 
     # --- starting jobs ---------------------------------------------------------------------
 
@@ -110,6 +138,7 @@ class JobBackend(TrialBackend):
             except Throttled:
                 if attempt == self.throttle_retries:
                     raise
+                self.retries.backoffs += 1
                 pause = min(30.0, self.throttle_base_seconds * 2**attempt)
                 time.sleep(pause * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
@@ -119,6 +148,7 @@ class JobBackend(TrialBackend):
         long each time, up to `capacity_wait_seconds`) and try again. A quota that never frees
         up ends the experiment after `capacity_patience_seconds`, with one line saying why."""
         deadline = time.monotonic() + self.capacity_patience_seconds
+        wait = min(FIRST_CAPACITY_WAIT_SECONDS, self.capacity_wait_seconds)
         while True:
             try:
                 self._with_backoff(self.service.create_training_job, request)
@@ -145,15 +175,14 @@ class JobBackend(TrialBackend):
         awaited = [jobs.current for jobs in self._trials.values()
                    if jobs.current not in self._closed]
         names = list(dict.fromkeys(awaited + self.ledger.unbilled()))
-                self.retries.backoffs += 1
         if not names:
             return
         try:  # status first: reports read afterwards include everything before the end
             descriptions = self.service.describe_training_jobs(names)
             reports = self.service.read_metrics(awaited) if awaited else {}
         except Throttled:
+            self.retries.backoffs += 1
             self.on_note("the job service throttles us; skipping this poll")
-        wait = min(FIRST_CAPACITY_WAIT_SECONDS, self.capacity_wait_seconds)
             return
         for name, description in descriptions.items():
             self.ledger.update(name, description)
@@ -181,7 +210,6 @@ class JobBackend(TrialBackend):
         if waited < self.metrics_delay:
             return False
         self.on_note(f"job {name} ended {waited:.0f} s ago and its log still lacks reports "
-            self.retries.backoffs += 1
                      "(the trainer's end line, or reports it announced, never arrived): "
                      f"trial {self.ledger.trial_of[name]} keeps the {len(jobs.metrics)} read")
         return True
@@ -223,6 +251,10 @@ class JobBackend(TrialBackend):
         return [(t, self._trial_status(jobs)) for t, jobs in self._trials.items()
                 if self.ledger.status(jobs.current) in BUSY_JOB_STATUSES]
 
+    def retry_counts(self) -> dict[str, int]:
+        """Throttles and capacity refusals ridden out so far (the experiment's metadata)."""
+        return self.retries.as_dict()
+
     def failure_reason(self, trial_id: int) -> str:
         current = self._trials[trial_id].current
         return str(self.ledger.description(current).get("FailureReason", ""))
@@ -251,10 +283,6 @@ class JobBackend(TrialBackend):
         self._stop_job(trial_id, Status.paused)
 
     def _resume_trial(self, trial_id: int) -> None:
-    def retry_counts(self) -> dict[str, int]:
-        """Throttles and capacity refusals ridden out so far (the experiment's metadata)."""
-        return self.retries.as_dict()
-
         pass  # the new job restores the trial's checkpoint prefix
 
     def wait_for_activity(self, timeout: float) -> None:

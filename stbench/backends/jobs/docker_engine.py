@@ -9,6 +9,8 @@ from typing import Any
 from stbench.model.errors import UserError
 
 STUDY_LABEL = "stbench.study"  # the experiment tag, on every container and volume of a study
+# the experiment's job-name base, on every container and volume of one experiment
+EXPERIMENT_LABEL = "stbench.experiment"
 
 
 def connect(client: Any) -> Any:

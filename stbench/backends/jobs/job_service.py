@@ -61,6 +61,11 @@ class JobService(Protocol):
 
     def stop_training_job(self, name: str) -> None: ...
 
+    def previous_jobs(self) -> dict[str, JobDescription]:
+        """This experiment's trial jobs that earlier runs of it created (status and warm pool
+        as the service sees them now), for a resumed experiment to take over."""
+        ...
+
     def release_warm_pool(self, name: str) -> None:
         """`UpdateTrainingJob(ResourceConfig={"KeepAlivePeriodInSeconds": 0})`."""
         ...

@@ -23,7 +23,13 @@ from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.backends.jobs import files
 from stbench.backends.jobs.channels import prepare_channels
 from stbench.backends.jobs.checkpoints import S3Store, store_for
-from stbench.backends.jobs.docker_engine import STUDY_LABEL, build_hint, connect, remove_labelled
+from stbench.backends.jobs.docker_engine import (
+    EXPERIMENT_LABEL,
+    STUDY_LABEL,
+    build_hint,
+    connect,
+    remove_labelled,
+)
 from stbench.backends.jobs.job_service import (
     COMPLETED,
     FAILED,
@@ -53,7 +59,10 @@ class LocalDockerJobService:
     metrics_delay_seconds = 0.0  # the trainer writes every report before its process exits
 
     def __init__(self, work_dir: Path | None = None, stop_grace_seconds: float = 30.0,
-                 client: Any = None, sync_seconds: float = 5.0, study: str | None = None):
+                 client: Any = None, sync_seconds: float = 5.0, study: str | None = None,
+                 experiment: str | None = None):
+        """`experiment` (its job-name base) labels the containers, so that a resumed
+        experiment finds those of an earlier run that was killed."""
         self.client = connect(client)
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
@@ -66,7 +75,8 @@ class LocalDockerJobService:
         self.gpus = visible_gpus()  # each trainer slot gets the least busy one
         self.label = f"stbench-{uuid.uuid4().hex[:12]}"
         # every container and volume names its service and study (`docker ps --filter label=...`)
-        self.labels = {"stbench.service": self.label, **({STUDY_LABEL: study} if study else {})}
+        self.labels = {"stbench.service": self.label, **({STUDY_LABEL: study} if study else {}),
+                       **({EXPERIMENT_LABEL: experiment} if experiment else {})}
         self.activity = ActivitySignal()
         self._lock = threading.RLock()
         self._jobs: dict[str, LocalJob] = {}
@@ -150,6 +160,26 @@ class LocalDockerJobService:
             job.status = STOPPING
             job.kill_at = time.time() + self.stop_grace_seconds
         self._signal(job.slot, "TERM")
+
+    def previous_jobs(self) -> dict[str, JobDescription]:
+        """An earlier run's containers cannot be taken over (each job is an exec of a process
+        that is gone), so they and their volumes are removed, with the instance folders; the
+        job names it used are those of its logs and metrics files, all now Stopped."""
+        experiment = self.labels.get(EXPERIMENT_LABEL)
+        if experiment:
+            for item in [*self.client.containers.list(
+                    all=True, filters={"label": f"{EXPERIMENT_LABEL}={experiment}"}),
+                         *self.client.volumes.list(
+                    filters={"label": f"{EXPERIMENT_LABEL}={experiment}"})]:
+                if (item.attrs.get("Config", item.attrs).get("Labels") or {}).get(
+                        "stbench.service") != self.label:
+                    item.remove(force=True)
+        for folder in (self.work_dir / "instances").glob("*"):
+            if all(slot.folder != folder for slot in self._slots):
+                shutil.rmtree(folder, ignore_errors=True)
+        names = {p.stem for p in self.logs_dir.glob("*.log")}
+        names |= {p.stem for p in self.metrics_dir.glob("*.jsonl")}
+        return {name: {"TrainingJobStatus": STOPPED} for name in names if name not in self._jobs}
 
     def release_warm_pool(self, name: str) -> None:
         with self._lock:

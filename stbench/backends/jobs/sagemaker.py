@@ -136,6 +136,17 @@ class SageMakerJobService:
         if job is not None and job["TrainingJobStatus"] == IN_PROGRESS:
             job["TrainingJobStatus"] = STOPPING  # what SageMaker reports right after the call
 
+    def previous_jobs(self) -> dict[str, JobDescription]:
+        """One paginated `ListTrainingJobs` over the experiment's trial-job prefix; jobs still
+        running or holding a pool are described too (their ResourceConfig decides a release)."""
+        self._merge_listing()
+        for name, job in self._jobs.items():
+            pool = (job.get("WarmPoolStatus") or {}).get("Status")
+            if job.get("TrainingJobStatus") not in TERMINAL or pool in (WARM_AVAILABLE,
+                                                                        WARM_IN_USE):
+                self._describe(name)
+        return {name: _copy(job) for name, job in self._jobs.items()}
+
     def release_warm_pool(self, name: str) -> None:
         """Described first: only a pool that is there now (or a job that may still leave
         one) gets `UpdateTrainingJob`, whatever an older listing said."""
@@ -197,6 +208,11 @@ class SageMakerJobService:
     def close(self) -> None:
         pass  # boto3 clients hold no resources worth closing; jobs are the backend's to stop
 
+    def _count_throttled(self, response: Any = None, **_: Any) -> None:
+        """botocore asks after every answer whether to retry it: count the throttled ones."""
+        if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
+            self.retries.throttled_calls += 1
+
     # --- status ----------------------------------------------------------------------------
 
     def _refresh_status(self) -> None:
@@ -205,30 +221,9 @@ class SageMakerJobService:
         The watermark moves only after everything succeeded, so a throttled refresh is
         simply repeated at the next poll.
         """
-        now: float | None = None
-        paginator = self.sm.get_paginator("list_training_jobs")
         bounds = self._listing_bounds()
-        try:
-            # SageMaker applies MaxResults before some filters: a page may be short or empty
-            # and still carry a NextToken, which the paginator follows to the end.
-            for page in paginator.paginate(
-                NameContains=trial_job_prefix(self.job_base), MaxResults=LIST_PAGE_SIZE,
-                LastModifiedTimeAfter=datetime.fromtimestamp(self._list_since, tz=UTC),
-                **bounds,
-            ) if bounds is not None else ():
-    def _count_throttled(self, response: Any = None, **_: Any) -> None:
-        """botocore asks after every answer whether to retry it: count the throttled ones."""
-        if response is not None and response[1].get("Error", {}).get("Code") in THROTTLING_CODES:
-            self.retries.throttled_calls += 1
-
-                if now is None:
-                    now = server_time(page)
-                for summary in page.get("TrainingJobSummaries", []):
-                    if is_trial_job(self.job_base, summary["TrainingJobName"]):
-                        self._merge_summary(summary)
-        except ClientError as err:
-            raise_if_throttled(err, "ListTrainingJobs")
-            raise
+        now = None if bounds is None else self._merge_listing(
+            LastModifiedTimeAfter=datetime.fromtimestamp(self._list_since, tz=UTC), **bounds)
         for name, job in self._jobs.items():
             described = self._described.get(name, 0)
             if job["TrainingJobStatus"] in TERMINAL and (described == 0 or (
@@ -236,6 +231,24 @@ class SageMakerJobService:
                 self._describe(name)
         self._list_since = max(self._list_since,
                                (now if now is not None else time.time()) - LIST_MARGIN_SECONDS)
+
+    def _merge_listing(self, **filters: Any) -> float | None:
+        """Every page of `ListTrainingJobs` over the trial-job prefix merged in; returns the
+        server's time of the first page. SageMaker applies MaxResults before some filters: a
+        page may be short or empty and still carry a NextToken, which the paginator follows."""
+        now: float | None = None
+        try:
+            for page in self.sm.get_paginator("list_training_jobs").paginate(
+                    NameContains=trial_job_prefix(self.job_base), MaxResults=LIST_PAGE_SIZE,
+                    **filters):
+                now = server_time(page) if now is None else now
+                for summary in page.get("TrainingJobSummaries", []):
+                    if is_trial_job(self.job_base, summary["TrainingJobName"]):
+                        self._merge_summary(summary)
+        except ClientError as err:
+            raise_if_throttled(err, "ListTrainingJobs")
+            raise
+        return now
 
     def _listing_bounds(self) -> dict[str, Any] | None:
         """The listing is for jobs still running: none, no listing. Its pages may be cut
