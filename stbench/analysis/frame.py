@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from stbench.model.errors import UserError
+from stbench.orchestration.store import RESULTS, UPDATES, merge_updates
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,9 @@ def _read_experiment(seed_dir: Path, experiment_tag: str) -> _Experiment:
         raise UserError(f"{meta_path} has mode {metadata.get('mode')!r}; it must be 'min' or 'max'")
     if not isinstance(metadata.get("metric"), str):
         raise UserError(f"{meta_path} has no 'metric' name; fix or delete that folder")
-    return _Experiment(seed_dir, metadata, _read_records(seed_dir / "results.jsonl"))
+    # a running (or killed) experiment's trial statuses and costs are in its updates file
+    records = merge_updates(_read_records(seed_dir / RESULTS), _read_records(seed_dir / UPDATES))
+    return _Experiment(seed_dir, metadata, records)
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:

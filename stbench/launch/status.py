@@ -19,7 +19,7 @@ from stbench.backends.jobs.sagemaker import LIST_PAGE_SIZE
 from stbench.launch.study_jobs import study_matcher
 from stbench.model.naming import JOB_NAME, name_key
 from stbench.model.spec import ExperimentSpec
-from stbench.orchestration.store import atomic_write
+from stbench.orchestration.store import RESULTS, UPDATES, atomic_write, json_lines, merge_updates
 
 
 @dataclass(frozen=True)
@@ -139,10 +139,11 @@ def fetch_results(session: boto3.session.Session, directory: JobDirectory, tag: 
 def _read_results(s3: Any, prefix: str, folder: str) -> tuple[dict[str, Any], list[dict]]:
     bucket, key = split_s3_uri(prefix)
     found = [read_s3_text(s3, bucket, f"{key}{folder}/{name}") or ""
-             for name in ("metadata.json", "results.jsonl")]
+             for name in ("metadata.json", RESULTS, UPDATES)]
     metadata = json.loads(found[0]) if found[0] else {}
-    results = [json.loads(line) for line in found[1].splitlines() if line.strip()]
-    return metadata, results
+    # a running experiment's trial statuses are in its updates file; an upload may catch a
+    # last line mid-write
+    return metadata, merge_updates(json_lines(found[1]), json_lines(found[2]))
 
 
 def _summarize(spec: ExperimentSpec, job: str, job_status: str, running: int,

@@ -1,8 +1,12 @@
 """Result store: one folder per experiment, written atomically so a crash never leaves half a file.
 
 Layout: `<root>/<experiment_tag>/<benchmark>/<method>/<seed>/` with `metadata.json` and
-`results.jsonl` (one row per metric report). Rows are kept in memory and the file is
-rewritten (temp file + rename) at most once per `flush_interval`, and at the end.
+`results.jsonl` (one row per metric report). While the experiment runs, a flush (at most once
+per `flush_interval`) costs what changed since the previous one, never what the experiment
+already holds: new rows are appended to results.jsonl, and changes to rows already written (a
+trial's status, its cost once billed) are appended to `trial_updates.jsonl`. The experiment's
+start and end (`flush(force=True)`) rewrite results.jsonl whole (temp file + rename) with
+every update applied and remove trial_updates.jsonl; `read_rows` merges the two meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from stbench.model.errors import UserError
 
 METADATA = "metadata.json"
 RESULTS = "results.jsonl"
+# {"rows": n, "trial_id": t, **fields}: fields of trial t's rows among the first n rows
+UPDATES = "trial_updates.jsonl"
 INTERRUPTED = "Interrupted"
 
 
@@ -82,8 +88,12 @@ class ResultStore:
     def __init__(self, folder: Path, metadata: dict[str, Any], flush_interval: float = 1.0):
         self.folder = Path(folder)
         self.metadata = dict(metadata)
-        self.rows: list[dict[str, Any]] = []
-        self._rows_by_trial: dict[int, list[dict[str, Any]]] = {}
+        self._pending: list[dict[str, Any]] = []  # rows not yet in results.jsonl
+        self._pending_by_trial: dict[int, list[dict[str, Any]]] = {}
+        self._updates: list[dict[str, Any]] = []  # updates not yet in trial_updates.jsonl
+        self._trials_with_rows: set[int] = set()
+        self._rows_added = 0
+        self._rows_in_file: int | None = None  # None: results.jsonl not yet written by us
         self.flush_interval = flush_interval
         self._dirty = False  # rows changed
         self._metadata_dirty = False  # only metadata changed: a small file to rewrite
@@ -97,15 +107,23 @@ class ResultStore:
     def load_previous(folder: Path) -> PreviousRun:
         folder = Path(folder)
         metadata = _read_json_lines(folder / METADATA, whole=True)[0]
-        rows = []
-        results = folder / RESULTS
-        if results.is_file():
-            rows = _read_json_lines(results)
-        return PreviousRun(rows, float(metadata.get("elapsed_seconds", 0.0)), metadata)
+        return PreviousRun(read_rows(folder), float(metadata.get("elapsed_seconds", 0.0)),
+                           metadata)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row with its latest fields: the files (once this store wrote them) and what
+        is not flushed yet. Reads the files: for tests and the end, not for every poll."""
+        if self._rows_in_file is None:
+            return list(self._pending)
+        return merge_updates(_read_json_lines(self.folder / RESULTS) + self._pending,
+                             _read_updates(self.folder) + self._updates)
 
     def add_row(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        self._rows_by_trial.setdefault(row["trial_id"], []).append(row)
+        self._pending.append(row)
+        self._pending_by_trial.setdefault(row["trial_id"], []).append(row)
+        self._trials_with_rows.add(row["trial_id"])
+        self._rows_added += 1
         self._dirty = True
 
     def set_trial_status(self, trial_id: int, status: str, **extra: Any) -> None:
@@ -114,8 +132,11 @@ class ResultStore:
 
     def annotate_trial(self, trial_id: int, **fields: Any) -> None:
         """Fields of every row of a trial, also after it ended (e.g. its cost, once billed)."""
-        for row in self._rows_by_trial.get(trial_id, []):
+        if trial_id not in self._trials_with_rows:
+            return
+        for row in self._pending_by_trial.get(trial_id, []):
             row.update(fields)
+        self._updates.append({"rows": self._rows_added, "trial_id": trial_id, **fields})
         self._dirty = True
 
     def update_metadata(self, **fields: Any) -> None:
@@ -123,19 +144,80 @@ class ResultStore:
         self._metadata_dirty = True
 
     def flush(self, force: bool = False) -> None:
-        """Rows and metadata, at most once per `flush_interval`; results.jsonl is rewritten
-        only when rows changed, so keeping metadata's elapsed time current costs little."""
+        """Rows and metadata, at most once per `flush_interval`: new rows and updates are
+        appended, so keeping metadata's elapsed time current costs little; `force` (the
+        experiment's start and end) rewrites results.jsonl whole."""
         now = time.monotonic()
         dirty = self._dirty or self._metadata_dirty
         if not force and (not dirty or now - self._last_flush < self.flush_interval):
             return
-        if self._dirty or force:
-            atomic_write(
-                self.folder / RESULTS, "".join(json.dumps(row) + "\n" for row in self.rows)
-            )
+        if force or self._rows_in_file is None:
+            self._rewrite_results()
+        elif self._dirty:
+            _append_lines(self.folder / RESULTS, self._pending)
+            _append_lines(self.folder / UPDATES, self._updates)
+            self._rows_in_file += len(self._pending)
+        self._pending, self._pending_by_trial, self._updates = [], {}, []
         atomic_write(self.folder / METADATA, json.dumps(self.metadata, indent=2) + "\n")
         self._dirty = self._metadata_dirty = False
         self._last_flush = now
+
+    def _rewrite_results(self) -> None:
+        """results.jsonl whole, every update applied; then the updates file is obsolete (were
+        it left by a kill, applying it again changes nothing)."""
+        rows = self.rows
+        atomic_write(self.folder / RESULTS, "".join(json.dumps(row) + "\n" for row in rows))
+        (self.folder / UPDATES).unlink(missing_ok=True)
+        self._rows_in_file = len(rows)
+
+
+def read_rows(folder: Path) -> list[dict[str, Any]]:
+    """An experiment's rows with every trial update applied, also while it runs."""
+    results = Path(folder) / RESULTS
+    rows = _read_json_lines(results) if results.is_file() else []
+    return merge_updates(rows, _read_updates(Path(folder)))
+
+
+def merge_updates(rows: list[dict[str, Any]],
+                  updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with the updates of `UPDATES` applied in order (each to its trial's rows that
+    existed when it was made); cost: rows + updates, once."""
+    by_trial: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for index, row in enumerate(rows):
+        by_trial.setdefault(row.get("trial_id"), []).append((index, row))
+    for update in updates:
+        fields = {k: v for k, v in update.items() if k not in ("rows", "trial_id")}
+        for index, row in by_trial.get(update.get("trial_id"), []):
+            if index < update.get("rows", 0):
+                row.update(fields)
+    return rows
+
+
+def json_lines(text: str) -> list[Any]:
+    """One JSON value per line; a damaged line raises, except a last one a kill cut short."""
+    lines = text.split("\n")
+    return [json.loads(x) for x in lines[:-1] if x] + _unless_cut_short(lines[-1])
+
+
+def _unless_cut_short(last: str) -> list[Any]:
+    """A last line without its newline: complete JSON, or a write a kill cut short (skipped:
+    appends go one write at a time, so nothing before it is damaged)."""
+    try:
+        return [json.loads(last)] if last.strip() else []
+    except json.JSONDecodeError:
+        return []
+
+
+def _read_updates(folder: Path) -> list[dict[str, Any]]:
+    path = folder / UPDATES
+    return _read_json_lines(path) if path.is_file() else []
+
+
+def _append_lines(path: Path, values: list[dict[str, Any]]) -> None:
+    """One write: a kill leaves at most an unterminated last line, which readers skip."""
+    if values:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(value) + "\n" for value in values))
 
 
 def _read_json_lines(path: Path, whole: bool = False) -> list[Any]:
@@ -143,7 +225,7 @@ def _read_json_lines(path: Path, whole: bool = False) -> list[Any]:
     UserError naming it, since --resume cannot continue from it."""
     try:
         text = path.read_text(encoding="utf-8")
-        return [json.loads(text)] if whole else [json.loads(x) for x in text.splitlines() if x]
+        return [json.loads(text)] if whole else json_lines(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{path} is not UTF-8 JSON ({type(err).__name__}), so its experiment "
                         "cannot be resumed: move its folder away, or choose a new "
