@@ -88,6 +88,8 @@ class JobBackend(TrialBackend):
         self.ledger = JobLedger(template, prices)
         self._trials: dict[int, TrialJobs] = {}
         self._closed: set[str] = set()  # jobs whose status and reports are final
+        # trials whose current job is not closed: a poll's work, never the finished trials
+        self._open: dict[int, None] = {}
 
     def new_trial_id(self) -> int:
         return self.first_trial_id + len(self.trial_ids)
@@ -129,6 +131,7 @@ class JobBackend(TrialBackend):
         jobs.names.append(name)
         jobs.intent = jobs.ended_at = None
         self.ledger.add(trial_id, name)
+        self._open[trial_id] = None
 
     def _with_backoff(self, call: Any, *args: Any) -> Any:
         """Throttling is never a trial failure: back off exponentially (with jitter), retry."""
@@ -172,8 +175,7 @@ class JobBackend(TrialBackend):
     def _refresh(self) -> None:
         """One status call for every job still open or not yet billed, one metrics call for
         every job whose reports are still awaited."""
-        awaited = [jobs.current for jobs in self._trials.values()
-                   if jobs.current not in self._closed]
+        awaited = [self._trials[trial_id].current for trial_id in self._open]
         names = list(dict.fromkeys(awaited + self.ledger.unbilled()))
         if not names:
             return
@@ -199,6 +201,7 @@ class JobBackend(TrialBackend):
                 jobs.ended_at = jobs.ended_at or now
                 if self._reports_final(name, jobs, now):
                     self._closed.add(name)
+                    del self._open[self.ledger.trial_of[name]]
                     self._keep_log(name)
 
     def _reports_final(self, name: str, jobs: TrialJobs, now: float) -> bool:
@@ -248,8 +251,13 @@ class JobBackend(TrialBackend):
     def busy_trial_ids(self) -> list[tuple[int, str]]:
         """Trials whose job still holds an instance, stopping ones included."""
         self._refresh()
-        return [(t, self._trial_status(jobs)) for t, jobs in self._trials.items()
-                if self.ledger.status(jobs.current) in BUSY_JOB_STATUSES]
+        busy = []
+        for name in self.ledger.unbilled():  # a job that holds an instance is not billed yet
+            trial_id = self.ledger.trial_of[name]
+            jobs = self._trials[trial_id]
+            if name == jobs.current and self.ledger.status(name) in BUSY_JOB_STATUSES:
+                busy.append((trial_id, self._trial_status(jobs)))
+        return busy
 
     def retry_counts(self) -> dict[str, int]:
         """Throttles and capacity refusals ridden out so far (the experiment's metadata)."""

@@ -32,11 +32,20 @@ class JobLedger:
         self._reused_from: dict[str, str] = {}  # job -> the job whose warm pool it started on
         self._handed_out: dict[int, dict[str, Any]] = {}  # retired trials' last annotations
         self._changed: set[int] = set()
+        self._unbilled: dict[str, None] = {}  # kept, so a poll never walks the billed jobs
+
+    def _track_billing(self, name: str) -> None:
+        d = self._descriptions[name]
+        if d["TrainingJobStatus"] not in TERMINAL or "BillableTimeInSeconds" not in d:
+            self._unbilled[name] = None
+        else:
+            self._unbilled.pop(name, None)
 
     def add(self, trial_id: int, name: str) -> None:
         self.trial_of[name] = trial_id
         self._names.setdefault(trial_id, []).append(name)
         self._descriptions[name] = {"TrainingJobStatus": IN_PROGRESS}
+        self._track_billing(name)
 
     def jobs(self) -> list[str]:
         return list(self.trial_of)
@@ -51,6 +60,7 @@ class JobLedger:
         if name not in self.trial_of or self._descriptions[name] == description:
             return
         self._descriptions[name] = description
+        self._track_billing(name)
         self._changed.add(self.trial_of[name])
         # Pools belong to the account: a job of another experiment may take ours. Only a
         # job of ours gets the link; the pool's retained time counts once, on its own job.
@@ -75,8 +85,7 @@ class JobLedger:
 
     def unbilled(self) -> list[str]:
         """Jobs whose billable time is not known yet (running, or ended moments ago)."""
-        return [name for name, d in self._descriptions.items()
-                if d["TrainingJobStatus"] not in TERMINAL or "BillableTimeInSeconds" not in d]
+        return list(self._unbilled)
 
     def annotations(self, trial_id: int) -> dict[str, Any]:
         """Recorded with the trial's results when it is retired: its job, billing, warm pool."""
