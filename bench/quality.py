@@ -45,6 +45,16 @@ VENV = ROOT / "build" / "st013-venv"
 ST013_PACKAGES = ["syne-tune[gpsearchers]==0.13.0", "numpy<1.27", "scikit-learn", "pandas"]
 
 
+# Per-benchmark budget and fixed values, chosen so that every experiment has a few dozen to a
+# hundred-odd trials: enough for the GP searchers to act, few enough that Syne Tune 0.13's GP
+# (a hyperparameter fit per suggestion) finishes 10 seeds in minutes on a shared 2-core machine.
+# --budget / --set override them for every benchmark.
+SETTINGS: dict[str, tuple[float, dict[str, str]]] = {
+    "synthetic_curves": (60.0, {"epoch_duration": "1.0"}),  # 9 epochs of 1 s
+    "hartmann6_curves": (60.0, {"epoch_duration": "0.2"}),  # 27 epochs of 0.2 s
+}
+
+
 def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
     if not python.exists():
@@ -77,12 +87,11 @@ def start_st013(benchmark: Benchmark, spec: ExperimentSpec, method: str, variant
                 work: Path) -> tuple[Path, subprocess.Popen | None]:
     """One runner process per method and variant: they run side by side."""
     name = f"st013-{benchmark.name}-{method}-{VARIANT_FILES[variant]}"
-    out = work / f"{name}.json"
-    if out.exists():
-        return out, None
-    task = work / f"{name}-task.json"
-    task.write_text(json.dumps({**st013_task(benchmark, spec, method),
-                                **ST013_VARIANTS[variant]}))
+    out, task = work / f"{name}.json", work / f"{name}-task.json"
+    content = json.dumps({**st013_task(benchmark, spec, method), **ST013_VARIANTS[variant]})
+    if out.exists() and task.exists() and task.read_text() == content:
+        return out, None  # same task already run
+    task.write_text(content)
     env = {"SYNETUNE_FOLDER": str(work / "st013-tuner"), "PATH": "/usr/bin:/bin",
            "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([str(ensure_venv()), str(ROOT / "bench" / "st013_runner.py"),
@@ -113,10 +122,11 @@ def start_stbench(spec: ExperimentSpec, method: str, work: Path) -> subprocess.P
 
 
 def study_spec(name: str, args: argparse.Namespace, **fields: object) -> ExperimentSpec:
+    budget, fixed = SETTINGS.get(name, (None, {}))
+    fixed = {**fixed, **dict(item.split("=", 1) for item in args.set)}
     return ExperimentSpec(benchmark=name, method=METHODS, backend="simulated",
                           num_seeds=args.num_seeds, random_seed=RANDOM_SEED,
-                          max_wallclock_time=args.budget,
-                          extra_args=dict(item.split("=", 1) for item in args.set), **fields)
+                          max_wallclock_time=args.budget or budget, extra_args=fixed, **fields)
 
 
 def stbench_reports(work: Path, spec: ExperimentSpec, metric: str) -> dict:
@@ -220,12 +230,14 @@ def write_keeping_notes(path: Path, generated: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmarks", nargs="+", default=["synthetic_curves"])
+    parser.add_argument("--benchmarks", nargs="+", default=list(SETTINGS))
     parser.add_argument("--num_seeds", type=int, default=10)
     parser.add_argument("--budget", type=float, default=None,
-                        help="simulated seconds per experiment (default: the benchmark's)")
+                        help="simulated seconds per experiment (default: SETTINGS, else "
+                        "the benchmark's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="fixed benchmark values, e.g. epoch_duration=1.0")
+                        help="fixed benchmark values on top of SETTINGS, e.g. "
+                        "epoch_duration=1.0")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "quality")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
     args = parser.parse_args()
