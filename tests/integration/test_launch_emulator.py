@@ -190,3 +190,52 @@ def test_with_the_default_warm_pool_quota_no_pool_is_kept(
         assert [d.get("WarmPoolStatus") for d in trials.values() if d.get("WarmPoolStatus")] == []
     finally:
         endpoint.close()
+
+
+def test_a_launched_orchestrator_whose_instance_fails_restarts_and_resumes(
+        pushed: dict[str, str], docker_client: Any, tmp_path: Path) -> None:
+    """Issue 14 R2: the orchestrator job's instance fails mid-study (Emulator.fail_instance,
+    an InternalServerError); its RetryStrategy restarts it, it resumes from its checkpoint
+    prefix, stops the trial job it left running and names no job or trial id again."""
+    endpoint = start_endpoint()
+    tag = "restart"
+    try:
+        launched = run(endpoint, *launch_args(endpoint, pushed, tag, "restart-bucket",
+                                              "--method", "RS"))
+        assert launched.returncode == 0, launched.stderr[-2000:]
+        orchestrator = f"{tag}-synthetic-curves-rs-0-o00"
+        deadline = time.monotonic() + 240
+        while True:  # a trial running, and earlier ones in the uploaded results
+            trials = {n: d for n, d in jobs_of(endpoint, tag).items() if n != orchestrator}
+            if len(trials) >= 3 and any(d["TrainingJobStatus"] == "InProgress"
+                                        for d in trials.values()):
+                break
+            assert time.monotonic() < deadline, trials.keys()
+            time.sleep(0.5)
+        endpoint.fail_instance(orchestrator)
+        jobs = wait_for_orchestrators(endpoint, tag, 1)
+        final = jobs[orchestrator]
+        assert final["TrainingJobStatus"] == "Completed", final.get("FailureReason")
+        steps = [t["Status"] for t in final["SecondaryStatusTransitions"]]
+        assert steps.index("Starting", steps.index("Training")) > 0, steps  # restarted
+        trials = {n: d for n, d in jobs.items() if n != orchestrator}
+        assert all(d["TrainingJobStatus"] in ("Completed", "Stopped", "Failed")
+                   for d in trials.values())
+        fetched = run(endpoint, "results", "--experiment_tag", tag,
+                      "--results_root", str(tmp_path / "results"))
+        assert fetched.returncode == 0, fetched.stderr[-2000:]
+        folder = next((tmp_path / "results" / tag).rglob("metadata.json")).parent
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["status"] == "completed" and meta["resumed"] is True
+        configs: dict[int, set[str]] = defaultdict(set)
+        for line in (folder / "results.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            configs[row["trial_id"]].add(json.dumps(row["config"], sort_keys=True))
+        assert all(len(c) == 1 for c in configs.values()), configs  # no id for two trials
+        job_ids = {int(re.search(r"-t(\d{6})-", n)[1]) for n in trials}
+        assert set(configs) <= job_ids
+        left = docker_client.containers.list(  # type: ignore[attr-defined]
+            all=True, filters={"label": f"stbench.emulator={endpoint.id}"})
+        assert left == []
+    finally:
+        endpoint.close()
