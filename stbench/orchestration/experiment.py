@@ -18,6 +18,7 @@ from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from stbench.model.errors import UserError
 from stbench.model.failures import crash_reason
 from stbench.orchestration.progress import Progress, ProgressSnapshot
+from stbench.orchestration.stop_signals import deferred_stop_signals
 from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
 
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
@@ -144,15 +145,16 @@ class ExperimentLoop:
             status, reason, running_end = "failed", crash_reason(err), INTERRUPTED
             raise
         finally:
-            self._shutdown(running_end)
-            retries = self.events.retry_counts()
-            self.store.update_metadata(
-                status=status, reason=reason, end_time=now_iso(),
-                elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,
-                failures=state.failures, best=state.best, retries=retries,
-            )
-            self.store.flush(force=True)
-            self.progress.finish(self._snapshot(), status, reason + _retried(retries))
+            with deferred_stop_signals():  # a second signal must not cut the cleanup short
+                self._shutdown(running_end)
+                retries = self.events.retry_counts()
+                self.store.update_metadata(
+                    status=status, reason=reason, end_time=now_iso(),
+                    elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,
+                    failures=state.failures, best=state.best, retries=retries,
+                )
+                self.store.flush(force=True)
+                self.progress.finish(self._snapshot(), status, reason + _retried(retries))
         return ExperimentOutcome(status, reason, state.trials_started, state.failures, state.best)
 
     # --- one iteration --------------------------------------------------------------------

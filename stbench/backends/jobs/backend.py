@@ -88,6 +88,7 @@ class JobBackend(TrialBackend):
         self.ledger = JobLedger(template, prices)
         self._trials: dict[int, TrialJobs] = {}
         self._closed: set[str] = set()  # jobs whose status and reports are final
+        self._creating: str | None = None  # the job being created: a signal may leave it so
         # trials whose current job is not closed: a poll's work, never the finished trials
         self._open: dict[int, None] = {}
 
@@ -99,11 +100,13 @@ class JobBackend(TrialBackend):
         kill -9, or an orchestrator job restarted after its instance failed). New trial ids
         start past every one of them, so no trial id and no job name repeats, whatever the
         results had recorded. Those still running are stopped now; they hold a worker until
-        they end, and their warm pools are released at the end, as our own are."""
+        they end, and their warm pools are released at the end, as our own are. Also at the
+        end of a run that a stop signal interrupted in CreateTrainingJob: the job may exist."""
         previous = self._with_backoff(self.service.previous_jobs)
+        self._creating = None
         for name, description in sorted(previous.items()):
             match = JOB_NAME.match(name)
-            if match is None or match["kind"][0] != "t":
+            if match is None or match["kind"][0] != "t" or name in self.ledger.trial_of:
                 continue
             trial_id = int(match["kind"][1:7])
             self.first_trial_id = max(self.first_trial_id, trial_id + 1)
@@ -117,7 +120,7 @@ class JobBackend(TrialBackend):
             self.ledger.update(name, description)
             self._closed.add(name)  # nobody awaits its reports: its trial was interrupted
             if status == IN_PROGRESS:
-                self.on_note(f"stopping job {name}, left running by an earlier run")
+                self.on_note(f"stopping job {name}: it runs, but not for this run's trials")
                 self._with_backoff(self.service.stop_training_job, name)
 
     # --- starting jobs ---------------------------------------------------------------------
@@ -126,7 +129,9 @@ class JobBackend(TrialBackend):
         jobs = self._trials.get(trial_id, TrialJobs())
         name = job_name(self.job_base, trial_id, len(jobs.names))
         request = trial_request(self.template, name, trial_id, config)
+        self._creating = name
         self._create_with_patience(request)  # a trial whose first job was refused has none
+        self._creating = None
         self._trials[trial_id] = jobs
         jobs.names.append(name)
         jobs.intent = jobs.ended_at = None
@@ -302,6 +307,8 @@ class JobBackend(TrialBackend):
         leaves the others running or billed: each is noted, then summed up in one line."""
         problems: list[str] = []
         try:
+            if self._creating is not None:  # interrupted in CreateTrainingJob: it may exist
+                self._try(problems, f"look for job {self._creating}", self.recover)
             for trial_id, jobs in self._trials.items():
                 if jobs.current not in self._closed:
                     self._try(problems, f"stop {jobs.current}", self._stop_job, trial_id,
