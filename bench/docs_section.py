@@ -1,4 +1,5 @@
-"""Print a benchmark's Markdown section and, on request, put it into docs/performance.md."""
+"""Print a benchmark's Markdown section and, on request, put it into its docs page
+(docs/performance.md unless it names another)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
-def publish(lines: list[str], write: bool) -> None:
+def publish(lines: list[str], write: bool, doc: Path = PERFORMANCE_DOC) -> None:
+    """`doc`: the page the section belongs to (e.g. docs/reliability.md)."""
     section = "\n".join(lines)
     print(section)
     if write:
-        write_section(PERFORMANCE_DOC, section)
+        write_section(doc, section)
