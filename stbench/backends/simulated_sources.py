@@ -96,7 +96,7 @@ class CurveBlackbox(ResourceCurvesBlackbox):
                          for r in range(1, self.max_resource + 1)])
 
 
-def code_curves(benchmark: Benchmark) -> CurveBlackbox | None:
+def code_curves(benchmark: Benchmark) -> ScriptCurves | None:
     """The benchmark script's curves, if it defines `curve` (see the module doc)."""
     module = _load_module(benchmark.script)
     curve = getattr(module, "curve", None)
@@ -105,7 +105,22 @@ def code_curves(benchmark: Benchmark) -> CurveBlackbox | None:
     seconds = getattr(module, "epoch_seconds", None)
     if not callable(seconds):
         seconds = _epoch_duration
-    return CurveBlackbox(benchmark, curve, seconds)
+    return ScriptCurves(benchmark, curve, seconds)
+
+
+class ScriptCurves(CurveBlackbox):
+    """A benchmark script's curves. The script is imported by path, so its functions cannot
+    be pickled: a pickle holds the benchmark and imports the script again where it is loaded
+    (a worker process of a parallel study, see orchestration/parallel_study.py)."""
+
+    def __init__(self, benchmark: Benchmark,
+                 curve: Callable[[dict[str, Any], int], dict[str, float]],
+                 seconds: Callable[[dict[str, Any]], float]):
+        super().__init__(benchmark, curve, seconds)
+        self.benchmark = benchmark
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (code_curves, (self.benchmark,))
 
 
 def _epoch_duration(config: dict[str, Any]) -> float:

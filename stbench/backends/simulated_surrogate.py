@@ -22,6 +22,7 @@ from syne_tune.blackbox_repository.blackbox_surrogate import BlackboxSurrogate
 from syne_tune.config_space import Domain, randint
 
 from stbench.backends.simulated_sources import RecordedCurves, ResourceCurvesBlackbox
+from stbench.backends.surrogate_predictor import PipelinePredictor
 from stbench.model.benchmark import Benchmark
 
 CV_FOLDS = 5
@@ -52,10 +53,10 @@ class RecordedBlackbox(ResourceCurvesBlackbox):
         self.recorded = recorded
         self.domains = {k: v for k, v in benchmark.config_space.items() if isinstance(v, Domain)}
         features, targets, groups = self._training_data()
-        self._columns = list(features.columns)
         self.pipeline = self._pipeline(random_seed)
         self.fit = self._cross_validate(features, targets, groups, random_seed)
         self.pipeline.fit(features, targets)
+        self.predictor = PipelinePredictor(self.pipeline, features)
 
     def _pipeline(self, random_seed: int) -> Any:
         model = RandomForestRegressor(n_estimators=50, min_samples_leaf=2,
@@ -94,9 +95,9 @@ class RecordedBlackbox(ResourceCurvesBlackbox):
         """(max_resource, 2): metric and cumulative seconds; recorded values where there are
         some, else the surrogate's prediction continued from the last recorded resource."""
         resources = self.fidelity_values
-        query = pd.DataFrame([{**{k: config[k] for k in self.domains},
-                               self.resource_attr: int(r)} for r in resources])[self._columns]
-        predicted = self.pipeline.predict(query)
+        query = {name: np.full(len(resources), config[name]) for name in self.domains}
+        query[self.resource_attr] = resources
+        predicted = self.predictor.predict(query)
         recorded = self.recorded.curves.get(self.recorded.key(config), {})
         values, seconds = predicted[:, 0].copy(), predicted[:, 1].copy()
         shift_value = shift_seconds = 0.0

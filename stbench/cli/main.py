@@ -141,6 +141,9 @@ def run_and_report(spec: ExperimentSpec) -> int:
     )
     if spec.backend == "simulated":  # where the curves come from, the surrogate's fit error
         print(plan.backend_setup.summary(), flush=True)
+        print(f"{spec.jobs} experiments at a time (--jobs), each in its own process"
+              if (spec.jobs or 1) > 1 else "experiments one after another (--jobs 1)",
+              flush=True)
     outcomes = run_study(plan)
     text, plots = report(Path(spec.results_root), spec.experiment_tag)
     print()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -78,6 +79,11 @@ class ExperimentSpec:
         default=None,
         metadata=_flag("--backend simulated: seconds from a trial's start to its script's "
                        "start (default: what --from_study recorded, else 0)"),
+    )
+    jobs: int | None = field(
+        default=None,
+        metadata=_flag("--backend simulated: experiments run at once, each in its own process "
+                       "(default: the number of CPUs)"),
     )
     instance_type: str | None = field(default=None, metadata=_flag("instance type for trials"))
     image: str | None = field(
@@ -170,6 +176,14 @@ class ExperimentSpec:
         if self.simulated_start_seconds is not None and self.simulated_start_seconds < 0:
             raise UserError("--simulated_start_seconds must be non-negative, got "
                             f"{self.simulated_start_seconds}")
+        if self.jobs is not None and self.jobs < 1:
+            raise UserError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.jobs is not None and self.jobs > 1 and self.backend != SIMULATED:
+            raise UserError(
+                f"--jobs {self.jobs} is for --backend simulated: real trials of experiments "
+                f"run at once (--backend {self.backend}) would compete for the same workers "
+                "and CPUs and distort each other's times; leave --jobs out (`stbench launch` "
+                "runs a study's experiments at once on SageMaker)")
 
     def resolved(self, benchmark: Benchmark) -> ExperimentSpec:
         """Fill unset fields from the benchmark (for this backend) and draw a random seed."""
@@ -179,6 +193,7 @@ class ExperimentSpec:
             n_workers=self.n_workers or defaults.n_workers,
             max_wallclock_time=self.max_wallclock_time or defaults.max_wallclock_time,
             instance_type=self.instance_type or defaults.instance_type,
+            jobs=self.jobs or (available_cpus() if self.backend == SIMULATED else 1),
             random_seed=(
                 self.random_seed if self.random_seed is not None else secrets.randbelow(2**31)
             ),
@@ -259,6 +274,13 @@ def _type_problem(value: Any, annotation: Any) -> str:
     if fits and origin is dict:
         fits = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     return "" if fits else _KIND_WORDS[kind]
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's share, not the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _is_safe_name(name: str) -> bool:

@@ -1,10 +1,13 @@
-"""A study: every (method, seed) of one spec, run one after another.
+"""A study: every (method, seed) of one spec, run one after another (a simulated study's
+on several processes, see parallel_study.py).
 
 All checks happen in `plan_study` before anything is written, so bad input creates nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import random
 from dataclasses import dataclass, fields, replace
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
+from threadpoolctl import threadpool_limits
 
 from stbench.model.benchmark import Benchmark, load_benchmark
 from stbench.model.errors import UserError
@@ -94,17 +98,31 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
 
 
 def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOutcome]:
-    outcomes = []
-    for planned in plan.experiments:
-        if planned.previous and planned.previous.metadata.get("status") == "completed":
-            outcomes.append(_outcome_of(planned.previous))
-            continue
-        outcomes.append(run_experiment(plan, planned, progress_stream))
-    return outcomes
+    """Every experiment not completed before; a simulated study's on `spec.jobs` processes.
+
+    Simulated experiments run with one BLAS/OpenMP thread, in one process or several: the
+    same arithmetic whatever --jobs (so the same rows), and no thread pools spinning against
+    each other on shared cores (two OpenBLAS threads made a GP-based experiment 5-10x
+    slower on the loaded 2-core machine)."""
+    done = {index: _outcome_of(planned.previous) for index, planned in enumerate(plan.experiments)
+            if planned.previous and planned.previous.metadata.get("status") == "completed"}
+    pending = [index for index in range(len(plan.experiments)) if index not in done]
+    simulated = plan.spec.backend == SIMULATED
+    jobs = min(int(plan.spec.jobs or 1), len(pending))
+    if jobs > 1:
+        from stbench.orchestration.parallel_study import run_in_processes
+
+        done.update(run_in_processes(plan, pending, jobs, progress_stream))
+    else:
+        with threadpool_limits(1) if simulated else contextlib.nullcontext():
+            for index in pending:
+                done[index] = run_experiment(plan, plan.experiments[index], progress_stream)
+    return [done[index] for index in range(len(plan.experiments))]
 
 
-def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
-                   progress_stream: Any = None) -> ExperimentOutcome:
+def run_experiment(plan: StudyPlan, planned: PlannedExperiment, progress_stream: Any = None,
+                   live_progress: bool = True) -> ExperimentOutcome:
+    """One experiment; without `live_progress` only its notes and final line are written."""
     spec, benchmark = plan.spec, plan.benchmark
     scheduler = seeded_scheduler(planned.method, benchmark, spec.scheduler_seed(planned.seed))
     store = ResultStore(planned.folder, _metadata(plan, planned))
@@ -112,7 +130,8 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment,
     if previous is not None:
         replay(scheduler, previous, store, benchmark.metric)
     label = f"{benchmark.name} {planned.method} seed {planned.seed}"
-    progress = Progress(label, stream=progress_stream)
+    progress = Progress(label, stream=progress_stream,
+                        log_interval=10.0 if live_progress else math.inf)
     backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
                            previous.next_trial_id if previous else 0, progress.note,
                            plan.backend_setup)

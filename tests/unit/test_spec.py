@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from stbench.model.benchmark import Benchmark, load_benchmark, parse_benchmark_file
+from stbench.model.benchmark import Benchmark, load_benchmark
+from stbench.model.benchmark_yaml import parse_benchmark_file
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
 
@@ -174,6 +176,9 @@ def test_from_dict_rejects_unknown_fields() -> None:
         ({"experiment_tag": "a/b"}, "--experiment_tag 'a/b' may use only"),
         ({"method": ()}, "no method given"),
         ({"backend": "cloud"}, "unknown backend 'cloud'"),
+        ({"backend": "simulated", "jobs": 0}, "--jobs must be at least 1, got 0"),
+        ({"backend": "local", "jobs": 2}, "--jobs 2 is for --backend simulated"),
+        ({"backend": "sagemaker", "jobs": 4}, "leave --jobs out"),
     ],
 )
 def test_validate_names_the_flag_to_fix(changes: dict[str, object], expected: str) -> None:
@@ -185,3 +190,14 @@ def test_validate_names_the_flag_to_fix(changes: dict[str, object], expected: st
 
 def test_validate_accepts_a_sensible_spec() -> None:
     make_spec(experiment_tag="exp-1", resume=True, n_workers=1, max_wallclock_time=0.5).validate()
+
+
+def test_jobs_default_to_the_cpus_when_simulated_and_one_otherwise() -> None:
+    """A simulated study uses every CPU unasked; real trials never run two experiments at
+    once, whose trials would compete for the same CPUs."""
+    benchmark = load_benchmark("synthetic_curves")
+    simulated = make_spec(backend="simulated").resolved(benchmark)
+    assert simulated.jobs == len(os.sched_getaffinity(0))
+    assert make_spec(backend="simulated", jobs=1).resolved(benchmark).jobs == 1
+    assert make_spec(backend="local").resolved(benchmark).jobs == 1
+    make_spec(backend="local", jobs=1).validate()  # one at a time is what --backend local does
