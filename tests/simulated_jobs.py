@@ -36,9 +36,13 @@ from stbench.benchmarks.synthetic_curves import loss_at
 STOP_SECONDS = 0.03
 
 
-@dataclass
+@dataclass(slots=True)
 class SimJob:
-    request: dict[str, Any]
+    """What the simulator keeps of a job: not its request, so that 100k jobs stay small
+    beside the orchestrator whose memory the bench measures."""
+
+    hyperparameters: dict[str, str]
+    keep_alive: bool
     started: float
     epochs: int
     epoch_seconds: float
@@ -110,7 +114,7 @@ class SimulatedJobService:
     def _end(self, name: str, job: SimJob, status: str, now: float) -> None:
         job.status, job.ended = status, now
         self._busy -= 1
-        if job.request["ResourceConfig"].get("KeepAlivePeriodInSeconds"):
+        if job.keep_alive:
             job.pool = {"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0}
             self.available_pools[name] = None
 
@@ -136,7 +140,9 @@ class SimulatedJobService:
         low, high = self.epoch_seconds
         epoch_seconds = float(self._duration_rng.uniform(low, high)) if high > low else low
         epochs = int(request["HyperParameters"]["epochs"])
-        self.jobs[name] = SimJob(request, now, epochs, epoch_seconds, fail=self.fail_jobs)
+        keep_alive = bool(request["ResourceConfig"].get("KeepAlivePeriodInSeconds"))
+        self.jobs[name] = SimJob(request["HyperParameters"], keep_alive, now, epochs,
+                                 epoch_seconds, fail=self.fail_jobs)
         heapq.heappush(self._ends, (now + epochs * epoch_seconds, name))
         self._busy += 1
         self.peak_instances = max(self.peak_instances, self.instances())
@@ -169,12 +175,14 @@ class SimulatedJobService:
             job = self.jobs[name]
             until = job.ended or now
             done = min(job.epochs, int((until - job.started) / job.epoch_seconds))
-            hps = job.request["HyperParameters"]
+            hps = job.hyperparameters
             new = [{"epoch": e, "loss": loss_at(e, float(hps["x"]), float(hps["log_lr"]),
                                                 int(hps["width"])),
                     "st_worker_timestamp": time.time()}
                    for e in range(job.reports_sent + 1, done + 1)]
             job.reports_sent = done
+            if job.ended is not None and done == job.epochs:
+                job.hyperparameters = {}  # all sent: 100k finished jobs keep none
             if new:
                 out[name] = new
         self._spent(began)

@@ -216,6 +216,8 @@ class ExperimentLoop:
     def _retire(self, trial: Trial, status: str, **extra: Any) -> None:
         self._ensure_row(trial)
         self.state.running.pop(trial.trial_id, None)
+        if status != Status.paused:  # it never comes back: memory stays O(running trials)
+            self.state.last_result.pop(trial.trial_id, None)
         self.state.trials_finished += 1
         extra.update(self.events.trial_annotations(trial.trial_id))
         self.store.set_trial_status(trial.trial_id, status, **extra)

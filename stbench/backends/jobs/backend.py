@@ -44,6 +44,7 @@ RECEIVE_TIMESTAMP = "st_receive_timestamp"
 TRIAL_STATUS = {IN_PROGRESS: Status.in_progress, STOPPING: Status.stopping,
                 COMPLETED: Status.completed, FAILED: Status.failed, STOPPED: Status.stopped}
 BILLING_WAIT_SECONDS = 30.0  # at the end, for billable times of jobs that just ended
+FINAL_TRIAL_STATUSES = (Status.completed, Status.failed, Status.stopped)  # never resumed
 POOL_POLL_SECONDS = 2.0  # at the end, between reads of pools released but not yet terminated
 FIRST_CAPACITY_WAIT_SECONDS = 1.0  # then doubling up to capacity_wait_seconds
 
@@ -207,6 +208,8 @@ class JobBackend(TrialBackend):
                 if self._reports_final(name, jobs, now):
                     self._closed.add(name)
                     del self._open[self.ledger.trial_of[name]]
+                    if jobs.intent == Status.stopped:  # retired when we stopped it
+                        self._let_go_of_reports(self.ledger.trial_of[name])
                     self._keep_log(name)
 
     def _reports_final(self, name: str, jobs: TrialJobs, now: float) -> bool:
@@ -240,6 +243,19 @@ class JobBackend(TrialBackend):
         if jobs.intent is not None:
             return jobs.intent  # stopped (or paused) by us, whatever the exit code said
         return TRIAL_STATUS[self.ledger.status(jobs.current)]
+
+    def fetch_status_results(self, trial_ids: list[int]) -> Any:
+        """Syne Tune's, then the reports of trials that ended for good are let go: the loop
+        has them, and 100k finished trials must not keep theirs in memory."""
+        statuses, results = super().fetch_status_results(trial_ids)
+        for trial_id, (_, status) in statuses.items():
+            if status in FINAL_TRIAL_STATUSES:
+                self._let_go_of_reports(trial_id)
+        return statuses, results
+
+    def _let_go_of_reports(self, trial_id: int) -> None:
+        self._trials[trial_id].metrics = []
+        self._trial_dict[trial_id].metrics = []
 
     def _all_trial_results(self, trial_ids: list[int]) -> list[TrialResult]:
         self._refresh()

@@ -1,0 +1,48 @@
+"""Memory at scale (issue 14, P6): the orchestrator's memory grows by a small constant per
+finished trial (at 100k trials it must stay under 500 MB), not by every report it has seen:
+the back-end lets go of finished trials' reports and the loop of their last results."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from pathlib import Path
+
+from simulated_jobs import SimulatedJobService
+
+from stbench.backends.jobs.backend import JobBackend
+from stbench.backends.jobs.job_requests import JobTemplate
+from stbench.model.benchmark import load_benchmark
+from stbench.model.methods import MethodContext, get_method
+from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.progress import SilentProgress
+from stbench.orchestration.store import ResultStore
+
+REPORTS = 9  # per trial: what a finished trial may no longer hold on to
+
+
+def traced_bytes_after(trials: int, folder: Path) -> int:
+    """Python memory held after an experiment of `trials` trials, the loop still alive."""
+    bench = load_benchmark("synthetic_curves").with_fixed_values({"epochs": str(REPORTS)})
+    scheduler = get_method("RS").make_scheduler(MethodContext.for_benchmark(bench, 3))
+    service = SimulatedJobService(epoch_seconds=(0.0002, 0.0005), poll_seconds=0.001)
+    template = JobTemplate(image="trainer", benchmark=bench.name, instance_type="ml.c5.large",
+                           checkpoint_root="s3://b/ckpt/", output_root="s3://b/out/")
+    backend = JobBackend(service, template, "mem", prices={"ml.c5.large": 0.119})
+    store = ResultStore(folder, {"status": "new"})
+    loop = ExperimentLoop(scheduler, backend, store, Budget(600, 16, 10**6, trials),
+                          bench.metric, bench.mode, SilentProgress())
+    tracemalloc.start()
+    try:
+        assert loop.run().trials == trials
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_per_finished_trial_does_not_hold_its_reports(tmp_path: Path) -> None:
+    few = traced_bytes_after(200, tmp_path / "few")
+    many = traced_bytes_after(1200, tmp_path / "many")
+    per_trial = (many - few) / 1000
+    assert per_trial < 2500, f"{per_trial:.0f} bytes per finished trial"
