@@ -238,7 +238,10 @@ class ExperimentLoop:
 
     def _fill_workers(self) -> None:
         state, budget = self.state, self.budget
-        free = budget.n_workers - len(self.events.busy_trial_ids())
+        busy = self.events.busy_trial_ids()
+        if self._failure_limit_pending(busy):
+            return  # the experiment ends once those failures are counted: start nothing more
+        free = budget.n_workers - len(busy)
         while free > 0 and not state.exhausted:
             if budget.max_num_trials is not None and state.trials_started >= budget.max_num_trials:
                 return
@@ -261,6 +264,21 @@ class ExperimentLoop:
                 trial_id=trial.trial_id, config=trial.config, creation_time=trial.creation_time
             )
             free -= 1
+
+    def _failure_limit_pending(self, busy: list[tuple[int, str]]) -> bool:
+        """Whether failures not counted yet reach max_failures: trials the backend reports
+        `failed` while their last reports are read, and trials that ended after the last
+        poll (read once more when they could reach the limit), so that no trial starts
+        after the failure that ends the experiment."""
+        state = self.state
+        busy_ids = {trial_id for trial_id, _ in busy}
+        unread = [trial_id for trial_id in state.running if trial_id not in busy_ids]
+        failing = sum(1 for _, status in busy if status == Status.failed)
+        if unread and state.failures + failing + len(unread) >= self.budget.max_failures:
+            self._process_backend()
+        failing = sum(1 for trial_id, status in busy
+                      if status == Status.failed and trial_id in state.running)
+        return state.failures + failing >= self.budget.max_failures
 
     def _shutdown(self, status_of_running: str) -> None:
         try:

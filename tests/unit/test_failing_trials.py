@@ -6,16 +6,21 @@ report a trial emitted is stored, and each failed trial says why it failed.
 from __future__ import annotations
 
 import argparse
-import json
-from collections import Counter
+import time
 from pathlib import Path
 
+from fault_runs import FAULT_ARGS, FaultAudit, audit, epochs_in_order
+from simulated_jobs import SimulatedJobService
+
+from stbench.backends.jobs.backend import JobBackend
+from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.benchmarks.synthetic_curves import fault_epochs
 from stbench.cli.main import main
-from stbench.model.container_contract import METRIC_TAG
-from stbench.orchestration.store import METADATA, RESULTS, experiment_dir
-
-SIGKILL_REASON = "killed by signal SIGKILL (out of memory?)"
+from stbench.model.benchmark import load_benchmark
+from stbench.model.methods import MethodContext, get_method
+from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.progress import SilentProgress
+from stbench.orchestration.store import ResultStore, experiment_dir
 
 
 def faults(x: float, failure: float, kill: float) -> tuple[int | None, int | None]:
@@ -37,66 +42,64 @@ def test_fault_draws_are_the_trials_own_and_independent() -> None:
     assert all(faults(x, 0.0, 0.0) == (None, None) for x in xs)
 
 
-def run_faulty(tmp_path: Path, n_workers: int, max_failures: int, seed: str) -> Path:
+def run_faulty(tmp_path: Path, n_workers: int, max_failures: int, seed: str) -> FaultAudit:
     results = tmp_path / "results"
     code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS",
                  "--experiment_tag", "faults", "--results_root", str(results),
                  "--random_seed", seed, "--n_workers", str(n_workers),
                  "--max_failures", str(max_failures), "--max_wallclock_time", "120",
-                 "--failure_probability", "0.3", "--kill_probability", "0.3",
-                 "--epoch_duration", "0.02"])
+                 "--epoch_duration", "0.02", *FAULT_ARGS])
     assert code == 1, "the experiment ends failed, at max_failures"
-    return experiment_dir(results, "faults", "synthetic_curves", "RS", 0)
-
-
-def emitted_reports(folder: Path) -> Counter[int]:
-    """`[tune-metric]` lines each trial printed, from its std.out."""
-    return Counter({int(log.parent.name): sum(line.startswith(METRIC_TAG) for line in
-                                              log.read_text().splitlines())
-                    for log in (folder / "trials").glob("*/std.out")})
+    folder = experiment_dir(results, "faults", "synthetic_curves", "RS", 0)
+    assert epochs_in_order(folder), "no report skipped or repeated"
+    return audit(folder)
 
 
 def test_one_worker_ends_at_exactly_max_failures_with_every_report_and_reason(
         tmp_path: Path) -> None:
-    folder = run_faulty(tmp_path, n_workers=1, max_failures=3, seed="4")
-    rows = [json.loads(line) for line in (folder / RESULTS).read_text().splitlines()]
-    status = {row["trial_id"]: row["status"] for row in rows}
-    failed = sorted(t for t, s in status.items() if s == "Failed")
-    metadata = json.loads((folder / METADATA).read_text())
-    assert metadata["status"] == "failed" and metadata["failures"] == 3 == len(failed)
-    assert metadata["reason"] == "3 trials failed (max_failures=3)"
-    assert failed[-1] == max(status), "no trial started after the third failure"
-    assert set(status.values()) <= {"Completed", "Failed"}
-    stored = Counter(row["trial_id"] for row in rows if row["metrics"])
-    assert +stored == +emitted_reports(folder), "every report emitted is stored, once"
-    reasons = {row["trial_id"]: row.get("failure_reason") for row in rows
-               if row["status"] == "Failed"}
-    assert all(reasons.values())
-    assert any(reason == SIGKILL_REASON for reason in reasons.values())
+    found = run_faulty(tmp_path, n_workers=1, max_failures=3, seed="4")
+    assert found.status == "failed" and found.failures == 3 == len(found.failed)
+    assert found.reason == "3 trials failed (max_failures=3)"
+    assert found.failed[-1] == max(found.statuses), "no trial started after the third failure"
+    assert set(found.statuses.values()) <= {"Completed", "Failed"}
+    assert found.lost == 0 and sum(found.stored.values()) > 0, "every report emitted is stored"
+    assert all(found.reasons.values())
+    assert found.sigkilled >= 1
     assert any(reason.startswith("exit code 1: RuntimeError: injected failure")
-               for reason in reasons.values())
+               for reason in found.reasons.values())
 
 
 def test_parallel_trials_stop_at_max_failures_and_keep_their_reports(tmp_path: Path) -> None:
     """With 4 workers the experiment ends at the poll that sees the second failure: trials
-    that failed in that same poll count too (they did fail), the others are stopped; every
-    report the stopped ones emitted before the end is stored, as a prefix of what they
-    printed (reports after stbench stopped a trial are not results, as in Syne Tune)."""
-    folder = run_faulty(tmp_path, n_workers=4, max_failures=2, seed="11")
-    rows = [json.loads(line) for line in (folder / RESULTS).read_text().splitlines()]
-    status = {row["trial_id"]: row["status"] for row in rows}
-    metadata = json.loads((folder / METADATA).read_text())
-    failed = [t for t, s in status.items() if s == "Failed"]
-    assert metadata["status"] == "failed" and metadata["failures"] == len(failed) >= 2
-    assert set(status.values()) <= {"Completed", "Failed", "Stopped"}
-    stored = Counter(row["trial_id"] for row in rows if row["metrics"])
-    emitted = emitted_reports(folder)
-    for trial_id, trial_status in status.items():
-        if trial_status == "Stopped":
-            assert stored[trial_id] <= emitted[trial_id]
-        else:
-            assert stored[trial_id] == emitted[trial_id], trial_id
-    epochs = [[row["metrics"]["epoch"] for row in rows if row["trial_id"] == t and row["metrics"]]
-              for t in status]
-    assert all(seen == list(range(1, len(seen) + 1)) for seen in epochs), "no report skipped"
-    assert all(row.get("failure_reason") for row in rows if row["status"] == "Failed")
+    that failed in that same poll count too (they did fail), the others are stopped. Every
+    report is stored but those a stopped trial printed after stbench stopped it (not
+    results, as in Syne Tune)."""
+    found = run_faulty(tmp_path, n_workers=4, max_failures=2, seed="11")
+    assert found.status == "failed" and found.failures == len(found.failed) >= 2
+    assert set(found.statuses.values()) <= {"Completed", "Failed", "Stopped"}
+    assert found.lost == 0
+    assert all(found.reasons.values())
+
+
+class LateLogs(SimulatedJobService):
+    """Every job fails, and its log is complete only 0.3 s after its end (CloudWatch lags)."""
+
+    def metrics_complete(self, name: str) -> bool:
+        ended = self.jobs[name].ended
+        return ended is not None and time.monotonic() - ended > 0.3
+
+
+def test_no_trial_starts_while_the_last_allowed_failure_is_being_read(tmp_path: Path) -> None:
+    """A failed job whose last reports are still awaited keeps its worker: the next trial
+    would otherwise start before the experiment knows max_failures is reached."""
+    service = LateLogs(fail_jobs=True, metrics_delay_seconds=5.0)
+    bench = load_benchmark("synthetic_curves").with_fixed_values({"epochs": "3"})
+    template = JobTemplate(image="trainer", benchmark=bench.name, instance_type="ml.c5.large",
+                           checkpoint_root="s3://b/ckpt/", output_root="s3://b/out/")
+    loop = ExperimentLoop(get_method("RS").make_scheduler(MethodContext.for_benchmark(bench, 1)),
+                          JobBackend(service, template, "late"),
+                          ResultStore(tmp_path / "exp", {}), Budget(60, 2, 2, 20),
+                          bench.metric, bench.mode, SilentProgress())
+    outcome = loop.run()
+    assert outcome.status == "failed" and outcome.failures == 2
+    assert outcome.trials == 2 == len(service.jobs), "no third trial was started"

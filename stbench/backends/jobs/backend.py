@@ -270,7 +270,10 @@ class JobBackend(TrialBackend):
         return results
 
     def busy_trial_ids(self) -> list[tuple[int, str]]:
-        """Trials whose job still holds an instance, stopping ones included."""
+        """Trials whose job still holds an instance, stopping ones included; and, as
+        `failed`, trials whose job failed while its last reports are still awaited: they keep
+        their worker until the failure is counted, so no trial starts that max_failures
+        would have forbidden."""
         self._refresh()
         busy = []
         for name in self.ledger.unbilled():  # a job that holds an instance is not billed yet
@@ -278,6 +281,8 @@ class JobBackend(TrialBackend):
             jobs = self._trials[trial_id]
             if name == jobs.current and self.ledger.status(name) in BUSY_JOB_STATUSES:
                 busy.append((trial_id, self._trial_status(jobs)))
+        busy += [(trial_id, Status.failed) for trial_id in self._open
+                 if self.ledger.status(self._trials[trial_id].current) == FAILED]
         return busy
 
     def retry_counts(self) -> dict[str, int]:
