@@ -11,11 +11,13 @@ every update applied and remove trial_updates.jsonl; `read_rows` merges the two 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,15 +40,7 @@ def experiment_dir(root: Path, tag: str, benchmark: str, method: str, seed: int)
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_lines(path, (text,))
 
 
 def versions() -> dict[str, str]:
@@ -114,10 +108,15 @@ class ResultStore:
     def rows(self) -> list[dict[str, Any]]:
         """Every row with its latest fields: the files (once this store wrote them) and what
         is not flushed yet. Reads the files: for tests and the end, not for every poll."""
+        return list(self._merged_rows())
+
+    def _merged_rows(self) -> Iterator[dict[str, Any]]:
         if self._rows_in_file is None:
-            return list(self._pending)
-        return merge_updates(_read_json_lines(self.folder / RESULTS) + self._pending,
-                             _read_updates(self.folder) + self._updates)
+            return iter(self._pending)
+        updates = _updates_by_trial(
+            itertools.chain(_iter_json_lines(self.folder / UPDATES), self._updates))
+        rows = itertools.chain(_iter_json_lines(self.folder / RESULTS), self._pending)
+        return _apply_updates(rows, updates)
 
     def add_row(self, row: dict[str, Any]) -> None:
         self._pending.append(row)
@@ -163,34 +162,63 @@ class ResultStore:
         self._last_flush = now
 
     def _rewrite_results(self) -> None:
-        """results.jsonl whole, every update applied; then the updates file is obsolete (were
-        it left by a kill, applying it again changes nothing)."""
-        rows = self.rows
-        atomic_write(self.folder / RESULTS, "".join(json.dumps(row) + "\n" for row in rows))
+        """results.jsonl whole, every update applied, written row by row (at 100k trials the
+        rows would not fit beside the loop); then the updates file is obsolete (were it left
+        by a kill, applying it again would change nothing)."""
+        self._rows_in_file = atomic_write_lines(
+            self.folder / RESULTS, (json.dumps(row) + "\n" for row in self._merged_rows()))
         (self.folder / UPDATES).unlink(missing_ok=True)
-        self._rows_in_file = len(rows)
+
+
+def atomic_write_lines(path: Path, lines: Iterable[str]) -> int:
+    """`atomic_write` of many lines, without joining them first; returns how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line)
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
 
 
 def read_rows(folder: Path) -> list[dict[str, Any]]:
     """An experiment's rows with every trial update applied, also while it runs."""
-    results = Path(folder) / RESULTS
-    rows = _read_json_lines(results) if results.is_file() else []
-    return merge_updates(rows, _read_updates(Path(folder)))
+    folder = Path(folder)
+    rows = _iter_json_lines(folder / RESULTS)
+    return list(_apply_updates(rows, _updates_by_trial(_iter_json_lines(folder / UPDATES))))
 
 
 def merge_updates(rows: list[dict[str, Any]],
                   updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with the updates of `UPDATES` applied in order (each to its trial's rows that
-    existed when it was made); cost: rows + updates, once."""
-    by_trial: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    for index, row in enumerate(rows):
-        by_trial.setdefault(row.get("trial_id"), []).append((index, row))
+    """Rows with the records of `UPDATES` applied (each to its trial's rows that existed
+    when it was made)."""
+    return list(_apply_updates(rows, _updates_by_trial(updates)))
+
+
+def _updates_by_trial(updates: Iterable[dict[str, Any]]) -> dict[Any, list[str]]:
+    """Update records by trial, each kept as its JSON text: a third of the memory of the
+    parsed record, which counts at the end of a study with 100k trials."""
+    by_trial: dict[Any, list[str]] = {}
     for update in updates:
-        fields = {k: v for k, v in update.items() if k not in ("rows", "trial_id")}
-        for index, row in by_trial.get(update.get("trial_id"), []):
-            if index < update.get("rows", 0):
-                row.update(fields)
-    return rows
+        by_trial.setdefault(update.get("trial_id"), []).append(json.dumps(update))
+    return by_trial
+
+
+def _apply_updates(rows: Iterable[dict[str, Any]],
+                   updates: dict[Any, list[str]]) -> Iterator[dict[str, Any]]:
+    for index, row in enumerate(rows):
+        for text in updates.get(row.get("trial_id"), ()):
+            update = json.loads(text)
+            if index < update.pop("rows", 0):
+                update.pop("trial_id", None)
+                row.update(update)
+        yield row
 
 
 def json_lines(text: str) -> list[Any]:
@@ -208,9 +236,20 @@ def _unless_cut_short(last: str) -> list[Any]:
         return []
 
 
-def _read_updates(folder: Path) -> list[dict[str, Any]]:
-    path = folder / UPDATES
-    return _read_json_lines(path) if path.is_file() else []
+def _iter_json_lines(path: Path) -> Iterator[Any]:
+    """`_read_json_lines`, one line at a time; nothing when the file does not exist."""
+    if not path.is_file():
+        return
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.endswith("\n"):
+                    if line.strip():
+                        yield json.loads(line)
+                else:
+                    yield from _unless_cut_short(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _damaged(path, err) from None
 
 
 def _append_lines(path: Path, values: list[dict[str, Any]]) -> None:
@@ -227,6 +266,10 @@ def _read_json_lines(path: Path, whole: bool = False) -> list[Any]:
         text = path.read_text(encoding="utf-8")
         return [json.loads(text)] if whole else json_lines(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path} is not UTF-8 JSON ({type(err).__name__}), so its experiment "
-                        "cannot be resumed: move its folder away, or choose a new "
-                        "--experiment_tag") from None
+        raise _damaged(path, err) from None
+
+
+def _damaged(path: Path, err: Exception) -> UserError:
+    return UserError(f"{path} is not UTF-8 JSON ({type(err).__name__}), so its experiment "
+                     "cannot be resumed: move its folder away, or choose a new "
+                     "--experiment_tag")

@@ -4,6 +4,7 @@ status, also in a folder left by a kill."""
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 from stbench.analysis.frame import load_results
@@ -74,3 +75,23 @@ def test_a_kill_mid_append_loses_only_the_cut_line(tmp_path: Path) -> None:
     previous = ResultStore.load_previous(tmp_path)
     assert len(previous.rows) == FINISHED + 1
     assert previous.next_trial_id == FINISHED + 1
+
+
+def test_the_final_rewrite_streams_rows_instead_of_loading_them(tmp_path: Path) -> None:
+    store = store_with_finished_trials(tmp_path)
+    for trial_id in range(FINISHED, 20 * FINISHED):
+        store.add_row(row(trial_id, 1))
+    store.flush(force=False)
+    for trial_id in range(20 * FINISHED):
+        store.annotate_trial(trial_id, billable_seconds=trial_id)
+    store.flush(force=False)
+    on_disk = (tmp_path / RESULTS).stat().st_size
+    tracemalloc.start()
+    try:
+        store.flush(force=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # every trial has an update here; loading the rows took 12x the file (their dicts)
+    assert peak < 3 * on_disk, "memory of the rewrite: the updates, not the rows"
+    assert read_rows(tmp_path)[-1]["billable_seconds"] == 20 * FINISHED - 1
