@@ -58,3 +58,30 @@ def test_kill_9_of_a_docker_run_then_resume_leaves_nothing(
     assert json.loads((folder / METADATA).read_text())["status"] == "completed"
     assert_resumed_cleanly(before, rows(folder), spent, unreported)
     assert left_of(docker_client, tag) == []
+
+
+def test_cleanup_docker_removes_what_a_killed_run_left_of_its_tag_only(
+        docker_client: Any, images: dict) -> None:
+    """Without a resume, `stbench cleanup --docker` removes the study's trainer containers and
+    volumes (a killed run's are labelled with its tag), and nothing of another tag."""
+    tag, other = f"gone-{os.getpid()}", f"gone-{os.getpid()}-2"
+    made = []
+    try:
+        for label in (tag, other):
+            labels = {STUDY_LABEL: label}
+            made.append(docker_client.volumes.create(f"stbench-test-{label}", labels=labels))
+            made.append(docker_client.containers.run(
+                images["trainer"], entrypoint=["sleep", "infinity"], detach=True,
+                network_mode="host", labels=labels))
+        done = subprocess.run([str(STBENCH), "cleanup", "--experiment_tag", tag, "--docker",
+                               "--yes"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "1 containers and 1 volumes" in done.stdout and "2 removed" in done.stdout
+        assert left_of(docker_client, tag) == []
+        assert len(left_of(docker_client, other)) == 2
+    finally:
+        for item in reversed(made):
+            try:
+                item.remove(force=True)
+            except Exception:  # noqa: BLE001 - removed by the cleanup under test
+                pass
