@@ -33,23 +33,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "tests"))
 
+import fault_runs as faults  # noqa: E402  (tests/)
 from docs_section import publish  # noqa: E402  (this folder)
-from fault_runs import FAULT_ARGS, FaultAudit, audit, epochs_in_order  # noqa: E402
 from warm_pools import pushed_trainer, registry  # noqa: E402
 
-from stbench.emulator import Emulator, EmulatorConfig  # noqa: E402
+from stbench.emulator import Emulator  # noqa: E402
 from stbench.emulator.account import ensure_bucket, ensure_execution_role  # noqa: E402
 from stbench.orchestration.store import experiment_dir  # noqa: E402
 
 SECTION = "## Failing trials, throttling and capacity (bench/reliability_faults.py)"
 DOC = REPO / "docs" / "reliability.md"
-INSTANCE, NO_QUOTA_INSTANCE = "ml.c5.xlarge", "ml.m5.xlarge"
-ENDPOINT = EmulatorConfig(
-    cold_start_seconds=0.5, warm_start_seconds=0.2, log_delay_seconds=1.0,
-    checkpoint_sync_seconds=5.0, stop_grace_seconds=10.0, throttle_fraction=0.3,
-    capacity_refusal_fraction=0.3, seed=14,
-    quotas={f"{INSTANCE} for training job usage": 100.0,
-            f"{NO_QUOTA_INSTANCE} for training job usage": 0.0})
+ENDPOINT = faults.faulty_endpoint(cold_start_seconds=0.5, warm_start_seconds=0.2,
+                                  log_delay_seconds=1.0, checkpoint_sync_seconds=5.0,
+                                  stop_grace_seconds=10.0)
 RUN = ["--benchmark", "synthetic_curves", "--method", "RS", "--n_workers", "2",
        "--epochs", "5", "--epoch_duration", "0.1", "--max_wallclock_time", "240"]
 MAX_FAILURES = 3
@@ -62,7 +58,7 @@ SCENARIOS = ("r1-local", "r1-docker", "r1-sagemaker", "r3-study", "r3-quota")
 class Outcome:
     scenario: str
     seed: int
-    found: FaultAudit
+    found: faults.FaultAudit
     in_order: bool
     seconds: float
     exit_code: int
@@ -86,8 +82,8 @@ def run(scenario: str, seed: int, flags: list[str], root: Path,
     last = next((line for line in reversed(lines) if "-> " in line or "error:" in line), "")
     folder = experiment_dir(root, tag, "synthetic_curves", "RS", 0)
     say(f"{tag}: exit {done.returncode} in {seconds:.0f} s: {last[-160:]}")
-    return Outcome(scenario, seed, audit(folder), epochs_in_order(folder), seconds,
-                   done.returncode, last)
+    return Outcome(scenario, seed, faults.audit(folder), faults.epochs_in_order(folder),
+                   seconds, done.returncode, last)
 
 
 def table(outcomes: list[Outcome], seeds: int, elapsed: float, load: str,
@@ -178,7 +174,7 @@ def main() -> None:
             if f"r1-{backend}" in args.only:
                 outcomes += [run(f"r1-{backend}", seed, ["--backend", backend,
                                                          "--max_failures", str(MAX_FAILURES),
-                                                         *FAULT_ARGS], root, user_env)
+                                                         *faults.FAULT_ARGS], root, user_env)
                              for seed in seeds]
         if {"r1-sagemaker", "r3-study", "r3-quota"} & set(args.only):
             with registry(root) as address, Emulator(ENDPOINT) as emulator, \
@@ -190,7 +186,7 @@ def main() -> None:
                              "--s3_root", f"{ensure_bucket(env, 'faults')}/bench"]
                 if "r1-sagemaker" in args.only:
                     outcomes += [run("r1-sagemaker", seed, [*sagemaker, "--max_failures",
-                                                            str(MAX_FAILURES), *FAULT_ARGS],
+                                                            str(MAX_FAILURES), *faults.FAULT_ARGS],
                                      root, env) for seed in seeds]
                 if "r3-study" in args.only:
                     outcomes += [run("r3-study", seed, [*sagemaker, "--max_num_trials",
@@ -198,7 +194,7 @@ def main() -> None:
                                  for seed in seeds]
                 if "r3-quota" in args.only:
                     outcomes.append(run("r3-quota", 1, [
-                        *sagemaker, "--instance_type", NO_QUOTA_INSTANCE, "--no_quota_check",
+                        *sagemaker, "--instance_type", faults.NO_QUOTA_INSTANCE, "--no_quota_check",
                         "--max_capacity_wait", str(CAPACITY_WAIT)], root, env))
     command = "python bench/reliability_faults.py " + " ".join(sys.argv[1:])
     publish(table(outcomes, args.seeds, time.monotonic() - began, load, command.strip()),

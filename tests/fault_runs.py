@@ -14,11 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stbench.emulator.config import EmulatorConfig
 from stbench.model.container_contract import METRIC_TAG
 from stbench.orchestration.store import METADATA, RESULTS
 
 SIGKILL_REASON = "killed by signal SIGKILL (out of memory?)"
 FAULT_ARGS = ["--failure_probability", "0.3", "--kill_probability", "0.3"]
+INSTANCE = "ml.c5.xlarge"
+NO_QUOTA_INSTANCE = "ml.m5.xlarge"  # its training-job quota is 0: no job can ever start
+
+
+def faulty_endpoint(**timings: float) -> EmulatorConfig:
+    """The local SageMaker endpoint of issue 14 R3: 30 % of SageMaker and CloudWatch Logs
+    calls throttled, 30 % of CreateTrainingJob calls refused with ResourceLimitExceeded;
+    room for 100 jobs of INSTANCE and none of NO_QUOTA_INSTANCE."""
+    return EmulatorConfig(throttle_fraction=0.3, capacity_refusal_fraction=0.3, seed=14,
+                          quotas={f"{INSTANCE} for training job usage": 100.0,
+                                  f"{NO_QUOTA_INSTANCE} for training job usage": 0.0},
+                          **timings)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -15,26 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_runs import FAULT_ARGS, FaultAudit, audit, epochs_in_order
+from fault_runs import (
+    FAULT_ARGS,
+    NO_QUOTA_INSTANCE,
+    FaultAudit,
+    audit,
+    epochs_in_order,
+    faulty_endpoint,
+)
 from sagemaker_endpoint import BUCKET, TRAINER, Endpoint, running_endpoint
 
 from stbench.backends.jobs import sagemaker, sagemaker_checks
 from stbench.backends.jobs.sagemaker_checks import CheckedSetup
 from stbench.cli.main import main
-from stbench.emulator import EmulatorConfig
 from stbench.orchestration.store import experiment_dir
 
 pytestmark = pytest.mark.docker
 
-INSTANCE = "ml.c5.xlarge"
-NO_QUOTA_INSTANCE = "ml.m5.xlarge"  # its training-job quota is 0: no job can ever start
 ROLE = "arn:aws:iam::123456789012:role/stbench"
-FAULTY = EmulatorConfig(
-    cold_start_seconds=0.2, warm_start_seconds=0.05, log_delay_seconds=0.5,
-    stop_grace_seconds=2.0, checkpoint_sync_seconds=30.0, throttle_fraction=0.3,
-    capacity_refusal_fraction=0.3, seed=14,
-    quotas={f"{INSTANCE} for training job usage": 100,
-            f"{NO_QUOTA_INSTANCE} for training job usage": 0})
+FAULTY = faulty_endpoint(cold_start_seconds=0.2, warm_start_seconds=0.05, log_delay_seconds=0.5,
+                         stop_grace_seconds=2.0, checkpoint_sync_seconds=30.0)
 QUICK = ["--benchmark", "synthetic_curves", "--method", "RS", "--epochs", "3",
          "--epoch_duration", "0.2", "--max_wallclock_time", "120", "--random_seed", "2"]
 
