@@ -203,7 +203,8 @@ def section(benchmark: Benchmark, spec: ExperimentSpec, tables: dict, optimum: f
             median: float, source: str) -> str:
     lines = [f"\n## {benchmark.name}\n",
              f"{spec.n_workers} workers, {spec.max_wallclock_time:g} s simulated budget, "
-             f"{spec.num_seeds} seeds; optimum {optimum:.6g} ({source}); median random "
+             + "".join(f"{k} = {v}, " for k, v in spec.extra_args.items())
+             + f"{spec.num_seeds} seeds; optimum {optimum:.6g} ({source}); median random "
              f"config {median:.6g}.\n",
              "| method | " + " | ".join(f"{int(f * 100)} %" for f in CHECKPOINTS) + " |",
              "|---|" + "---|" * len(CHECKPOINTS)]
