@@ -56,10 +56,15 @@ def clients(url: str, *services: str, attempts: int = 3) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def endpoint(images: dict[str, str]) -> Iterator[str]:
-    with Emulator(CONFIG) as emulator:
-        clients(emulator.endpoint_url, "s3")[0].create_bucket(Bucket=BUCKET)
-        yield emulator.endpoint_url
+def emulator(images: dict[str, str]) -> Iterator[Emulator]:
+    with Emulator(CONFIG) as running:
+        clients(running.endpoint_url, "s3")[0].create_bucket(Bucket=BUCKET)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def endpoint(emulator: Emulator) -> str:
+    return emulator.endpoint_url
 
 
 @pytest.fixture
@@ -309,6 +314,36 @@ def test_stop_sends_sigterm_then_sigkill_and_leaves_no_container(
         assert code == "ValidationException" and "status Stopped" in message
     assert time.time() - asked >= CONFIG.stop_grace_seconds  # the stubborn one was killed
     assert any("got TERM" in e["message"] for e in wait_for_lines(logs, polite, 2))
+
+
+def test_retry_strategy_restarts_a_job_whose_instance_failed_from_its_checkpoints(
+        emulator: Emulator) -> None:
+    """Issue 14 R2: an instance failure (the test hook) is an InternalServerError; with
+    RetryStrategy the job starts again (SecondaryStatus Starting) with its checkpoints
+    restored, without one it fails."""
+    sm, logs, s3 = clients(emulator.endpoint_url, "sagemaker", "logs", "s3")
+    retried, unretried = unique("retried"), unique("unretried")
+    prefix = f"checkpoints/{unique('retry')}"
+    loop = "while true; do sleep 0.1; done"
+    sm.create_training_job(**shell_job(retried, (
+        "if [ -f /opt/ml/checkpoints/seen ]; then echo restored; exit 0; fi; "
+        f"echo first; touch /opt/ml/checkpoints/seen; {loop}"), checkpoint=f"s3://{BUCKET}/{prefix}/"),
+        RetryStrategy={"MaximumRetryAttempts": 1})
+    sm.create_training_job(**shell_job(unretried, f"echo running; {loop}"))
+    wait_until(sm, retried, lambda job: s3.list_objects_v2(
+        Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0) > 0, timeout=30)
+    wait_for_lines(logs, unretried, 1)
+    emulator.fail_instance(retried)
+    emulator.fail_instance(unretried)
+
+    job = wait_until(sm, retried, ended)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    steps = [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    assert steps.count("Starting") == 2 and steps.index("Starting", 1) > steps.index("Training")
+    assert [e["message"] for e in wait_for_lines(logs, retried, 2)] == ["first", "restored"]
+    job = wait_until(sm, unretried, ended)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("InternalServerError")
 
 
 def test_the_training_quota_gives_resource_limit_exceeded(sm: Any) -> None:
