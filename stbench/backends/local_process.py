@@ -23,6 +23,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 
 from stbench.backends.events import ActivitySignal
 from stbench.backends.gpus import least_busy, visible_gpus
+from stbench.backends.zygote import ForkedSupervisor, fork_supervisor
 from stbench.model.failures import killed_by
 from stbench.model.script_args import script_arguments
 
@@ -59,7 +60,7 @@ class LocalProcessBackend(TrialBackend):
         self.activity = ActivitySignal()
         self._lock = threading.Lock()
         self._trials: dict[int, TrialProcess] = {}
-        self._supervisor: subprocess.Popen[bytes] | None = None
+        self._supervisor: subprocess.Popen[bytes] | ForkedSupervisor | None = None
         self._commands: IO[str] | None = None
         self._reader: threading.Thread | None = None
         self._preloaded = threading.Event()
@@ -74,7 +75,7 @@ class LocalProcessBackend(TrialBackend):
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")  # n_workers trials share the cores
         env["PYTHONUNBUFFERED"] = "1"
-        self._supervisor = subprocess.Popen(
+        self._supervisor = fork_supervisor(env) or subprocess.Popen(
             [sys.executable, "-m", "stbench.backends.zygote"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
             start_new_session=True,  # Ctrl-C goes to us; we end the trials in order

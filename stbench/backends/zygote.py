@@ -10,6 +10,10 @@ children's output in one single-threaded select loop and sends the backend compa
     stdout (events, JSON lines):   started, metric, exited
 
 Every line a trial prints still lands in its std.out / std.err log files.
+
+The supervisor itself is forked from the orchestrator when it can be (`fork_supervisor`):
+the orchestrator has already imported syne_tune, numpy and pandas, which a new interpreter
+would spend most of a second importing again before the first trial can start.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import os
 import runpy
 import selectors
 import signal
+import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -294,6 +300,78 @@ class Supervisor:
             if child.returncode is None:
                 self._killpg(child.pid, signal.SIGTERM)
                 child.kill_at = time.monotonic() + grace
+
+
+class ForkedSupervisor:
+    """The part of `subprocess.Popen` the backend uses, for a supervisor forked by
+    `fork_supervisor`: its pid, its command and event pipes, and waiting for its end."""
+
+    def __init__(self, pid: int, stdin: Any, stdout: Any):
+        self.pid, self.stdin, self.stdout = pid, stdin, stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("trial supervisor", timeout or 0.0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+
+def fork_supervisor(env: dict[str, str]) -> ForkedSupervisor | None:
+    """The supervisor as a fork of this process, in its own session; None where forking is
+    not safe (another thread may hold a lock the child would wait on forever), and the
+    caller then starts a new interpreter instead. The child keeps only its two pipes and
+    stderr, ignores the orchestrator's objects (`gc.freeze`), and limits the thread pools
+    already loaded (numpy's BLAS) to what `OMP_NUM_THREADS` in `env` says, as a new
+    interpreter started with `env` would."""
+    if threading.active_count() > 1 or not hasattr(os, "fork"):
+        return None
+    command_r, command_w = os.pipe()
+    event_r, event_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            gc.freeze()
+            os.setsid()
+            os.dup2(command_r, 0)
+            os.dup2(event_w, 1)
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fd 0 lives as long as we do
+            os.environ.clear()
+            os.environ.update(env)
+            _limit_thread_pools(env)
+            main()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(command_r)
+    os.close(event_w)
+    return ForkedSupervisor(pid, os.fdopen(command_w, "wb"), os.fdopen(event_r, "rb"))
+
+
+def _limit_thread_pools(env: dict[str, str]) -> None:
+    threads = env.get("OMP_NUM_THREADS", "")
+    if not threads.isdigit():
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(int(threads))
 
 
 def main() -> None:

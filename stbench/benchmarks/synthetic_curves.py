@@ -85,10 +85,10 @@ def main() -> None:
     report = Reporter()
     fail_at, kill_at = fault_epochs(args)
     for epoch in range(1, args.epochs + 1):
-        time.sleep(args.epoch_duration / 2)
         if epoch == kill_at:  # mid-epoch, as an OOM kill would come
+            time.sleep(args.epoch_duration / 2)
             os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(args.epoch_duration / 2)
+        time.sleep(args.epoch_duration)  # one sleep: each overshoots, under load by ms
         if epoch == fail_at:
             raise RuntimeError(f"injected failure at epoch {epoch}")
         report(epoch=epoch, loss=loss_at(epoch, args.x, args.log_lr, args.width),
