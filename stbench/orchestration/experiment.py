@@ -7,6 +7,7 @@ instead of on a fixed timer, so short trials keep the workers busy.
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ RECEIVE_TIMESTAMP = "st_receive_timestamp"
 WORKER_TIME = "st_worker_time"
 STOPPED_BY_BUDGET = Status.stopped
 BUSY = (Status.in_progress, Status.stopping)
+FREEZE_EVERY_TRIALS = 1000  # finished trials between two `_freeze_old_objects`
 
 
 class EventBackend(Protocol):
@@ -219,6 +221,8 @@ class ExperimentLoop:
         if status != Status.paused:  # it never comes back: memory stays O(running trials)
             self.state.last_result.pop(trial.trial_id, None)
         self.state.trials_finished += 1
+        if self.state.trials_finished % FREEZE_EVERY_TRIALS == 0:
+            _freeze_old_objects()
         extra.update(self.events.trial_annotations(trial.trial_id))
         self.store.set_trial_status(trial.trial_id, status, **extra)
 
@@ -330,3 +334,13 @@ def _retried(retries: dict[str, int]) -> str:
     """` (retried 12 throttled calls, 3 capacity refusals)` for the summary line, or ''."""
     done = [f"{count} {what.replace('_', ' ')}" for what, count in retries.items() if count]
     return f" (retried {', '.join(done)})" if done else ""
+
+
+def _freeze_old_objects() -> None:
+    """Python's full garbage collection walks every object alive: at 512 workers and 30k
+    finished trials one took up to 0.4 s, in the middle of some trial's decision. What has
+    lived this long is mostly finished trials' bookkeeping, kept until the experiment ends:
+    after collecting the young garbage, `gc.freeze` takes it out of the collector's walks."""
+    gc.collect(1)
+    gc.freeze()
+
