@@ -110,7 +110,7 @@ def timed_run(command: list[str], cwd: Path, env: dict[str, str], kill_after: fl
     """(wall seconds, exit code, whether the signal was sent before the process ended)."""
     began = time.monotonic()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, preexec_fn=_default_sigint)
     try:
         code = process.wait(timeout=kill_after)
         return time.monotonic() - began, code, False
@@ -118,6 +118,12 @@ def timed_run(command: list[str], cwd: Path, env: dict[str, str], kill_after: fl
         os.kill(process.pid, sig)
         code = process.wait(timeout=600)
         return time.monotonic() - began, code, True
+
+
+def _default_sigint() -> None:
+    """A bench started in the background (`nohup … &`) ignores SIGINT, and its children would
+    inherit that: Python then never turns SIGINT into KeyboardInterrupt. Ctrl-C's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def docker_left(client: Any, tag: str) -> int:
