@@ -14,6 +14,7 @@ from typing import Any
 from syne_tune.optimizer import baselines
 from syne_tune.optimizer.scheduler import TrialScheduler
 
+from stbench.model.asha_rungs import with_sorted_rungs
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError, did_you_mean
 
@@ -67,7 +68,7 @@ class Method:
     factory: Callable[[MethodContext], TrialScheduler]
 
     def make_scheduler(self, context: MethodContext) -> TrialScheduler:
-        return self.factory(context)
+        return with_sorted_rungs(self.factory(context))  # ASHA's decisions, in O(log n)
 
 
 def _random_search(c: MethodContext) -> TrialScheduler:
