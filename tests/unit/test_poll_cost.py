@@ -61,6 +61,7 @@ def test_a_poll_describes_and_reads_only_the_running_jobs() -> None:
     _, busy = one_poll(backend, running)
     assert sorted(trial for trial, _ in busy) == running
     calls = service.calls["DescribeTrainingJob"] - polls
+    assert calls == 1, "the loop's two questions (results, busy workers) share one poll"
     assert service.names_asked["DescribeTrainingJob"] - described == RUNNING * calls
     assert service.names_asked["ReadMetrics"] - read == RUNNING * calls
 

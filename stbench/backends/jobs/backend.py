@@ -92,6 +92,10 @@ class JobBackend(TrialBackend):
         self._creating: str | None = None  # the job being created: a signal may leave it so
         # trials whose current job is not closed: a poll's work, never the finished trials
         self._open: dict[int, None] = {}
+        # the loop asks busy_trial_ids right after fetch_status_results: that poll answers
+        # it too, where a second one put 512 more job names through the service before the
+        # first new trial could start
+        self._poll_unused = False
 
     def new_trial_id(self) -> int:
         return self.first_trial_id + len(self.trial_ids)
@@ -246,8 +250,10 @@ class JobBackend(TrialBackend):
 
     def fetch_status_results(self, trial_ids: list[int]) -> Any:
         """Syne Tune's, then the reports of trials that ended for good are let go: the loop
-        has them, and 100k finished trials must not keep theirs in memory."""
+        has them, and 100k finished trials must not keep theirs in memory. Its poll also
+        answers the next `busy_trial_ids`."""
         statuses, results = super().fetch_status_results(trial_ids)
+        self._poll_unused = True
         for trial_id, (_, status) in statuses.items():
             if status in FINAL_TRIAL_STATUSES:
                 self._let_go_of_reports(trial_id)
@@ -274,7 +280,9 @@ class JobBackend(TrialBackend):
         `failed`, trials whose job failed while its last reports are still awaited: they keep
         their worker until the failure is counted, so no trial starts that max_failures
         would have forbidden."""
-        self._refresh()
+        if not self._poll_unused:
+            self._refresh()
+        self._poll_unused = False
         busy = []
         for name in self.ledger.unbilled():  # a job that holds an instance is not billed yet
             trial_id = self.ledger.trial_of[name]
