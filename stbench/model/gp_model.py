@@ -175,11 +175,12 @@ def make_kernel(dim: int) -> Kernel:
 
 
 def fit_gp(X: np.ndarray, y: np.ndarray, start: Kernel | None,
-           restart: bool) -> GaussianProcessRegressor:
+           restart: bool, priors: bool = False) -> GaussianProcessRegressor:
     """A GP fitted to (X, y), its kernel's hyperparameters optimized from `start` (None: the
-    default kernel) and, with `restart`, also from the default kernel, keeping the better."""
+    default kernel) and, with `restart`, also from the default kernel, keeping the better;
+    with `priors`, maximizing the posterior of `log_prior`'s priors instead (MAP)."""
     default = make_kernel(X.shape[1])
-    objective = MaternLikelihood(X, y)
+    objective = MaternLikelihood(X, y, priors)
 
     def optimizer(obj: Any, theta0: np.ndarray, bounds: np.ndarray) -> tuple[Any, float]:
         runs = [  # scikit-learn's `obj` computes the same, 2-3 times slower
@@ -199,6 +200,18 @@ def fit_gp(X: np.ndarray, y: np.ndarray, start: Kernel | None,
 
 JITTER = 1e-10  # scikit-learn's default `alpha`, so fits and posteriors agree
 SQRT5 = math.sqrt(5.0)
+NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE = 0.1, 1.0  # Syne Tune 0.13: Gamma(mean 0.1, shape 0.1)
+
+
+def log_prior(log_scale: float, log_noise: float) -> tuple[float, float, float]:
+    """Syne Tune 0.13's hyperparameter priors, LogNormal(0, 1) on the signal variance and
+    Gamma(mean 0.1, shape 0.1) on the noise variance (flat on length scales), as densities
+    of the values taken at their logs (as 0.13 does, no Jacobian): (log density up to a
+    constant, its derivative in log_scale, in log_noise)."""
+    noise = math.exp(log_noise)
+    value = (-log_scale - 0.5 * log_scale**2
+             + (NOISE_PRIOR_SHAPE - 1.0) * log_noise - NOISE_PRIOR_RATE * noise)
+    return value, -1.0 - log_scale, NOISE_PRIOR_SHAPE - 1.0 - NOISE_PRIOR_RATE * noise
 
 
 class MaternLikelihood:
@@ -207,9 +220,9 @@ class MaternLikelihood:
     `fit_gp` does. The same values as scikit-learn's, without its general kernel machinery:
     the per-dimension squared distances are computed once per fit, not per evaluation."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray):
+    def __init__(self, X: np.ndarray, y: np.ndarray, priors: bool = False):
         std = float(y.std()) or 1.0
-        self._y = (y - y.mean()) / std
+        self._y, self._priors = (y - y.mean()) / std, priors
         self._sq = (X.T[:, :, None] - X.T[:, None, :]) ** 2  # (d, n, n)
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -233,22 +246,30 @@ class MaternLikelihood:
                                self._sq.reshape(len(lengths), -1) @ by_length.ravel()
                                * inverse_sq,
                                [noise * np.trace(W)]])
+        if self._priors:  # MAP: the log prior joins the log likelihood
+            value, d_scale, d_noise = log_prior(theta[0], theta[-1])
+            lml += value
+            grad[0] += 2.0 * d_scale
+            grad[-1] += 2.0 * d_noise
         return -float(lml), -0.5 * grad
 
 
 class Posterior:
     """The GP posterior on (X, y) with `kernel`'s hyperparameters kept (targets normalized as
     in `fit_gp`): one Cholesky factorization, reused for every batch of candidates and for
-    pending configs, so scoring costs matrix products rather than refits."""
+    pending configs, so scoring costs matrix products rather than refits. A kernel with a
+    `prior_mean` (`gp_resource_kernel`) brings its own prior mean; others have mean zero."""
 
     def __init__(self, kernel: Kernel, X: np.ndarray, y: np.ndarray):
         self.kernel, self.X, self.y = kernel, X, y
         self._mean = float(y.mean())
         self._std = float(y.std()) or 1.0
+        self._prior_mean = getattr(kernel, "prior_mean", lambda X: np.zeros(len(X)))
         K = kernel(X)
         K[np.diag_indices_from(K)] += JITTER
         self._L = cholesky(K, lower=True)
-        self._alpha = cho_solve((self._L, True), (y - self._mean) / self._std)
+        self._alpha = cho_solve((self._L, True),
+                                (y - self._mean) / self._std - self._prior_mean(X))
         self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def with_pending(self, X_pending: np.ndarray) -> Posterior:
@@ -272,6 +293,6 @@ class Posterior:
             Xp, Vp, Lp = self._pending
             cross = solve_triangular(Lp, (self.kernel(Xc, Xp) - V.T @ Vp).T, lower=True)
             var -= np.einsum("ij,ij->j", cross, cross)
-        mu = Ks @ self._alpha
+        mu = Ks @ self._alpha + self._prior_mean(Xc)
         return (mu * self._std + self._mean,
                 np.sqrt(np.maximum(var, 0.0)) * self._std)

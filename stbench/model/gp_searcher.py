@@ -24,6 +24,7 @@ from syne_tune.optimizer.schedulers.searchers.single_objective_searcher import (
 from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
 
 from stbench.model.gp_model import ConfigEncoder, Posterior, expected_improvement, fit_gp
+from stbench.model.gp_resource_kernel import fit_exp_decay_sum
 from stbench.model.seeding import spawn_seeds
 
 NUM_CANDIDATES = 250  # uniform random candidates per suggestion (Syne Tune 0.13: 250)
@@ -46,14 +47,20 @@ ALWAYS_REFIT_BELOW = 50
 # conditioned on with the last kernel. The likelihood search on up to 200 points was most of a
 # simulated MOBSTER study's time (docs/simulated.md).
 REFIT_GROWTH = 1.2
+# MOBSTER's model of the resource: one Matern 5/2 kernel over (config, log resource), or
+# Syne Tune 0.13's default, f(x) + a shared exponential-decay curve (`gp_resource_kernel`).
+RESOURCE_KERNELS = ("matern", "exp-decay-sum")
 
 
 class _GPEIMixin:
     """State and logic shared by both searchers: pending configs, candidates, GP fit and EI."""
 
-    def _setup(self, num_candidates: int, max_fit_points: int, thompson_start: bool) -> None:
+    def _setup(self, num_candidates: int, max_fit_points: int, thompson_start: bool,
+               gp_priors: bool, exp_decay: bool = False) -> None:
         self._encoder = ConfigEncoder(self.config_space)
         self._thompson_start = thompson_start
+        self._gp_priors = gp_priors  # MAP under Syne Tune 0.13's priors, not max likelihood
+        self._exp_decay = exp_decay  # gp_resource_kernel's model instead of one Matern
         self._rng = np.random.default_rng(self.random_seed)
         self._num_candidates = num_candidates
         self._max_fit_points = max_fit_points
@@ -136,7 +143,11 @@ class _GPEIMixin:
             # default kernel guards against a poor local optimum.
             self._num_fits += 1
             self._observed_at_fit = observed
-            self._kernel = fit_gp(X, y, self._kernel, restart=self._kernel is not None).kernel_
+            restart = self._kernel is not None
+            self._kernel = (
+                fit_exp_decay_sum(X, y, self._kernel, restart, self._gp_priors)
+                if self._exp_decay else
+                fit_gp(X, y, self._kernel, restart, self._gp_priors).kernel_)
             posterior = Posterior(self._kernel, X, y)
         self._gp_cache = (digest, posterior)
         return posterior
@@ -201,10 +212,11 @@ class GPEISearcher(_GPEIMixin, SingleObjectiveBaseSearcher):
         num_candidates: int = NUM_CANDIDATES,
         max_fit_points: int = 200,
         thompson_start: bool = False,
+        gp_priors: bool = False,
     ):
         super().__init__(config_space, points_to_evaluate=points_to_evaluate,
                          random_seed=random_seed)
-        self._setup(num_candidates, max_fit_points, thompson_start)
+        self._setup(num_candidates, max_fit_points, thompson_start, gp_priors)
         default_init = max(4, self._encoder.dim + 1)
         self.num_initial_random = default_init if num_initial_random is None else num_initial_random
         self._metrics: dict[int, float] = {}
@@ -252,10 +264,15 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
         resource_levels: Sequence[float] | None = None,
         max_fit_points: int = 200,
         thompson_start: bool = True,
+        gp_priors: bool = False,
+        resource_kernel: str = "matern",
     ):
         super().__init__(config_space, points_to_evaluate=points_to_evaluate,
                          random_seed=random_seed)
-        self._setup(num_candidates, max_fit_points, thompson_start)
+        if resource_kernel not in RESOURCE_KERNELS:
+            raise ValueError(f"resource_kernel must be one of {RESOURCE_KERNELS}")
+        self._setup(num_candidates, max_fit_points, thompson_start, gp_priors,
+                    exp_decay=resource_kernel == "exp-decay-sum")
         self.resource_levels = sorted(map(float, resource_levels)) if resource_levels else None
         self._metrics: dict[tuple[int, float], float] = {}  # latest per (trial, level)
 
@@ -265,8 +282,11 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
         return max(eligible) if eligible else None
 
     def _resource_feature(self, levels: np.ndarray) -> np.ndarray:
-        """log1p keeps level 0 finite; scaled to [0, 1] over the known or observed range."""
+        """log1p keeps level 0 finite; scaled to [0, 1] over the known or observed range.
+        The exp-decay model takes the level over the largest one, as Syne Tune 0.13 did."""
         seen = self.resource_levels or [lvl for _, lvl in self._metrics]
+        if self._exp_decay:
+            return (levels / max(max(seen), 1e-12))[:, None]
         low, high = math.log1p(min(seen)), math.log1p(max(seen))
         span = high - low if high > low else 1.0
         return ((np.log1p(levels) - low) / span)[:, None]

@@ -159,7 +159,10 @@ def test_bo_scheduler_maximizes_through_syne_tune() -> None:
     assert best > -0.5
 
 
-def test_mobster_runs_through_asha_with_errors() -> None:
+@pytest.mark.parametrize("options", [{}, {"resource_kernel": "exp-decay-sum", "gp_priors": True}])
+def test_mobster_runs_through_asha_with_errors(options: dict[str, Any]) -> None:
+    """Also with Syne Tune 0.13's resource model and priors (options kept for comparison,
+    docs/quality.md)."""
     max_t = 27
     scheduler = make_mobster_scheduler(
         MIXED_SPACE, metric="loss", do_minimize=True, random_seed=0,
@@ -168,6 +171,10 @@ def test_mobster_runs_through_asha_with_errors() -> None:
     )
     searcher = scheduler.searcher
     assert isinstance(searcher, MultiFidelityGPEISearcher)
+    if options:  # the same searcher with the options
+        scheduler.searcher = searcher = MultiFidelityGPEISearcher(
+            MIXED_SPACE, [{"lr": 0.01, "units": 40, "act": "relu"}], random_seed=0,
+            resource_levels=searcher.resource_levels, **options)
     running: dict[int, tuple[Trial, int]] = {}
     configs, trial_id = [], 0
     while trial_id < 40:
@@ -361,3 +368,39 @@ def test_mobster_explores_where_bo_exploits() -> None:
         assert ei[20] >= 0.98 * ei.max()  # a local maximum of EI (grid[20] is the proposal)
     assert max(bo) - min(bo) < 0.01
     assert min(mobster) < 0.3 and max(mobster) > 0.7
+
+
+def test_exp_decay_model_predicts_final_values_from_the_first_rung() -> None:
+    """MOBSTER's resource_kernel="exp-decay-sum" (Syne Tune 0.13's model): every level informs
+    f(config), so a config seen only at the first rung gets a final-level prediction from it;
+    its fits maximize the stated likelihood (gradient as finite differences), with or without
+    0.13's priors."""
+    from scipy.optimize import approx_fprime
+
+    from stbench.model.gp_model import Posterior
+    from stbench.model.gp_resource_kernel import (
+        ExpDecaySumKernel,
+        ExpDecaySumLikelihood,
+        fit_exp_decay_sum,
+    )
+
+    rng = np.random.default_rng(0)
+    levels = np.array([1.0, 3.0, 9.0, 27.0]) / 27.0
+    x = rng.random((24, 2))
+    X = np.vstack([np.hstack([x, np.full((24, 1), r)]) for r in levels[:2]]
+                  + [np.hstack([x[:8], np.full((8, 1), r)]) for r in levels[2:]])
+
+    def truth(X: np.ndarray) -> np.ndarray:
+        return (X[:, 0] - 0.3) ** 2 + 0.5 * X[:, 1] + 2.0 * np.exp(-10.0 * X[:, 2])
+
+    y = truth(X) + 0.01 * rng.standard_normal(len(X))
+    for priors in (False, True):
+        objective = ExpDecaySumLikelihood(X, y, priors)
+        theta = ExpDecaySumKernel.default_theta(2) + rng.normal(0.0, 0.3, 8)
+        numeric = approx_fprime(theta, lambda t, f=objective: f(t)[0], 1e-6)
+        np.testing.assert_allclose(objective(theta)[1], numeric, rtol=1e-3, atol=1e-4)
+    posterior = Posterior(fit_exp_decay_sum(X, y, None, restart=False), X, y)
+    unseen_at_top = np.hstack([x[8:], np.ones((16, 1))])  # these configs stopped at level 3
+    mu, _ = posterior.predict(unseen_at_top)
+    spread = truth(unseen_at_top).std()
+    assert np.abs(mu - truth(unseen_at_top)).max() < 0.5 * spread
