@@ -142,7 +142,9 @@ def kill_and_resume(backend: str, kills: int, rng: np.random.Generator, root: Pa
     anchor_dir.mkdir()
     anchor, _, _ = timed_run([str(STBENCH), "run", *study_args(
         backend, f"anchor-{backend}", anchor_dir / "results", *extra)], anchor_dir, env, None)
-    for experiment in range(math.ceil(kills / KILLS_PER_EXPERIMENT)):
+    experiment = -1
+    while row.kills < kills:  # a run may end before its kill: then one more experiment
+        experiment += 1
         tag = f"r2-{backend}-{experiment}"
         where = root / tag
         where.mkdir()
