@@ -78,7 +78,7 @@ remote: $(VENV)/.installed
 
 ## bench: rerun the performance benchmarks and update docs/performance.md
 bench: $(VENV)/.installed
-	$(BIN)/python bench/turnaround.py --repeats 3 --write
+	$(BIN)/python bench/turnaround.py --write
 
 clean:
 	rm -rf $(VENV) results

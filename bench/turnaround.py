@@ -4,8 +4,12 @@ Workload: `synthetic_curves`, random search, 2 workers, N trials (default 100) o
 0.1 s (about 0.5 s of work each). Utilization = seconds of trial work (reports x epoch
 duration) / (n_workers x wall-clock seconds from loop start to the last trial's end).
 
-    python bench/turnaround.py                 # all three variants, writes a table
-    python bench/turnaround.py --trials 30     # quicker
+    python bench/turnaround.py                 # all three variants, stbench 5 times
+    python bench/turnaround.py --trials 30 --repeats 1     # quicker
+
+Run it when the machine is quiet (`uptime`): on 2 shared cores, other work's load lengthens
+every trial's sleeps and starts, and stbench's figure with them. The 1-minute load average
+at the start and the end is printed and written with the table.
 
 Prints a Markdown table; with --write, replaces the section in docs/performance.md.
 """
@@ -84,7 +88,7 @@ def run_tuner(trials: int, seed: int, sleep_time: float | None) -> dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=1, help="runs of stbench (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of stbench (median)")
     parser.add_argument("--skip-fast-tuner", action="store_true")
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args()
@@ -93,11 +97,18 @@ def main() -> None:
 
     logging.getLogger("syne_tune").setLevel(logging.ERROR)
     rows = []
-    ours = [run_stbench(args.trials, seed) for seed in range(args.repeats)]
-    median = statistics.median(r["utilization"] for r in ours)
+    load_start = os.getloadavg()[0]
+    ours = []
+    for seed in range(args.repeats):
+        ours.append(run_stbench(args.trials, seed))
+        print(f"stbench run {seed + 1}: {ours[-1]}", flush=True)
+    utilizations = sorted(r["utilization"] for r in ours)
+    median = statistics.median(utilizations)
     best_of = min(ours, key=lambda r: abs(r["utilization"] - median))
     rows.append(("stbench (event-driven loop, forked trials)", best_of))
-    print(f"stbench: {best_of}", flush=True)
+    spread = ", ".join(f"{u:.3f}" for u in utilizations)
+    print(f"stbench utilization: median {median:.3f} of {args.repeats} (sorted: {spread})",
+          flush=True)
     default = run_tuner(args.trials, 0, None)
     rows.append(("Syne Tune Tuner + LocalBackend, defaults (sleep_time 5 s)", default))
     print(f"tuner default: {default}", flush=True)
@@ -110,8 +121,10 @@ def main() -> None:
         SECTION, "",
         f"Workload: `synthetic_curves`, RS, {N_WORKERS} workers, {args.trials} trials of "
         f"{EPOCHS} x {EPOCH_DURATION} s. Utilization = trial work / (workers x wall-clock). "
-        f"stbench figure: median of {args.repeats} run(s). Measured on "
-        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.", "",
+        f"stbench figure: the median of {args.repeats} run(s) (all, sorted: {spread}). "
+        f"Measured on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores, 1-minute "
+        f"load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.",
+        "",
         "| variant | trials | wall-clock s | utilization | vs Tuner default |",
         "|---|---|---|---|---|",
     ]
