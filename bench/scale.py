@@ -142,7 +142,7 @@ def table(results: list[dict[str, float]], load: str,
           asha: list[tuple[int, float, float]]) -> list[str]:
     lines = [
         SECTION, "",
-        f"Measured from {load} ({os.cpu_count()} cores) with `python bench/scale.py "
+        f"Measured from {load}, {os.cpu_count()} cores) with `python bench/scale.py "
         "--write`: the job back-end and the experiment loop against tests/simulated_jobs.py, "
         "random search on "
         f"`synthetic_curves`, {EPOCHS} reports per trial, each job's seconds per epoch drawn "
@@ -207,8 +207,8 @@ def main() -> None:
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.trials, args.seed)), flush=True)
         return
-    load = (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, 1-minute load average "
-            f"{os.getloadavg()[0]:.1f} at the start,")
+    load = (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC (1-minute load average "
+            f"{os.getloadavg()[0]:.1f} at the start")
     results = []
     for n in args.workers:
         trials = args.trials or DEFAULT_TRIALS.get(n, 100 * n)
