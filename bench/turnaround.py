@@ -122,8 +122,9 @@ def main() -> None:
         f"Workload: `synthetic_curves`, RS, {N_WORKERS} workers, {args.trials} trials of "
         f"{EPOCHS} x {EPOCH_DURATION} s. Utilization = trial work / (workers x wall-clock). "
         f"stbench figure: the median of {args.repeats} run(s) (all, sorted: {spread}). "
-        f"Measured on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores, 1-minute "
-        f"load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end.",
+        f"Measured on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+        f"{os.cpu_count()} cores, 1-minute load average {load_start:.1f} at the start and "
+        f"{os.getloadavg()[0]:.1f} at the end.",
         "",
         "| variant | trials | wall-clock s | utilization | vs Tuner default |",
         "|---|---|---|---|---|",
