@@ -70,7 +70,8 @@ def test_unknown_method_lists_valid_ones(capsys: pytest.CaptureFixture[str],
 def test_unknown_benchmark_argument(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     argv = run_args(tmp_path, "--benchmark", "synthetic_curves", "--method", "RS", "--foo", "1")
     line = run_fails(capsys, tmp_path, argv, "has no argument '--foo'")
-    assert "valid ones: epoch_duration, epochs, failure_probability, kill_probability, log_lr, width, x" in line
+    assert ("valid ones: epoch_duration, epochs, failure_probability, kill_probability, "
+            "log_lr, width, x") in line
 
 
 def test_out_of_range_benchmark_argument(capsys: pytest.CaptureFixture[str],
