@@ -302,6 +302,15 @@ class Supervisor:
                 child.kill_at = time.monotonic() + grace
 
 
+def _same_import_path(env: dict[str, str]) -> bool:
+    """Whether a fork imports what a new interpreter started with `env` would: PYTHONPATH is
+    read only at start-up, so one set after this process started (a user's own packages for
+    the trials) is not on our sys.path, and only a new interpreter would find them."""
+    here = {os.path.abspath(p) for p in sys.path if p}
+    wanted = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return all(os.path.abspath(p) in here for p in wanted)
+
+
 class ForkedSupervisor:
     """The part of `subprocess.Popen` the backend uses, for a supervisor forked by
     `fork_supervisor`: its pid, its command and event pipes, and waiting for its end."""
@@ -334,7 +343,7 @@ def fork_supervisor(env: dict[str, str]) -> ForkedSupervisor | None:
     stderr, ignores the orchestrator's objects (`gc.freeze`), and limits the thread pools
     already loaded (numpy's BLAS) to what `OMP_NUM_THREADS` in `env` says, as a new
     interpreter started with `env` would."""
-    if threading.active_count() > 1 or not hasattr(os, "fork"):
+    if threading.active_count() > 1 or not hasattr(os, "fork") or not _same_import_path(env):
         return None
     command_r, command_w = os.pipe()
     event_r, event_w = os.pipe()

@@ -80,7 +80,8 @@ def test_ctrl_c_stops_every_worker_and_resume_finishes_the_study(tmp_path: Path)
     (not left 'running'), with one line and exit 130, and --resume completes them."""
     command = [sys.executable, "-m", "stbench.cli.main", "run", "--backend", "simulated",
                "--benchmark", "synthetic_curves", "--method", "ASHA", "--num_seeds", "2",
-               "--max_wallclock_time", "150", "--jobs", "2", "--random_seed", "3",
+               # long enough (about 10 s of wall-clock each) that Ctrl-C lands mid-run
+               "--max_wallclock_time", "1500", "--jobs", "2", "--random_seed", "3",
                "--experiment_tag", "stop", "--results_root", str(tmp_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
