@@ -13,6 +13,7 @@ and job names per poll.
     python bench/scale.py                          # 64, 512 (100k trials), 2048; a table
     python bench/scale.py --workers 64 --trials 5000
     python bench/scale.py --write                  # also rewrites the section in docs/
+    python bench/scale.py --workers --endpoint_workers 8 16 32 --write   # endpoint arm only
 
 Prints a Markdown table; with --write, replaces the section in docs/performance.md.
 """
@@ -36,7 +37,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from docs_section import publish  # noqa: E402  (this folder)
+from docs_section import PERFORMANCE_DOC, publish  # noqa: E402  (this folder)
+from scale_endpoint import (  # noqa: E402
+    combined,
+    endpoint_rows,
+    published_section,
+    run_endpoint_one,
+    run_endpoint_variants,
+)
 
 SECTION = "## Orchestrator cost at scale (bench/scale.py)"
 EPOCHS = 2
@@ -201,11 +209,20 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None,
                         help="trials per variant (default: 10k, 100k, 40k)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--endpoint_workers", type=int, nargs="*", default=[],
+                        help="also on the local SageMaker endpoint with these n_workers (3 x n "
+                        "trials each; needs Docker, the trainer image and docker-registry)")
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint_one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--image", default="", help=argparse.SUPPRESS)
     parser.add_argument("--write", action="store_true", help="update docs/performance.md")
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.trials, args.seed)), flush=True)
+        return
+    if args.endpoint_one is not None:
+        print(json.dumps(run_endpoint_one(args.endpoint_one, args.trials, args.seed,
+                                          args.image)), flush=True)
         return
     load = (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC (1-minute load average "
             f"{os.getloadavg()[0]:.1f} at the start")
@@ -214,7 +231,11 @@ def main() -> None:
         trials = args.trials or DEFAULT_TRIALS.get(n, 100 * n)
         results.append(run_variant(n, trials, args.seed))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    publish(table(results, load, asha_rung_costs()), args.write)
+    simulated = table(results, load, asha_rung_costs()) if results else []
+    endpoint = (endpoint_rows(run_endpoint_variants(args.endpoint_workers, args.seed))
+                if args.endpoint_workers else [])
+    publish(combined(simulated, endpoint, published_section(PERFORMANCE_DOC, SECTION)),
+            args.write)
 
 
 if __name__ == "__main__":
