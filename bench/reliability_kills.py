@@ -282,6 +282,26 @@ def durable_rows(emulator: Emulator, tag: str, seed: int, root: Path) -> list[di
     return rows(folder)
 
 
+def unlike_their_jobs(emulator: Emulator, base: str, found: list[dict],
+                      jobs: dict[str, dict[str, Any]]) -> int:
+    """Ids whose rows carry a config that is not the one their trial jobs were created with:
+    a reused id. (The snapshot-before-kill test of local runs does not fit here: the
+    endpoint kills the container moments after `fail_instance`, and a checkpoint sync in
+    between may upload rows of that same trial.)"""
+    configs: dict[int, set[str]] = {}
+    for row in found:
+        configs.setdefault(row["trial_id"], set()).add(
+            json.dumps({k: str(v) for k, v in row["config"].items()}, sort_keys=True))
+    reused = 0
+    for trial_id, seen in configs.items():
+        prefix = f"{base}-t{trial_id:06d}-"
+        created = {json.dumps({k: v for k, v in describe(emulator, name)["HyperParameters"]
+                               .items() if not k.startswith("stbench_")}, sort_keys=True)
+                   for name in jobs if name.startswith(prefix)}
+        reused += bool(seen - created) or len(created) > 1
+    return reused
+
+
 def kill_launched(kills: int, rng: np.random.Generator, emulator: Emulator,
                   images: dict[str, str], root: Path) -> Row:
     row = Row("kill -9, restart", "launch (endpoint)")
@@ -293,7 +313,6 @@ def kill_launched(kills: int, rng: np.random.Generator, emulator: Emulator,
         plan = sorted((began[name] + float(rng.uniform(3, BUDGET["launch"] - 5)), name)
                       for name in names[1:] for _ in range(KILLS_PER_EXPERIMENT))
         survived: dict[str, set[int]] = {name: set() for name in names}
-        unreported: dict[str, set[int]] = {name: set() for name in names}
         for at, name in plan:
             while describe(emulator, name)["TrainingJobStatus"] == "InProgress":
                 since = training_since(emulator, name)  # a restarted one: resumed first
@@ -301,10 +320,6 @@ def kill_launched(kills: int, rng: np.random.Generator, emulator: Emulator,
                     seed = int(name.split("-")[-2])
                     found = durable_rows(emulator, tag, seed, root)
                     survived[name] |= completed_ids(found)
-                    base = name.removesuffix("-o00")
-                    trials = [n for n in summaries(emulator, base) if n.startswith(f"{base}-t")]
-                    unreported[name] |= {int(n[len(base) + 2:len(base) + 8]) for n in trials
-                                         } - {r["trial_id"] for r in found}
                     emulator.fail_instance(name)
                     row.kills += 1
                     break
@@ -320,7 +335,8 @@ def kill_launched(kills: int, rng: np.random.Generator, emulator: Emulator,
             row.experiments += 1
             row.completed += job["TrainingJobStatus"] == "Completed"
             row.lost += len(survived[name] - completed_ids(found))
-            row.repeated += repeated_ids(found, unreported[name])
+            row.repeated += repeated_ids(found, set()) + unlike_their_jobs(
+                emulator, name.removesuffix("-o00"), found, jobs)
             row.overruns.append(job["TrainingEndTime"] - job["TrainingStartTime"] - anchor)
         row.leftovers += endpoint_left(jobs)
         say(f"{tag}: {row.kills} kills so far, statuses "
