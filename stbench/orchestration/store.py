@@ -100,7 +100,7 @@ class ResultStore:
     @staticmethod
     def load_previous(folder: Path) -> PreviousRun:
         folder = Path(folder)
-        metadata = _read_json_lines(folder / METADATA, whole=True)[0]
+        metadata = _read_json(folder / METADATA)
         return PreviousRun(read_rows(folder), float(metadata.get("elapsed_seconds", 0.0)),
                            metadata)
 
@@ -190,12 +190,11 @@ def atomic_write_lines(path: Path, lines: Iterable[str]) -> int:
 def read_rows(folder: Path) -> list[dict[str, Any]]:
     """An experiment's rows with every trial update applied, also while it runs."""
     folder = Path(folder)
-    rows = _iter_json_lines(folder / RESULTS)
-    return list(_apply_updates(rows, _updates_by_trial(_iter_json_lines(folder / UPDATES))))
+    return merge_updates(_iter_json_lines(folder / RESULTS), _iter_json_lines(folder / UPDATES))
 
 
-def merge_updates(rows: list[dict[str, Any]],
-                  updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_updates(rows: Iterable[dict[str, Any]],
+                  updates: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows with the records of `UPDATES` applied (each to its trial's rows that existed
     when it was made)."""
     return list(_apply_updates(rows, _updates_by_trial(updates)))
@@ -237,7 +236,8 @@ def _unless_cut_short(last: str) -> list[Any]:
 
 
 def _iter_json_lines(path: Path) -> Iterator[Any]:
-    """`_read_json_lines`, one line at a time; nothing when the file does not exist."""
+    """A JSON-lines file one line at a time (see `json_lines`); nothing when it does not
+    exist; a damaged line is a UserError naming the file."""
     if not path.is_file():
         return
     try:
@@ -259,12 +259,11 @@ def _append_lines(path: Path, values: list[dict[str, Any]]) -> None:
             handle.write("".join(json.dumps(value) + "\n" for value in values))
 
 
-def _read_json_lines(path: Path, whole: bool = False) -> list[Any]:
-    """A results file's JSON (the whole file, or one value per line); a damaged one is a
-    UserError naming it, since --resume cannot continue from it."""
+def _read_json(path: Path) -> Any:
+    """A results folder's JSON file; a damaged one is a UserError naming it, since --resume
+    cannot continue from it."""
     try:
-        text = path.read_text(encoding="utf-8")
-        return [json.loads(text)] if whole else json_lines(text)
+        return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _damaged(path, err) from None
 
