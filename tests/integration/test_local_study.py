@@ -112,6 +112,8 @@ def test_failing_trials_end_the_experiment_at_max_failures(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS",
+                 # one worker: with n, failures seen in one poll may pass the limit by n - 1
+                 "--n_workers", "1",
                  "--max_wallclock_time", "30", "--max_failures", "2", "--experiment_tag", "fail",
                  "--results_root", str(tmp_path), "--failure_probability", "1.0", *FAST])
     assert code == 1
