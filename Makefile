@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 ## run: a real local HPO study (trials as local processes), then a table and a plot
 run: $(VENV)/.installed
-	$(BIN)/stbench run --benchmark $(BENCH) --method $(METHODS) --num_seeds $(SEEDS) \
+	$(METHOD_HINT)$(BIN)/stbench run --benchmark $(BENCH) --method $(METHODS) --num_seeds $(SEEDS) \
 		--max_wallclock_time $(BUDGET) --experiment_tag $(TAG)
 
 ## test: install the dev extras and run every test
@@ -59,22 +59,34 @@ push: $(VENV)/.installed
 ## remote: one SageMaker orchestrator job per (benchmark, method, seed); relaunching skips
 ## experiments that are running or done. Needs ROLE=<execution role ARN>,
 ## S3_ROOT=s3://bucket/prefix and IMAGE=<trainer ECR URI printed by make push>.
-## STUDY=launch/tutorial.yaml launches a study file instead of BENCH/METHOD/SEEDS.
-METHOD ?= ASHA
+## Takes make run's BENCH (a built-in name or a YAML path), METHODS, SEEDS and BUDGET=<seconds>,
+## and N_WORKERS=, WARM_POOL=1, ARGS="--inputs dataset=s3://... --epochs 3" (any other
+## `stbench launch` flags or benchmark arguments). STUDY=launch/tutorial.yaml launches a
+## study file instead of BENCH/METHODS/SEEDS.
 STUDY ?=
 ROLE ?=
 S3_ROOT ?=
 IMAGE ?=
-# without TAG=, the tag is the benchmark's name, so that running the same command again is
-# idempotent (a timestamped tag would launch everything again)
-REMOTE_TAG = $(if $(filter command line environment,$(origin TAG)),$(TAG),$(subst _,-,$(BENCH)))
-LAUNCH_WHAT = $(if $(STUDY),$(STUDY),--benchmark $(BENCH) --method $(METHOD) --num_seeds $(SEEDS))
+N_WORKERS ?=
+WARM_POOL ?=
+ARGS ?=
+given = $(filter command line environment,$(origin $(1)))
+# without TAG=, the tag is the benchmark's name (its file's stem for a path, `_` and `.` as
+# `-`), so that running the same command again is idempotent (a timestamped tag would launch
+# everything again)
+REMOTE_TAG = $(if $(call given,TAG),$(TAG),$(subst .,-,$(subst _,-,$(basename $(notdir $(BENCH))))))
+LAUNCH_WHAT = $(if $(STUDY),$(STUDY),--benchmark $(BENCH) --method $(METHODS) --num_seeds $(SEEDS) \
+	--experiment_tag $(REMOTE_TAG))
 LAUNCH_ARGS = $(if $(ROLE),--role $(ROLE)) $(if $(S3_ROOT),--s3_root $(S3_ROOT)) \
-	$(if $(IMAGE),--image $(IMAGE)) $(if $(REGION),--region $(REGION))
+	$(if $(IMAGE),--image $(IMAGE)) $(if $(REGION),--region $(REGION)) \
+	$(if $(call given,BUDGET),--max_wallclock_time $(BUDGET)) \
+	$(if $(N_WORKERS),--n_workers $(N_WORKERS)) $(if $(WARM_POOL),--warm_pool $(WARM_POOL)) $(ARGS)
+# make run and make remote take METHODS: a METHOD= left from older commands would be ignored
+METHOD_HINT = $(if $(call given,METHOD),$(error METHOD= would be ignored: pass \
+	METHODS="$(METHOD)" (make run and make remote take METHODS)))
 .PHONY: remote
 remote: $(VENV)/.installed
-	$(BIN)/stbench launch $(LAUNCH_WHAT) $(if $(STUDY),,--experiment_tag $(REMOTE_TAG)) \
-		$(strip $(LAUNCH_ARGS))
+	$(METHOD_HINT)$(BIN)/stbench launch $(strip $(LAUNCH_WHAT) $(LAUNCH_ARGS))
 
 ## bench: rerun the performance benchmarks and update docs/performance.md
 bench: $(VENV)/.installed
