@@ -61,7 +61,6 @@ class TrainingJob:
     pool_status: str | None = None
     pool_ended: float | None = None  # when its pool was reused or terminated
     reused_by: str | None = None
-    model_uploaded: bool = False
     instance_lost: bool = False  # its instance failed (Emulator.fail_instance): an internal error
     retries: int = 0  # restarts after internal errors so far (RetryStrategy)
 
@@ -167,8 +166,9 @@ class TrainingJob:
                                          "KeepAlivePeriodInSeconds": self.keep_alive}
         description.update(self.summary(now))
         description["SecondaryStatusTransitions"] = [dict(t) for t in self.transitions]
-        description["ModelArtifacts"] = ({"S3ModelArtifacts": self.model_uri}
-                                         if self.model_uploaded else {})
+        # botocore's model requires S3ModelArtifacts in every answer (the SDK 3.x refuses
+        # one without it); AWS does not say what it holds before the upload: the location
+        description["ModelArtifacts"] = {"S3ModelArtifacts": self.model_uri}
         if self.started is not None:
             description["TrainingStartTime"] = self.started
         if self.failure_reason:

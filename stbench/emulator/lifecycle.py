@@ -224,7 +224,6 @@ class JobRun(threading.Thread):
         bucket, _, key = self.job.model_uri.removeprefix("s3://").partition("/")
         self.service.s3(self.job.region).put_object(Bucket=bucket, Key=key,
                                                     Body=buffer.getvalue())
-        self.job.model_uploaded = True
 
     def _end(self, status: str, reason: str | None) -> None:
         job = self.job
