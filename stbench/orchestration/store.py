@@ -6,7 +6,11 @@ per `flush_interval`) costs what changed since the previous one, never what the 
 already holds: new rows are appended to results.jsonl, and changes to rows already written (a
 trial's status, its cost once billed) are appended to `trial_updates.jsonl`. The experiment's
 start and end (`flush(force=True)`) rewrite results.jsonl whole (temp file + rename) with
-every update applied and remove trial_updates.jsonl; `read_rows` merges the two meanwhile.
+every update applied and empty trial_updates.jsonl; `read_rows` merges the two meanwhile.
+Emptied, not removed: a launched experiment's folder is a job's checkpoint folder, and
+checkpoint syncs (SageMaker's, the local endpoint's) upload new and changed files but never
+delete one, so a removed updates file would stay in S3 and its old fields be applied again
+over the final rows (a released warm pool read as `Available`, reuse and retained time lost).
 """
 
 from __future__ import annotations
@@ -163,11 +167,14 @@ class ResultStore:
 
     def _rewrite_results(self) -> None:
         """results.jsonl whole, every update applied, written row by row (at 100k trials the
-        rows would not fit beside the loop); then the updates file is obsolete (were it left
-        by a kill, applying it again would change nothing)."""
+        rows would not fit beside the loop); then the updates file is obsolete and emptied
+        (were it left by a kill, applying it again would change nothing; a stale copy
+        uploaded before would, so it is never just removed: see the module's docstring)."""
         self._rows_in_file = atomic_write_lines(
             self.folder / RESULTS, (json.dumps(row) + "\n" for row in self._merged_rows()))
-        (self.folder / UPDATES).unlink(missing_ok=True)
+        updates = self.folder / UPDATES
+        if updates.exists():
+            atomic_write(updates, "")
 
 
 def atomic_write_lines(path: Path, lines: Iterable[str]) -> int:
