@@ -1,4 +1,4 @@
-"""`stbench cleanup` against the local SageMaker endpoint, botocore's Stubber, and docs/iam.md.
+"""`stbench cleanup` against the local SageMaker endpoint and botocore's Stubber.
 
 The endpoint runs the study's jobs for real (running, stopped, failed, with warm pools kept,
 reused or released), so the cleanup's stops and releases change what the endpoint then says.
@@ -10,8 +10,6 @@ pool that goes between the listing and the call, a listing without any WarmPoolS
 from __future__ import annotations
 
 import io
-import json
-import re
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -20,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.session
 import pytest
 import sagemaker_endpoint as endpoints
-from botocore import xform_name
 from botocore.stub import Stubber
 from sagemaker_endpoint import TEMPLATE, Gate, described, script_job, wait_ended, wait_for_lines
 
@@ -308,75 +304,3 @@ def test_long_tags_hashed_names_are_told_apart() -> None:
     assert short(job_name(STUDY, 0)) and not short(job_name(OTHER, 0))
     assert not short(f"{STUDY}-t1-r0") and not short(STUDY)
 
-
-# --- docs/iam.md --------------------------------------------------------------------------
-
-POLICY = re.compile(r"<!-- policy: (?P<name>[\w-]+) -->\s*```json\n(?P<body>.*?)```", re.S)
-ROLE_MODULES = ["backends/jobs/sagemaker_checks.py", "backends/jobs/sagemaker.py",
-                "backends/jobs/sagemaker_metrics.py",
-                "backends/jobs/sagemaker_instances.py"]  # what `stbench run` calls, in a job too
-SERVICES = {"sagemaker": "sagemaker", "logs": "logs", "ecr": "ecr", "sts": "sts", "iam": "iam",
-            "s3": "s3", "servicequotas": "service-quotas"}
-AS_ACTION = {"s3:HeadBucket": "s3:ListBucket",  # S3 authorizes both as ListBucket
-             "s3:ListObjectsV2": "s3:ListBucket"}
-IMPLIED = {"iam:PassRole", "sagemaker:AddTags"}  # CreateTrainingJob with a role and tags
-DOCKER_PUSH = {"ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
-               "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"}
-ON_ROLES_BEHALF = {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "logs:CreateLogGroup",
-                   "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
-                   "ecr:GetAuthorizationToken", "ecr:BatchGetImage",
-                   "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"}
-
-
-def boto_calls(paths: list[Path]) -> set[str]:
-    """IAM actions of the boto3 operations named in these sources (`.op(`, `.op,`, "op")."""
-    loader = botocore.session.get_session()
-    text = "\n".join(path.read_text() for path in paths)
-    named = {a or b for a, b in re.findall(r"\.([a-z]\w*_\w+)\b|\"([a-z]\w*_\w+)\"", text)}
-    found = set()
-    for prefix, service in SERVICES.items():
-        for operation in loader.get_service_model(service).operation_names:
-            if xform_name(operation) in named:
-                action = f"{prefix}:{operation}"
-                found.add(AS_ACTION.get(action, action))
-    return found
-
-
-def documented_policies() -> dict[str, dict[str, Any]]:
-    text = (REPO / "docs" / "iam.md").read_text()
-    assert text.count("```json") == len(POLICY.findall(text)), "a JSON block without a marker"
-    return {m["name"]: json.loads(m["body"]) for m in POLICY.finditer(text)}
-
-
-def actions(policy: dict[str, Any]) -> set[str]:
-    found = set()
-    for statement in policy["Statement"]:
-        assert statement["Effect"] == "Allow" and statement["Resource"], statement
-        listed = statement["Action"]
-        found |= {listed} if isinstance(listed, str) else set(listed)
-    return found
-
-
-def test_iam_doc_policies_parse_and_match_the_code() -> None:
-    policies = documented_policies()
-    assert set(policies) == {"execution-role-trust", "execution-role", "user"}
-    for policy in policies.values():
-        assert policy["Version"] == "2012-10-17" and policy["Statement"]
-    trust = policies["execution-role-trust"]["Statement"]
-    assert trust == [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-                      "Action": "sts:AssumeRole"}]
-
-    # stbench.emulator is the fake AWS itself (it writes into moto's backends), no AWS client
-    every_module = sorted(path for path in (REPO / "stbench").rglob("*.py")
-                          if "emulator" not in path.relative_to(REPO / "stbench").parts)
-    user_needs = boto_calls(every_module) | IMPLIED | DOCKER_PUSH
-    assert {"sagemaker:StopTrainingJob", "sagemaker:UpdateTrainingJob", "s3:GetObject",
-            "ecr:CreateRepository", "logs:FilterLogEvents"} <= user_needs  # the scan works
-    assert actions(policies["user"]) == user_needs
-    role_needs = boto_calls([REPO / "stbench" / m for m in ROLE_MODULES]) | IMPLIED
-    assert actions(policies["execution-role"]) == role_needs | ON_ROLES_BEHALF
-
-    text = (REPO / "docs" / "iam.md").read_text()
-    assert not re.search(r"\b\d{12}\b", text), "a real account id in docs/iam.md"
-    for placeholder in ("ACCOUNT", "REGION", "BUCKET", "PREFIX", "ROLE_NAME"):
-        assert placeholder in text
