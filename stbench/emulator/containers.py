@@ -63,12 +63,21 @@ class DockerJobs:
         self.client = connect(client)
         self.emulator_id = emulator_id
         self.labels = {LABEL: emulator_id}
+        # registry host:port -> the Docker credentials for it: the endpoint's ECR registry,
+        # from which every job pulls afresh, as SageMaker pulls from ECR
+        self.registry_auth: dict[str, dict[str, str]] = {}
 
     def image_exists(self, image: str) -> bool:
         """In the engine, or in a registry on this machine (then it is pulled when a job
         starts, in its Downloading phase, as SageMaker pulls it)."""
         from docker.errors import APIError, ImageNotFound
 
+        if auth := self.registry_auth.get(registry_of(image) or ""):
+            try:
+                self.client.api.inspect_distribution(image, auth_config=auth)
+                return True
+            except APIError:
+                return False
         try:
             self.client.images.get(image)
             return True
@@ -86,13 +95,15 @@ class DockerJobs:
     def ensure_image(self, image: str) -> None:
         from docker.errors import APIError, ImageNotFound
 
+        auth = self.registry_auth.get(registry_of(image) or "")
         try:
-            self.client.images.get(image)
-            return
+            if auth is None:
+                self.client.images.get(image)
+                return
         except ImageNotFound:
             pass
         try:
-            self.client.images.pull(image)
+            self.client.images.pull(image, auth_config=auth)
         except APIError as err:
             raise ImageUnavailable(f"Cannot pull algorithm container {image}: "
                                    f"{err.explanation or err}") from None

@@ -25,6 +25,7 @@ from stbench.emulator import quotas
 from stbench.emulator.capacity import refused_for_others
 from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
 from stbench.emulator.containers import DockerJobs
+from stbench.emulator.ecr import EcrApp
 from stbench.emulator.logs import LogDelivery
 from stbench.emulator.protocol import (
     AwsError,
@@ -35,6 +36,7 @@ from stbench.emulator.protocol import (
     respond_error,
     target_of,
 )
+from stbench.emulator.registry import Registry
 from stbench.emulator.service import ACTIONS, TrainingService
 from stbench.emulator.validation import check_request
 from stbench.model.seeding import SEED_BOUND, spawn_seeds
@@ -47,8 +49,10 @@ THROTTLED = (SAGEMAKER, LOGS)
 class EndpointApp:
     """WSGI: our actions first, everything else to moto's dispatcher."""
 
-    def __init__(self, moto_app: Any, service: TrainingService, seed: int):
+    def __init__(self, moto_app: Any, service: TrainingService, seed: int,
+                 ecr: EcrApp | None = None):
         self.moto_app = moto_app
+        self.ecr = ecr  # ECR with a real registry behind it (ecr.py); None: moto's alone
         self.service = service
         self.config = service.config
         throttle_seed, refusal_seed = spawn_seeds(seed, 2)  # the first as before refusals
@@ -61,6 +65,8 @@ class EndpointApp:
         throttled = prefix in THROTTLED and self._throttled()
         ours = (prefix == SAGEMAKER and action in ACTIONS) or prefix == SERVICE_QUOTAS
         if not (ours or throttled):
+            if self.ecr is not None and self.ecr.routes(environ):
+                return self.ecr(environ, start_response)
             return self.moto_app(environ, start_response)
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(raw)  # moto may still need it
@@ -116,12 +122,20 @@ class Emulator:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.service: TrainingService | None = None
+        self.registry: Registry | None = None  # ECR's images (registry.py)
 
     @property
     def endpoint_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the emulator is not started")
         return f"http://{self.config.host}:{self._server.server_port}"
+
+    @property
+    def ecr_registry(self) -> str:
+        """`127.0.0.1:<port>`: the endpoint's ECR registry, as repository URIs name it."""
+        if self.registry is None:
+            raise RuntimeError("the emulator is not started")
+        return self.registry.address
 
     def environment(self) -> dict[str, str]:
         """What boto3 (and the AWS CLI) need to use this endpoint for every service."""
@@ -138,12 +152,20 @@ class Emulator:
         docker = DockerJobs(self.id, self._docker_client)
         handler = getattr(werkzeug_app, "MotoRequestHandler", None)
         options = {"request_handler": handler} if handler else {}
-        self._server = make_server(self.config.host, self.config.port, None, threaded=True,
-                                   **options)
+        self.registry = Registry(self.config.host).start()
+        docker.registry_auth[self.registry.address] = self.registry.auth
+        try:
+            self._server = make_server(self.config.host, self.config.port, None, threaded=True,
+                                       **options)
+        except OSError:
+            self.registry.close()
+            self.registry = None
+            raise
         self.service = TrainingService(self.config, docker, LogDelivery(
             self.config.log_delay_seconds), self.endpoint_url)
         moto_app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
-        self._server.app = EndpointApp(moto_app, self.service, self.seed)
+        self._server.app = EndpointApp(moto_app, self.service, self.seed, EcrApp(
+            moto_app, self.registry, self.config.region))
         if in_thread:
             self._thread = threading.Thread(target=self._server.serve_forever,
                                             name="emulator-http", daemon=True)
@@ -180,6 +202,9 @@ class Emulator:
         self._server.server_close()
         removed = self.service.docker.remove_all()
         shutil.rmtree(self.service.work_dir, ignore_errors=True)
+        if self.registry is not None:
+            self.registry.close()
+            self.registry = None
         self.service = None
         return removed
 

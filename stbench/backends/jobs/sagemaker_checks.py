@@ -2,7 +2,8 @@
 
 Each problem (credentials, region, role, bucket, image, instance type) becomes one
 ``UserError`` line naming it and the fix. Only read-only calls are made: STS
-GetCallerIdentity, IAM GetRole, S3 HeadBucket and ECR DescribeImages.
+GetCallerIdentity, IAM GetRole, S3 HeadBucket and ECR DescribeImages (and, for an image URI
+not in ECR's documented form, ECR GetAuthorizationToken, to learn the registry's name).
 """
 
 from __future__ import annotations
@@ -222,12 +223,14 @@ def check_bucket(session: boto3.session.Session, region: str, bucket: str) -> No
                         f"pass --region {bucket_region} or an --s3_root bucket in {region}")
 
 
-def _check_ecr_image(session: boto3.session.Session, region: str, image_uri: str, account: str,
-                 repository: str, image_id: dict[str, str]) -> None:
+def _check_ecr_image(session: boto3.session.Session, region: str, image_uri: str,
+                     account: str | None, repository: str, image_id: dict[str, str]) -> None:
+    """`account` None: the caller's own registry (an URI that names no account)."""
+    registry = {"registryId": account} if account else {}
     with _aws("ecr:DescribeImages", region):
         try:
             _client(session, "ecr", region).describe_images(
-                registryId=account, repositoryName=repository, imageIds=[image_id]
+                **registry, repositoryName=repository, imageIds=[image_id]
             )
         except ClientError as err:
             code = error_code(err)
@@ -239,7 +242,8 @@ def _check_ecr_image(session: boto3.session.Session, region: str, image_uri: str
                 raise UserError(msg) from err
             if code in DENIED:
                 raise UserError(
-                    f"no permission to read ECR repository {repository} in account {account}: "
+                    f"no permission to read ECR repository {repository} in account "
+                    f"{account or 'of your credentials'}: "
                     "grant ecr:DescribeImages, or pass an --image you pushed with `make push`"
                 ) from err
             raise
@@ -255,9 +259,27 @@ def _check_any_image(session: boto3.session.Session, region: str, image_uri: str
     account, where, image_id = image
     if account:
         _check_ecr_image(session, region, image_uri, account, where, image_id)
+        return
+    ((repository, reference),) = image_id.items()
+    if where == _ecr_registry(session, region):
+        kind = "imageDigest" if reference.startswith("sha256:") else "imageTag"
+        _check_ecr_image(session, region, image_uri, None, repository, {kind: reference})
     else:
-        ((repository, reference),) = image_id.items()
         _check_registry_image(image_uri, where, repository, reference)
+
+
+def _ecr_registry(session: boto3.session.Session, region: str) -> str | None:
+    """The host[:port] of the account's ECR registry as ECR names it (GetAuthorizationToken's
+    proxyEndpoint), or None when ECR does not answer. An image of another form than ECR's
+    documented one is an ECR image when its registry is this one: on AWS it never is, on the
+    local SageMaker endpoint it is that endpoint's registry on 127.0.0.1."""
+    try:
+        data = _client(session, "ecr", region).get_authorization_token()["authorizationData"]
+    except (ClientError, BotoCoreError) as err:
+        logger.debug("ECR GetAuthorizationToken failed (%s): not an ECR image", one_line(err))
+        return None
+    endpoint = str(data[0].get("proxyEndpoint", "")) if data else ""
+    return endpoint.removeprefix("https://").removeprefix("http://").rstrip("/") or None
 
 
 def _check_registry_image(image_uri: str, host: str, repository: str, reference: str) -> None:
