@@ -45,7 +45,7 @@ from stbench.model.code_package import (
     pack_benchmark,
 )
 from stbench.model.errors import UserError
-from stbench.model.images import orchestrator_image_for, trainer_image_for
+from stbench.model.images import orchestrator_image_for
 from stbench.model.methods import get_method
 from stbench.model.naming import TAG_ENV, experiment_base, orchestrator_job_name
 from stbench.model.spec import ExperimentSpec
@@ -118,9 +118,7 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     for name in spec.method:
         get_method(name)
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
-    resolved = spec.resolved(benchmark)
-    if resolved.image:  # one --image for a study: each benchmark gets its variant's sibling
-        resolved = replace(resolved, image=trainer_image_for(resolved.image, benchmark.image))
+    resolved = spec.resolved(benchmark).with_trainer_image(benchmark.image)
     check_trial_hyperparameters(benchmark)  # the trials' jobs, then the orchestrators'
     check_hyperparameters(resolved.to_hyperparameters(), "pass fewer or shorter benchmark "
                           "arguments (they travel as one hyperparameter, extra_args)")

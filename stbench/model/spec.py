@@ -19,6 +19,7 @@ import numpy as np
 
 from stbench.model.benchmark import BACKENDS, Benchmark
 from stbench.model.errors import UserError
+from stbench.model.images import trainer_image_for
 from stbench.model.naming import MAX_HASHED_SEED
 
 SIMULATED = "simulated"
@@ -184,6 +185,14 @@ class ExperimentSpec:
                 f"run at once (--backend {self.backend}) would compete for the same workers "
                 "and CPUs and distort each other's times; leave --jobs out (`stbench launch` "
                 "runs a study's experiments at once on SageMaker)")
+
+    def with_trainer_image(self, variant: str) -> ExperimentSpec:
+        """One --image names the trainer of every variant (a benchmark's `image: cpu|gpu`):
+        the spec of a `gpu` benchmark gets the `-gpu` sibling of a stbench-trainer image, for
+        every back-end and for `launch`, before any check (a custom image is used as given)."""
+        if not self.image:
+            return self
+        return replace(self, image=trainer_image_for(self.image, variant))
 
     def resolved(self, benchmark: Benchmark) -> ExperimentSpec:
         """Fill unset fields from the benchmark (for this backend) and draw a random seed."""

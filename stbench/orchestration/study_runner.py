@@ -70,6 +70,7 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
         get_method(name)
     flags = tuple(f.name for f in fields(ExperimentSpec))  # a misspelled flag lands in extra_args
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, flags)
+    spec = spec.with_trainer_image(benchmark.image)
     backend_setup = check_backend(spec, benchmark)
     if not spec.experiment_tag:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

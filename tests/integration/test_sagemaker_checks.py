@@ -216,15 +216,11 @@ def test_local_mistakes_are_reported_before_any_aws_call(aws: dict[str, Any]) ->
     assert calls == []
 
 
-def test_cli_sagemaker_backend_checks_then_creates_tagged_jobs(
-        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """`stbench run --backend sagemaker` end to end against moto: the set-up passes its checks,
-    trials become training jobs with the experiment's role, image, tags and S3 prefixes.
-    moto completes jobs at once without logs, so each trial fails with a clear reason and
-    the experiment stops at max_failures."""
+@pytest.fixture
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's jobs end at once: poll them often, wait for no late metrics; and keep pytest's
+    SIGTERM handler."""
     from stbench.backends.jobs import sagemaker
-    from stbench.cli.main import main
 
     real_init = sagemaker.SageMakerJobService.__init__
 
@@ -232,7 +228,18 @@ def test_cli_sagemaker_backend_checks_then_creates_tagged_jobs(
         real_init(self, *args, **{**kwargs, "poll_seconds": 0.05, "metrics_delay_seconds": 0})
 
     monkeypatch.setattr(sagemaker.SageMakerJobService, "__init__", fast_init)
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+
+
+@pytest.mark.usefixtures("fast_polls")
+def test_cli_sagemaker_backend_checks_then_creates_tagged_jobs(
+        aws: dict[str, Any], tmp_path: Path) -> None:
+    """`stbench run --backend sagemaker` end to end against moto: the set-up passes its checks,
+    trials become training jobs with the experiment's role, image, tags and S3 prefixes.
+    moto completes jobs at once without logs, so each trial fails with a clear reason and
+    the experiment stops at max_failures."""
+    from stbench.cli.main import main
+
     code = main(["run", "--benchmark", "synthetic_curves", "--method", "RS", "--backend",
                  "sagemaker", "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE,
                  "--region", REGION, "--max_failures", "2", "--n_workers", "2",
@@ -438,3 +445,35 @@ def test_launch_picks_the_gpu_trainer_for_a_gpu_benchmark(
     assert spec.image == IMAGE.replace("stbench-trainer:", "stbench-trainer-gpu:")
     assert spec.instance_type == "ml.g4dn.xlarge" and spec.n_workers == 4
     assert job["AlgorithmSpecification"]["TrainingImage"].endswith("/stbench-orchestrator:v1")
+
+
+@pytest.mark.usefixtures("fast_polls")
+def test_run_on_sagemaker_picks_the_gpu_trainer_for_a_gpu_benchmark(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`stbench run --backend sagemaker --image …/stbench-trainer:v1` on resnet_cifar10 (`image:
+    gpu`) runs its trials in the stbench-trainer-gpu sibling, as launch does: refused in one
+    line while that is not pushed, then its trial jobs use it."""
+    from stbench.cli.main import main
+
+    args = ["run", "--benchmark", "resnet_cifar10", "--method", "RS", "--backend", "sagemaker",
+            "--role", ROLE, "--s3_root", S3_ROOT, "--image", IMAGE, "--region", REGION,
+            "--n_workers", "1", "--max_failures", "1", "--max_wallclock_time", "60",
+            "--experiment_tag", "gpu-run", "--no_quota_check", "--results_root", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stbench-trainer-gpu" in err, err
+    sm = aws["session"].client("sagemaker")
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+    ecr = aws["session"].client("ecr")
+    ecr.create_repository(repositoryName="stbench-trainer-gpu")
+    ecr.put_image(repositoryName="stbench-trainer-gpu", imageManifest=json.dumps(MANIFEST),
+                  imageTag="v1")
+    main(args)  # moto's jobs end at once without reports: the experiment ends at max_failures
+    [summary, *_] = sm.list_training_jobs()["TrainingJobSummaries"]
+    job = sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
+    gpu_image = IMAGE.replace("stbench-trainer:", "stbench-trainer-gpu:")
+    assert job["AlgorithmSpecification"]["TrainingImage"] == gpu_image
+    assert job["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+    metadata = json.loads((tmp_path / "gpu-run" / "resnet_cifar10" / "RS" / "0" /
+                           "metadata.json").read_text())
+    assert metadata["spec"]["image"] == gpu_image, "the recorded spec names the image used"
