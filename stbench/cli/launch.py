@@ -88,9 +88,9 @@ def cmd_launch(argv: list[str]) -> int:
     planned = [job for spec in study.specs
                for job in plan_launch(spec, target, asked.orchestrator_image, asked.force)]
     check_study(study, planned, session)
-    created = launch(planned, target, note=note)
-    for name in created:
-        print(name)
+    # the names on stdout, for scripts, each as its job is created; the rest on stderr
+    created = launch(planned, target, note=note,
+                     on_launched=lambda name: print(name, flush=True))
     skipped = len(planned) - len(created)
     print(f"{len(created)} orchestrator jobs launched, {skipped} skipped; follow them with "
           f"`stbench status --experiment_tag {study.specs[0].experiment_tag}`", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -198,10 +199,12 @@ def study_demands(jobs: list[PlannedJob]) -> list[InstanceDemand]:
 
 
 def launch(planned: list[PlannedJob], target: LaunchTarget,
-           capacity_wait_seconds: float = 60.0, note: Any = print) -> list[str]:
-    """Create the planned jobs; ResourceLimitExceeded waits for capacity and tries again,
-    for at most the spec's `max_capacity_wait` per job: then one line says why, and which
-    jobs were launched already (they keep running)."""
+           capacity_wait_seconds: float = 60.0, note: Any = print,
+           on_launched: Callable[[str], None] = lambda name: None) -> list[str]:
+    """Create the planned jobs, each name given to `on_launched` once it is created;
+    ResourceLimitExceeded waits for capacity and tries again, for at most the spec's
+    `max_capacity_wait` per job: then one line says why, and how many jobs were launched
+    already (they keep running). `note` gets what is not a launched job's name."""
     created = []
     published: set[str] = set()
     for job in planned:
@@ -231,8 +234,8 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
                 note(f"{job.name}: no capacity ({error_message(err)}); "
                      f"retrying in {min(capacity_wait_seconds, left):.3g} s")
                 time.sleep(min(capacity_wait_seconds, left))
-        note(f"launched {job.name}")
         created.append(job.name)
+        on_launched(job.name)
     return created
 
 

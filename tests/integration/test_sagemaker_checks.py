@@ -301,6 +301,10 @@ def test_launch_creates_one_orchestrator_job_per_experiment_and_is_idempotent(
     names = sorted(j["TrainingJobName"] for j in sm.list_training_jobs()["TrainingJobSummaries"])
     assert names == [f"remote-1-synthetic-curves-{m}-{s}-o00" for m in ("asha", "rs")
                      for s in (0, 1)]
+    printed = capsys.readouterr()
+    assert sorted(printed.out.split()) == names, "one name per line on stdout, for scripts"
+    assert not any(name in printed.err for name in names), "and never again on stderr"
+    assert "4 orchestrator jobs launched, 0 skipped" in printed.err
     job = sm.describe_training_job(TrainingJobName="remote-1-synthetic-curves-rs-1-o00")
     assert job["AlgorithmSpecification"]["TrainingImage"].endswith("/stbench-orchestrator:v1")
     spec = ExperimentSpec.from_hyperparameters(job["HyperParameters"])
