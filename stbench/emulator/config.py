@@ -44,6 +44,9 @@ class EmulatorConfig:
     quotas: dict[str, float] = field(default_factory=dict)  # Service Quotas name -> value
     seed: int | None = None  # the throttling and refusal draws; None: fresh entropy
     work_dir: Path | None = None  # the jobs' /opt/ml folders; None: a temporary folder
+    # IAM users' and roles' policies are evaluated on every request and for what SageMaker
+    # does as a job's role (iam_gate.py); keys IAM does not know, such as `testing`, are root
+    enforce_iam: bool = True
 
     def __post_init__(self) -> None:
         for name in ("cold_start_seconds", "warm_start_seconds", "log_delay_seconds",

@@ -24,9 +24,18 @@ from typing import TYPE_CHECKING, Any
 from stbench.backends.jobs import files
 from stbench.backends.jobs.channels import ChannelError, prepare_channels
 from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
-from stbench.emulator.config import TEST_CREDENTIALS
 from stbench.emulator.containers import CACHE_DIR, ImageUnavailable
-from stbench.emulator.jobs import COMPLETED, FAILED, STOPPED, STOPPING, TrainingJob
+from stbench.emulator.iam_policy import Request
+from stbench.emulator.iam_requests import image_repository_arn, log_group_arn
+from stbench.emulator.jobs import (
+    ACCOUNT_ID,
+    COMPLETED,
+    FAILED,
+    STOPPED,
+    STOPPING,
+    TrainingJob,
+)
+from stbench.emulator.logs import LOG_GROUP
 
 if TYPE_CHECKING:
     from stbench.emulator.service import TrainingService
@@ -89,13 +98,17 @@ class JobRun(threading.Thread):
         try:
             if self.volume is None:
                 self.volume = docker.create_volume(job.engine_name)
+            if denied := self._role_denial(pull_requests(self.service, job, image)):
+                self._end(FAILED, f"ClientError: Cannot pull algorithm container {image}: "
+                                  f"denied: {denied}")
+                return True
             docker.ensure_image(image)
             store = self._checkpoint_store()
             self.folder.mkdir(parents=True, exist_ok=True)
             files.prepare_instance_folder(
                 self.folder, {**job.request, "HyperParameters": job.request.get(
                     "HyperParameters") or {}}, store)
-            prepare_channels(self.folder, job.request, lambda: self.service.s3(job.region))
+            prepare_channels(self.folder, job.request, lambda: self.service.job_s3(job))
         except ChannelError as err:
             self._end(FAILED, str(err))
             return True
@@ -106,6 +119,10 @@ class JobRun(threading.Thread):
             self._end(FAILED, f"ClientError: preparing the job failed: {err}")
             return True
         if self.service.closed.is_set():
+            return True
+        if denied := self._role_denial(log_requests(job)):
+            self._end(FAILED, f"ClientError: Cannot write the job's logs to CloudWatch Logs: "
+                              f"{denied}")
             return True
         if not self.service.progress(job, "Training",
                                      "Training image download completed. Training in progress."):
@@ -179,10 +196,11 @@ class JobRun(threading.Thread):
                 log.exception("log stream of %s", self.job.name)
 
     def _environment(self) -> dict[str, str]:
-        """The request's Environment and SageMaker's variables; plus, as the gap to AWS (where
-        the execution role gives credentials), this endpoint's URL and test credentials."""
+        """The request's Environment and SageMaker's variables, the job's role's temporary
+        credentials (as the instance's role gives them on AWS), and this endpoint's URL."""
         job = self.job
-        env = {"AWS_ENDPOINT_URL": self.service.endpoint_url, **TEST_CREDENTIALS,
+        env = {"AWS_ENDPOINT_URL": self.service.endpoint_url,
+               **self.service.credentials_for(job),
                "AWS_DEFAULT_REGION": job.region, "AWS_REGION": job.region,
                "AWS_EC2_METADATA_DISABLED": "true",
                **(job.request.get("Environment") or {}),
@@ -193,7 +211,7 @@ class JobRun(threading.Thread):
 
     def _checkpoint_store(self) -> CheckpointStore:
         uri = (self.job.request.get("CheckpointConfig") or {}).get("S3Uri")
-        return store_for(uri, self.service.s3(self.job.region)) if uri else NoCheckpoints()
+        return store_for(uri, self.service.job_s3(self.job)) if uri else NoCheckpoints()
 
     def _sync(self, store: CheckpointStore) -> None:
         try:
@@ -222,8 +240,11 @@ class JobRun(threading.Thread):
             for path in sorted(model.rglob("*")) if model.is_dir() else []:
                 archive.add(path, arcname=path.relative_to(model).as_posix(), recursive=False)
         bucket, _, key = self.job.model_uri.removeprefix("s3://").partition("/")
-        self.service.s3(self.job.region).put_object(Bucket=bucket, Key=key,
-                                                    Body=buffer.getvalue())
+        self.service.job_s3(self.job).put_object(Bucket=bucket, Key=key,
+                                                 Body=buffer.getvalue())
+
+    def _role_denial(self, requests: list[Request]) -> str | None:
+        return self.service.role_denial(self.job, requests) if requests else None
 
     def _end(self, status: str, reason: str | None) -> None:
         job = self.job
@@ -236,3 +257,23 @@ class JobRun(threading.Thread):
         else:
             secondary, message = FAILED, f"Training job failed: {(reason or '')[:200]}"
         self.service.finish(job, status, secondary, message, self.volume, reason)
+
+
+def pull_requests(service: TrainingService, job: TrainingJob, image: str) -> list[Request]:
+    """What pulling an ECR image asks of the role (ECR's docs for SageMaker: a token, then
+    the image manifest and its layers); nothing for an image that is not in ECR."""
+    registries = getattr(service.docker, "registry_auth", {})
+    repository = image_repository_arn(image, job.region, ACCOUNT_ID, registries)
+    if repository is None:
+        return []
+    return [Request("ecr:GetAuthorizationToken", "*"),
+            Request("ecr:BatchGetImage", repository),
+            Request("ecr:GetDownloadUrlForLayer", repository)]
+
+
+def log_requests(job: TrainingJob) -> list[Request]:
+    """SageMaker's log writes as the role: a stream in /aws/sagemaker/TrainingJobs, then its
+    events."""
+    group = log_group_arn(job.region, ACCOUNT_ID, LOG_GROUP)
+    stream = f"{group}:log-stream:{job.name}/algo-1-{int(time.time())}"
+    return [Request("logs:CreateLogStream", group), Request("logs:PutLogEvents", stream)]

@@ -26,6 +26,7 @@ from stbench.emulator.capacity import refused_for_others
 from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
 from stbench.emulator.containers import DockerJobs
 from stbench.emulator.ecr import EcrApp
+from stbench.emulator.iam_gate import Authorizer, IamGate
 from stbench.emulator.logs import LogDelivery
 from stbench.emulator.protocol import (
     AwsError,
@@ -166,6 +167,9 @@ class Emulator:
         moto_app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
         self._server.app = EndpointApp(moto_app, self.service, self.seed, EcrApp(
             moto_app, self.registry, self.config.region))
+        if self.config.enforce_iam:
+            self.service.iam = Authorizer()
+            self._server.app = IamGate(self._server.app, self.service.iam, self.config.region)
         if in_thread:
             self._thread = threading.Thread(target=self._server.serve_forever,
                                             name="emulator-http", daemon=True)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stbench.backends.aws import retrying
 from stbench.emulator import capacity
@@ -37,6 +37,10 @@ from stbench.emulator.logs import LogDelivery
 from stbench.emulator.protocol import AwsError, not_found, validation_error
 from stbench.emulator.validation import check_request
 
+if TYPE_CHECKING:
+    from stbench.emulator.iam_gate import Authorizer
+    from stbench.emulator.iam_policy import Request
+
 log = logging.getLogger(__name__)
 TICK_SECONDS = 0.1
 ACTIONS = ("CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "StopTrainingJob",
@@ -52,6 +56,8 @@ class TrainingService:
         self.endpoint_url = endpoint_url
         self.work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="stbench-emulator-"))
         self._s3: dict[str, Any] = {}
+        self.iam: Authorizer | None = None  # set when IAM is enforced (iam_gate.py)
+        self._role_s3: dict[str, Any] = {}
         self.lock = threading.RLock()
         self.jobs: dict[tuple[str, str], TrainingJob] = {}
         self.pools: list[WarmPool] = []
@@ -208,6 +214,7 @@ class TrainingService:
             elif volume is not None:
                 drop.append(volume)
             self.stop_events.pop(job.arn, None)
+            self._role_s3.pop(job.arn, None)
         for name in drop:
             self.docker.remove_volume(name)
 
@@ -223,6 +230,37 @@ class TrainingService:
                     aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                     config=retrying())
             return self._s3[region]
+
+    def credentials_for(self, job: TrainingJob) -> dict[str, str]:
+        """What the job's containers and SageMaker's own calls for it use: temporary
+        credentials of its RoleArn, or (IAM not enforced, or no such role here) the
+        endpoint's test credentials, which are root."""
+        role = str(job.request.get("RoleArn", ""))
+        found = self.iam.role_credentials(role, job.region) if self.iam and role else None
+        return found or dict(TEST_CREDENTIALS)
+
+    def job_s3(self, job: TrainingJob) -> Any:
+        """An S3 client as the job's role: channels, checkpoints and the model go through
+        the endpoint's IAM as SageMaker's calls go through AWS's."""
+        if self.iam is None:
+            return self.s3(job.region)
+        with self.lock:
+            if job.arn not in self._role_s3:
+                import boto3
+
+                credentials = self.credentials_for(job)
+                self._role_s3[job.arn] = boto3.client(
+                    "s3", endpoint_url=self.endpoint_url, region_name=job.region,
+                    aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+                    aws_session_token=credentials.get("AWS_SESSION_TOKEN"), config=retrying())
+            return self._role_s3[job.arn]
+
+    def role_denial(self, job: TrainingJob, requests: list[Request]) -> str | None:
+        """AWS's message when the job's role may not make one of these requests."""
+        role = str(job.request.get("RoleArn", ""))
+        identity = self.iam.role(role) if self.iam and role else None
+        return self.iam.denial(identity, requests) if self.iam and identity else None
 
     def close(self, timeout: float = 15.0) -> None:
         """Stop every job's thread (they remove their containers), waiting up to `timeout`."""
