@@ -8,6 +8,7 @@ callers pass their boto3 session in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,13 @@ THROTTLING_CODES = frozenset({
     "RequestLimitExceeded", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
 })
 NO_OBJECT = ("NoSuchKey", "404")  # GetObject's code; HeadObject answers a bare 404
+
+
+# AWS's access-denied message: "User: <principal> is not authorized to perform: <action>
+# [on resource: <arn>] because no identity-based policy allows ..." (S3 may quote the ARN)
+NOT_AUTHORIZED = re.compile(r"(?:User: (?P<principal>\S+) )?is not authorized to perform: "
+                            r"(?P<action>[\w-]+:[\w*-]+)"
+                            r"(?: on resource: \"?(?P<resource>[^\s\"]+)\"?)?")
 
 
 def retrying(max_attempts: int = RETRY_ATTEMPTS) -> Config:
@@ -84,10 +92,32 @@ def check_credentials(session: Any, alternative: str = "") -> str:
     return str(session.region_name)
 
 
+def denial_line(text: str) -> str | None:
+    """`no permission for ACTION on RESOURCE: ...` from a text holding AWS's access-denied
+    message (an AccessDenied error, or a job's FailureReason); None when it holds none."""
+    match = NOT_AUTHORIZED.search(text)
+    if match is None:
+        return None
+    resource = match["resource"] or "*"
+    who = f" to {match['principal']}" if match["principal"] else ""
+    return (f"no permission for {match['action']} on {resource}: grant it{who} "
+            "(docs/iam.md, the stack's policies)")
+
+
+def access_denied(err: BaseException) -> str | None:
+    """The one line for a ClientError that AWS denied (None for any other error)."""
+    if isinstance(err, ClientError) and error_code(err) in DENIED:
+        return denial_line(error_message(err)) or (
+            f"access denied ({error_code(err)}: {one_line(error_message(err))}): "
+            "grant the missing permission (docs/iam.md)")
+    return None
+
+
 @contextmanager
 def credential_errors() -> Iterator[None]:
-    """Credentials that fail only when a call is made (unloadable, expired, rejected) as one
-    line naming the fix; any other error passes through to the caller's own mapping."""
+    """Credentials that fail only when a call is made (unloadable, expired, rejected) and
+    denials the caller did not handle itself, as one line naming the fix (for a denial: the
+    action and resource); any other error passes through to the caller's own mapping."""
     try:
         yield
     except CREDENTIAL_ERRORS as err:
@@ -97,4 +127,6 @@ def credential_errors() -> Iterator[None]:
         if error_code(err) in BAD_CREDENTIALS:
             raise UserError(f"AWS rejected your credentials ({error_code(err)}): "
                             f"{CREDENTIALS_FIX}, or `aws sso login`") from err
+        if error_code(err) in DENIED and (line := denial_line(error_message(err))):
+            raise UserError(line) from err
         raise

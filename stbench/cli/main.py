@@ -270,8 +270,14 @@ def guarded(action: Callable[[], int], on_error: Callable[[str], None] | None = 
             on_error("interrupted by a stop signal")
         return 130
     except Exception as err:  # a crash: the traceback for us, one line for the user and the job
+        from stbench.backends.aws import access_denied, denial_line
         from stbench.model.failures import crash_reason
 
+        if denied := access_denied(err) or denial_line(str(err)):  # AWS refused: no crash
+            print(f"stbench: error: {denied}", file=sys.stderr)
+            if on_error:
+                on_error(denied)
+            return UserError(denied).exit_code
         traceback.print_exc()
         reason = crash_reason(err)
         print(f"stbench: error: {reason}; rerun with --resume once it is fixed", file=sys.stderr)

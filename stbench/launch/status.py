@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import boto3
 
-from stbench.backends.aws import read_s3_text, retrying, split_s3_uri
+from stbench.backends.aws import denial_line, one_line, read_s3_text, retrying, split_s3_uri
 from stbench.backends.jobs.sagemaker import LIST_PAGE_SIZE
 from stbench.launch.study_jobs import study_matcher
 from stbench.model.naming import JOB_NAME, name_key
@@ -34,6 +34,7 @@ class ExperimentStatus:
     best: float | None
     cost_usd: float | None
     warm_reused: int
+    failure: str | None = None  # the orchestrator job's FailureReason
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class LaunchedExperiment:
     job_status: str
     checkpoint_uri: str  # where that job keeps its results
     running_trials: int
+    failure: str | None = None  # its FailureReason, once it failed
 
     @property
     def folder(self) -> str:
@@ -105,7 +107,7 @@ def launched_experiments(directory: JobDirectory, tag: str) -> list[LaunchedExpe
         # names its YAML's path, its results folder the name inside the YAML
         spec = replace(spec, benchmark=checkpoints.rstrip("/").split("/")[-4])
         found.append(LaunchedExperiment(spec, name, jobs[name], checkpoints,
-                                        running.get(base, 0)))
+                                        running.get(base, 0), job.get("FailureReason")))
     return found
 
 
@@ -115,8 +117,8 @@ def collect(session: boto3.session.Session, directory: JobDirectory,
     rows = []
     for exp in launched_experiments(directory, tag):
         metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
-        rows.append(_summarize(exp.spec, exp.job, exp.job_status, exp.running_trials, metadata,
-                               results))
+        rows.append(replace(_summarize(exp.spec, exp.job, exp.job_status, exp.running_trials,
+                                       metadata, results), failure=exp.failure))
     return rows
 
 
@@ -173,5 +175,9 @@ def format_status(rows: list[ExperimentStatus]) -> str:
                       "-" if r.cost_usd is None else f"{r.cost_usd:.3f}",
                       f"{r.warm_reused}/{r.trials_done}"))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in lines)
+    table = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in lines]
+    # a failed orchestrator job's reason, one line each; a denial names action and resource
+    table += [f"{r.job}: {denial_line(r.failure) or one_line(r.failure)}"
+              for r in rows if r.failure]
+    return "\n".join(table)
