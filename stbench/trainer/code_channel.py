@@ -3,12 +3,13 @@
 
 The folder arrives as `/opt/ml/input/data/code/<sha256>.tar.gz` (stbench/model/code_package.py)
 and is unpacked into `/opt/ml/code`, where AWS's training toolkit puts user code too. The
-requirements go to `pip install --target <dir>`, with `<dir>` named by the file's hash (and
-the Python version) inside the warm-pool cache when the job has one, so a trial on a reused
-instance finds them installed and skips pip; without a cache, into a job-local folder. The
-script then runs with that folder first on PYTHONPATH. pip runs in the code folder, so a
-requirement such as `./wheels/mypkg-1.0-py3-none-any.whl` names a wheel shipped beside the
-script (no index needed).
+requirements go to `pip install --target <dir>`, with `<dir>` named by a hash of the file
+and of the files in the folder that it names (and the Python version) inside the warm-pool
+cache when the job has one, so a trial on a reused instance finds them installed and skips
+pip, and a changed wheel behind an unchanged requirements.txt is installed again; without
+a cache, into a job-local folder. The script then runs with that folder first on PYTHONPATH.
+pip runs in the code folder, so a requirement such as `./wheels/mypkg-1.0-py3-none-any.whl`
+names a wheel shipped beside the script (no index needed).
 """
 
 from __future__ import annotations
@@ -56,11 +57,52 @@ def unpacked_benchmark(root: Path, name: str, log: Callable[[str], None]) -> str
 
 def requirements_target(root: Path, requirements: Path) -> Path:
     """Where the requirements of this content are (to be) installed."""
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    digest = requirements_digest(requirements)[:16]
     key = f"py{sys.version_info.major}.{sys.version_info.minor}-{digest}"
     cache = os.environ.get(WARMPOOL_ENV)
     base = Path(cache) / "stbench-requirements" if cache else root / "requirements"
     return base / key
+
+
+def requirements_digest(requirements: Path) -> str:
+    """SHA-256 of a requirements file and of every file inside its folder that it names: a
+    wheel or sdist, a local project's folder, a `-r`/`-c` file (and what that one names), a
+    `--find-links` folder. Names that are no path there (`numpy>=2`) count by their text."""
+    folder = requirements.parent.resolve()
+    digest = hashlib.sha256()
+    seen: set[Path] = set()
+    pending = [requirements.resolve()]
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(f"{file.relative_to(folder).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+        if path.is_file() and path.suffix == ".txt":  # a requirements or constraints file
+            pending.extend(_named_paths(path, folder))
+    return digest.hexdigest()
+
+
+def _named_paths(requirements: Path, folder: Path) -> list[Path]:
+    """The paths inside `folder` that a requirements file's lines name."""
+    found = []
+    for line in requirements.read_text(errors="replace").splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line.startswith("#"):
+            continue
+        for token in line.split():
+            text = token.split("=", 1)[1] if token.startswith("-") and "=" in token else token
+            text = text.removeprefix("file://").removeprefix("file:").split("#", 1)[0]
+            text = text.split("[", 1)[0]  # ./mypkg[extra]
+            if not text or text.startswith("-"):
+                continue
+            path = (requirements.parent / text).resolve()
+            if path.is_relative_to(folder) and path.exists():
+                found.append(path)
+    return found
 
 
 def install_requirements(root: Path, stops: StopSignals, log: Callable[[str], None]) -> None:

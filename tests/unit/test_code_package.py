@@ -16,9 +16,10 @@ from stbench.cli.main import main
 from stbench.model import code_package
 from stbench.model.benchmark import load_benchmark
 from stbench.model.code_package import pack_benchmark
+from stbench.trainer.code_channel import requirements_digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from user_benchmark import WHEEL, write_user_benchmark  # noqa: E402
+from user_benchmark import WHEEL, write_user_benchmark, write_wheel  # noqa: E402
 
 TRAINER = Path(sys.executable).parent / "stbench-trainer"
 
@@ -108,6 +109,38 @@ def test_trainer_installs_requirements_once_per_warm_pool_cache(tmp_path: Path) 
     assert reused.returncode == 0, reused.stderr
     assert "already installed" in reused.stderr and "pip:" not in reused.stderr
     assert reused.stdout.count("[tune-metric]") == 2
+
+
+def test_a_changed_wheel_behind_the_same_requirements_is_installed_again(
+        tmp_path: Path) -> None:
+    """requirements.txt names `./wheels/<wheel>`: a new build of that wheel under the same
+    name is a new install folder, so a reused instance runs the new code."""
+    yaml = write_user_benchmark(tmp_path)
+    cache = tmp_path / "cache"
+    first = run_trainer(opt_ml_with_code(tmp_path / "v1", yaml), cache)
+    assert first.returncode == 0 and "installed requirements.txt" in first.stderr, first.stderr
+    write_wheel(yaml.parent / "wheels", offset=0.5)  # x=0.5 now scores 0
+    again = run_trainer(opt_ml_with_code(tmp_path / "v2", yaml), cache)
+    assert again.returncode == 0, again.stderr
+    assert "already installed" not in again.stderr and "installed requirements.txt" in again.stderr
+    losses = [json.loads(line.split("[tune-metric]:", 1)[1])["loss"]
+              for line in again.stdout.splitlines() if "[tune-metric]" in line]
+    assert losses == [0.0, 0.0], again.stdout
+
+
+def test_the_install_folder_is_keyed_by_the_files_requirements_name(tmp_path: Path) -> None:
+    yaml = write_user_benchmark(tmp_path)
+    folder = yaml.parent
+    (folder / "extra.txt").write_text("./local_pkg\n")
+    (folder / "local_pkg").mkdir()
+    (folder / "local_pkg" / "setup.py").write_text("# v1\n")
+    (folder / "requirements.txt").write_text(f"./wheels/{WHEEL}  # pinned\n-r extra.txt\n"
+                                             "numpy>=1\n")
+    key = requirements_digest(folder / "requirements.txt")
+    (folder / "helper.txt").write_text("not named\n")
+    assert requirements_digest(folder / "requirements.txt") == key
+    (folder / "local_pkg" / "setup.py").write_text("# v2\n")  # named through -r extra.txt
+    assert requirements_digest(folder / "requirements.txt") != key
 
 
 def test_a_failed_install_is_the_failure_reason_with_pips_last_lines(tmp_path: Path) -> None:
