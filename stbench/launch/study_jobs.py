@@ -1,11 +1,14 @@
 """Which listed jobs belong to a study: status and cleanup must never touch another study's.
 
-A job name is `<experiment_base(tag, benchmark, method, seed)>-o00` or `…-t000001-r00`.
-For the built-in benchmarks the base is checked against every (benchmark, method) the tag
-could give (`naming.tag_matcher`). A user benchmark's name is in no list, so a job whose base
-is not a built-in one of another tag is described once per base and recognised by the
+A job name is `<experiment_base(tag, benchmark, method, seed)>-o00` or `…-t000001-r00`. The
+name alone cannot tell: a user benchmark's base may read like another tag's built-in one
+(tag `study` with benchmark `my_mlp_digits` and tag `study-my` with `mlp_digits` give the
+same base). So a base that starts with the tag's is described once and recognised by the
 `STBENCH_EXPERIMENT_TAG` its request put into its Environment (DescribeTrainingJob returns
-it; job tags would need a ListTags call per job, and moto does not keep them).
+it; job tags would need a ListTags call per job, and moto does not keep them); a job from
+before that variable is the tag's when its base is a built-in benchmark's of the tag
+(`naming.tag_matcher`). A base that does not start with the tag's is never the study's and
+costs no call.
 """
 
 from __future__ import annotations
@@ -13,27 +16,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from stbench.model.naming import JOB_NAME, TAG_ENV, builtin_suffixes, tag_matcher
+from stbench.model.naming import JOB_NAME, TAG_ENV, name_key, tag_matcher
 
 
 def study_matcher(tag: str, describe: Callable[[str], dict[str, Any]]) -> Callable[[str], bool]:
-    """`matches(job_name)`: built-in bases by name, others by one describe per base."""
+    """`matches(job_name)`: one describe per base that could be the tag's."""
     builtin = tag_matcher(tag)
-    suffixes = builtin_suffixes()
+    # every base of the tag starts so, hashed ones (long tags) too: `experiment_base` keeps
+    # the tag's first characters, as `name_key` does
+    head = f"{name_key(tag)}-"
     verdicts: dict[str, bool] = {}
 
     def matches(name: str) -> bool:
-        if builtin(name):
-            return True
         match = JOB_NAME.match(name)
-        if match is None:
+        if match is None or not match["base"].startswith(head):
             return False
         base = match["base"]
         if base not in verdicts:
-            # another tag's built-in benchmark (`study-2` for `study`): no call needed
-            seedless = base.rstrip("0123456789")
-            other_builtin = any(seedless.endswith(suffix) for suffix in suffixes)
-            verdicts[base] = not other_builtin and (
-                (describe(name).get("Environment") or {}).get(TAG_ENV) == tag)
+            recorded = (describe(name).get("Environment") or {}).get(TAG_ENV)
+            verdicts[base] = recorded == tag if recorded is not None else builtin(name)
         return verdicts[base]
     return matches

@@ -73,18 +73,9 @@ def name_key(tag: str) -> str:
     return key
 
 
-def builtin_suffixes() -> tuple[str, ...]:
-    """`-<benchmark>-<method>-` of every built-in benchmark and method, as a base spells them
-    before its seed: a base holding one (before its seed) is a built-in benchmark's."""
-    from stbench.model.benchmark import builtin_names
-    from stbench.model.methods import METHODS
-
-    return tuple(experiment_base("x", b, m, 0)[1:-1] for b in builtin_names() for m in METHODS)
-
-
 def tag_matcher(tag: str) -> Callable[[str], bool]:
     """A job is the tag's if its base is `experiment_base(tag, benchmark, method, seed)` for a
-    built-in benchmark, a method and a seed (user benchmarks: launch/study_jobs.py)."""
+    built-in benchmark, a method and a seed (which job is a study's: launch/study_jobs.py)."""
     from stbench.model.benchmark import builtin_names
     from stbench.model.methods import METHODS
 

@@ -27,6 +27,8 @@ from stbench.cli.cleanup import cmd_cleanup
 from stbench.cli.main import guarded
 from stbench.launch import cleanup as cleanup_module
 from stbench.model.naming import (
+    JOB_NAME,
+    TAG_ENV,
     experiment_base,
     job_name,
     name_key,
@@ -131,7 +133,12 @@ def test_cleanup_touches_only_its_own_study(
     updates = sorted(recorder.calls("UpdateTrainingJob"), key=lambda p: p["TrainingJobName"])
     assert updates == [{"TrainingJobName": n, "ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
                        for n in (job_name(STUDY_B, 2), job_name(STUDY, 0))]
-    assert not recorder.calls("DescribeTrainingJob")  # the summaries carry WarmPoolStatus
+    # one describe per experiment whose names could be the study's (its Environment says;
+    # these jobs have none, as before STBENCH_EXPERIMENT_TAG: their names decide), none for
+    # warm pools: the summaries carry WarmPoolStatus
+    bases = [JOB_NAME.match(p["TrainingJobName"])["base"]  # type: ignore[index]
+             for p in recorder.calls("DescribeTrainingJob")]
+    assert sorted(bases) == sorted([STUDY, STUDY_B, OTHER])
     out = capsys.readouterr().out.splitlines()
     assert f"stopped {orchestrator_job_name(STUDY)}" in out
     assert f"released the warm pool of {job_name(STUDY_B, 2)}" in out
@@ -160,10 +167,11 @@ RELEASE = {"ResourceConfig": {"KeepAlivePeriodInSeconds": 0}}
 LISTING = {"NameContains": "study", "MaxResults": 100}
 
 
-def test_summaries_with_warm_pool_status_need_no_describes(
+def test_summaries_with_warm_pool_status_need_no_pool_describes(
         stubbed: Stubber, capsys: pytest.CaptureFixture) -> None:
     """SageMaker's summaries carry WarmPoolStatus; a job that ended or a pool that went
-    between the listing and the call is no error."""
+    between the listing and the call is no error. Whose a job is, its Environment says:
+    one describe per experiment whose names could be the study's."""
     stubbed.add_response("list_training_jobs", {"TrainingJobSummaries": [
         summary(job_name(STUDY, 0), "Completed", "Available"),
         summary(job_name(STUDY, 1), "InProgress", "InUse"),
@@ -173,6 +181,9 @@ def test_summaries_with_warm_pool_status_need_no_describes(
         summary(job_name(OTHER, 0), "InProgress"),
         summary(job_name(OTHER, 1), "Completed", "Available"),
     ], "NextToken": "page-2"}, LISTING)
+    for name, tag in ((job_name(STUDY, 0), "study"), (job_name(OTHER, 0), "study-2")):
+        stubbed.add_response("describe_training_job", description(name, None, tag),
+                             {"TrainingJobName": name})
     stubbed.add_response("list_training_jobs", {"TrainingJobSummaries": [
         summary(orchestrator_job_name(STUDY), "InProgress")]},
         {**LISTING, "NextToken": "page-2"})
@@ -206,6 +217,8 @@ def test_without_any_warm_pool_status_recent_trials_are_described_once(
         summary(job_name(STUDY, 0), "Completed", modified=now - timedelta(minutes=1)),
         summary(job_name(STUDY, 4), "Completed", modified=seven_hours_ago),
         summary(orchestrator_job_name(STUDY, 1), "Stopped")]}, LISTING)
+    stubbed.add_response("describe_training_job", description(job_name(STUDY, 3), None, "study"),
+                         {"TrainingJobName": job_name(STUDY, 3)})  # whose: once per experiment
     for name, pool in ((job_name(STUDY, 0), {"Status": "Available"}), (job_name(STUDY, 3), None)):
         stubbed.add_response("describe_training_job", description(name, pool),
                              {"TrainingJobName": name})
@@ -215,8 +228,9 @@ def test_without_any_warm_pool_status_recent_trials_are_described_once(
     assert "0 stopped, 1 warm pools released" in capsys.readouterr().out
 
 
-def description(name: str, pool: dict[str, Any] | None) -> dict[str, Any]:
-    """A DescribeTrainingJob answer with the members the API reference requires."""
+def description(name: str, pool: dict[str, Any] | None, tag: str = "study") -> dict[str, Any]:
+    """A DescribeTrainingJob answer with the members the API reference requires, of a job
+    that stbench created for `tag`."""
     answer = {
         "TrainingJobName": name, "TrainingJobArn": f"arn:{name}",
         "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
@@ -224,7 +238,7 @@ def description(name: str, pool: dict[str, Any] | None) -> dict[str, Any]:
         "ModelArtifacts": {"S3ModelArtifacts": ""}, "CreationTime": 1.0,
         "ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1,
                            "VolumeSizeInGB": 30, "KeepAlivePeriodInSeconds": 600},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "Environment": {TAG_ENV: tag},
     }
     return {**answer, "WarmPoolStatus": pool} if pool else answer
 
