@@ -54,7 +54,27 @@ def _parser() -> argparse.ArgumentParser:
     option("bucket", default=None, help="an S3 bucket to create for --s3_root")
     option("work_dir", default=None, help="where the jobs' /opt/ml folders live "
            "(default: a temporary folder)")
+    option("no_iam", action="store_true", help="do not enforce IAM and do not deploy "
+           "stbench's CloudFormation stack: every key is the account's root, as on moto")
     return parser
+
+
+def _set_up_account(environment: dict[str, str],
+                    enforce_iam: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """With IAM enforced: stbench's CloudFormation stack deployed (as its README tells AWS
+    users) and a user holding its UserPolicy, whose credentials the clients get; the stack's
+    outputs. Without: the administrator test credentials, no stack."""
+    if not enforce_iam:
+        return environment, {}
+    from stbench.emulator.account import LAUNCHING_USER, deploy_stack, launching_user
+
+    outputs = deploy_stack(environment)
+    user = launching_user(environment, outputs["UserPolicy"])
+    print(f"IAM enforced: the printed credentials are IAM user {LAUNCHING_USER}'s, holding "
+          f"{outputs['UserPolicy']}; administrator (unchecked): "
+          "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing", file=sys.stderr,
+          flush=True)
+    return {**environment, **user}, outputs
 
 
 def cmd_emulator(argv: list[str]) -> int:
@@ -71,13 +91,14 @@ def cmd_emulator(argv: list[str]) -> int:
         stop_grace_seconds=args.stop_grace_seconds,
         checkpoint_sync_seconds=args.checkpoint_sync_seconds, seed=args.seed,
         quotas=dict(parse_quota(text) for text in args.quota),
-        work_dir=Path(args.work_dir) if args.work_dir else None)
+        work_dir=Path(args.work_dir) if args.work_dir else None, enforce_iam=not args.no_iam)
     try:
         from stbench.emulator.server import Emulator
     except ImportError as err:
         raise UserError(f"the emulator needs moto's server ({err}): "
                         "pip install -e '.[emulator]'") from None
     from stbench.emulator.account import ensure_bucket, ensure_execution_role
+    from stbench.launch.iam_template import STACK_NAME
 
     emulator = Emulator(config)
     try:
@@ -87,13 +108,18 @@ def cmd_emulator(argv: list[str]) -> int:
                         "pass another --port (0 picks a free one)") from None
     try:
         environment = emulator.environment()
-        role = ensure_execution_role(environment)
-        exports = " ".join(f"{key}={value}" for key, value in environment.items())
-        print(f"export {exports}", flush=True)
+        clients, stack = _set_up_account(environment, config.enforce_iam)
+        role = stack.get("Role") or ensure_execution_role(environment)
+        print("export " + " ".join(f"{key}={value}" for key, value in clients.items()),
+              flush=True)
+        if stack:  # what `make remote` takes, for scripts: eval "$(... | head -2)"
+            print(f"export ROLE={stack['Role']} S3_ROOT={stack['S3Root']}", flush=True)
         print(f"stbench emulator {emulator.id} serving {emulator.endpoint_url} (throttling "
               f"and refusal seed {emulator.seed}); Ctrl-C stops it and removes its containers",
               file=sys.stderr, flush=True)
         print(f"execution role (--role): {role}", file=sys.stderr, flush=True)
+        for key, value in stack.items():
+            print(f"stack {STACK_NAME} output {key}: {value}", file=sys.stderr, flush=True)
         if args.bucket:
             print(f"bucket (--s3_root): {ensure_bucket(environment, args.bucket)}/stbench",
                   file=sys.stderr, flush=True)

@@ -463,18 +463,29 @@ def test_throttling_knob_throttles_that_share_of_sagemaker_and_logs_calls(
             s3.list_buckets()  # S3 is never throttled
 
 
-def test_cli_prints_the_environment_and_stops_on_sigterm(docker_client: Any) -> None:
+def test_cli_deploys_the_stack_prints_its_user_and_stops_on_sigterm(docker_client: Any) -> None:
     executable = BIN / "stbench" if (BIN / "stbench").exists() else Path("stbench")
     process = subprocess.Popen([str(executable), "emulator", "--port", "0", "--quota",
                                 f"{WARM} for training warm pool usage=4"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        line = process.stdout.readline()
+        line, stack = process.stdout.readline(), process.stdout.readline()
         exports = dict(item.split("=", 1) for item in line.split()[1:])
-        assert line.startswith("export ") and exports["AWS_ACCESS_KEY_ID"] == "testing"
-        quotas = clients(exports["AWS_ENDPOINT_URL"], "service-quotas")[0]
+        outputs = dict(item.split("=", 1) for item in stack.split()[1:])
+        assert line.startswith("export ") and stack.startswith("export ROLE=")
+        # the launching user of stbench's CloudFormation stack, IAM enforced for it
+        user = boto3.session.Session(
+            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"], region_name="us-east-1",
+            aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"])
+        quotas, sts, iam = (user.client(name, endpoint_url=exports["AWS_ENDPOINT_URL"])
+                            for name in ("service-quotas", "sts", "iam"))
+        assert sts.get_caller_identity()["Arn"].endswith(":user/stbench-user")
         listed = quotas.list_service_quotas(ServiceCode="sagemaker", MaxResults=100)
         assert listed["Quotas"] and listed["NextToken"]
+        assert iam.get_role(RoleName="stbench-sagemaker")["Role"]["Arn"] == outputs["ROLE"]
+        assert outputs["S3_ROOT"].startswith("s3://stbench-")
+        with pytest.raises(ClientError, match="not authorized to perform: iam:CreateUser"):
+            iam.create_user(UserName="intruder")
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
