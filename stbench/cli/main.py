@@ -156,40 +156,24 @@ def run_and_report(spec: ExperimentSpec) -> int:
 
 def cmd_results(argv: list[str]) -> int:
     from stbench.analysis.report import report
-    from stbench.cli.launched import add_study_arguments
+    from stbench.cli.launched import add_study_arguments, fetch_launched, needs_fetch
 
     parser = OneLineParser(prog="stbench results", description="Summarize a study.")
     add_study_arguments(parser)
     parser.add_argument("--results_root", "--results-root", default="results")
     parser.add_argument("--out_dir", "--out-dir", default=None, help="where to write plots")
+    parser.add_argument("--refresh", action="store_true",
+                        help="fetch a launched study's results from S3 again (done by itself "
+                             "while an experiment of the copy here is unfinished)")
     args = parser.parse_args(argv)
     root = Path(args.results_root)
-    if not (root / args.experiment_tag).is_dir():
-        _fetch_launched(root, args)
+    if args.refresh or needs_fetch(root / args.experiment_tag):
+        fetch_launched(root, args)
     text, plots = report(root, args.experiment_tag, Path(args.out_dir) if args.out_dir else None)
     print(text)
     for path in plots:
         print(f"plot: {path}")
     return 0
-
-
-def _fetch_launched(root: Path, args: argparse.Namespace) -> None:
-    """Results of a launched study are not local: fetch them from S3 when AWS is configured
-    (otherwise the report says there are no results)."""
-    from stbench.backends.aws import check_credentials
-    from stbench.cli.launched import study_session
-    from stbench.launch.status import fetch_results, job_directory
-
-    tag = args.experiment_tag
-    session = study_session(args)
-    try:
-        check_credentials(session)
-    except UserError:
-        return
-    directory = job_directory(session, tag)
-    copied = fetch_results(session, directory, tag, root)
-    if copied:
-        print(f"fetched {copied} experiments of '{tag}' from S3 into {root}", file=sys.stderr)
 
 
 def cmd_benchmarks(argv: list[str]) -> int:

@@ -123,11 +123,13 @@ def collect(session: boto3.session.Session, directory: JobDirectory,
 
 
 def fetch_results(session: boto3.session.Session, directory: JobDirectory, tag: str,
-                  root: Path) -> int:
-    """Copy every launched experiment's results from S3 into the local layout under root."""
+                  root: Path) -> tuple[int, int]:
+    """Copy every launched experiment's results from S3 into the local layout under root;
+    returns how many had results to copy, and how many were launched."""
     s3 = session.client("s3", config=retrying())
     copied = 0
-    for exp in launched_experiments(directory, tag):
+    launched = launched_experiments(directory, tag)
+    for exp in launched:
         metadata, results = _read_results(s3, exp.checkpoint_uri, exp.folder)
         if not metadata:
             continue  # nothing uploaded yet
@@ -135,7 +137,7 @@ def fetch_results(session: boto3.session.Session, directory: JobDirectory, tag: 
         atomic_write(folder / "metadata.json", json.dumps(metadata, indent=2) + "\n")
         atomic_write(folder / "results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
         copied += 1
-    return copied
+    return copied, len(launched)
 
 
 def _read_results(s3: Any, prefix: str, folder: str) -> tuple[dict[str, Any], list[dict]]:

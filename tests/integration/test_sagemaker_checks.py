@@ -399,6 +399,59 @@ def test_results_fetches_a_launched_study_from_s3(
     assert (tmp_path / "far" / "plots" / "synthetic_curves.png").is_file()
 
 
+def upload_experiment(s3: Any, tag: str, seed: int, status: str, losses: list[float]) -> None:
+    """What a launched orchestrator keeps in its checkpoint prefix."""
+    experiment = f"{tag}/synthetic_curves/RS/{seed}"
+    folder = f"studies/{experiment}/orchestrator/{experiment}"
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/metadata.json", Body=json.dumps(
+        {"benchmark": "synthetic_curves", "method": "RS", "seed": seed, "metric": "loss",
+         "mode": "min", "status": status}))
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/results.jsonl", Body="".join(json.dumps(
+        {"trial_id": i, "status": "Completed", "wallclock_time": 1.0 + i, "config": {"x": 1.0},
+         "metrics": {"epoch": 1, "loss": loss}}) + "\n" for i, loss in enumerate(losses)))
+
+
+def test_results_refreshes_a_copy_while_the_study_is_unfinished_or_when_asked(
+        aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy fetched while the study ran is fetched again until every experiment has
+    uploaded a final status; then it is kept, unless --refresh."""
+    from stbench.cli.main import main
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)
+    push_orchestrator(aws["session"])
+    assert main([*LAUNCH, "--benchmark", "synthetic_curves", "--method", "RS", "--num_seeds",
+                 "2", "--experiment_tag", "live"]) == 0
+    s3 = aws["session"].client("s3")
+    results = ["results", "--experiment_tag", "live", "--results_root", str(tmp_path),
+               "--region", REGION]
+    files = tmp_path / "live" / "synthetic_curves" / "RS"
+
+    def rows(seed: int) -> int:
+        return len((files / str(seed) / "results.jsonl").read_text().splitlines())
+
+    upload_experiment(s3, "live", 0, "running", [0.5])  # seed 1 has uploaded nothing yet
+    capsys.readouterr()
+    assert main(results) == 0
+    assert "fetched 1 experiments" in capsys.readouterr().err and rows(0) == 1
+    upload_experiment(s3, "live", 0, "running", [0.5, 0.4])
+    assert main(results) == 0  # seed 0 still runs, seed 1 had nothing
+    assert "fetched 1 experiments" in capsys.readouterr().err and rows(0) == 2
+    upload_experiment(s3, "live", 0, "completed", [0.5, 0.4, 0.3])
+    upload_experiment(s3, "live", 1, "running", [0.7])
+    assert main(results) == 0
+    assert "fetched 2 experiments" in capsys.readouterr().err
+    assert (rows(0), rows(1)) == (3, 1)
+    upload_experiment(s3, "live", 1, "completed", [0.7, 0.2])
+    assert main(results) == 0  # seed 1 was running
+    assert rows(1) == 2 and "0.2" in capsys.readouterr().out
+    upload_experiment(s3, "live", 1, "completed", [0.7, 0.2, 0.1])  # changed after the end
+    assert main(results) == 0
+    assert "fetched" not in capsys.readouterr().err and rows(1) == 2, "a finished copy is kept"
+    assert main([*results, "--refresh"]) == 0
+    assert "fetched 2 experiments" in capsys.readouterr().err and rows(1) == 3
+
+
 def test_launch_refuses_a_tag_of_a_different_study_and_a_study_over_the_cap(
         aws: dict[str, Any], capsys: pytest.CaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
