@@ -120,6 +120,8 @@ def cmd_emulator(argv: list[str]) -> int:
         print(f"execution role (--role): {role}", file=sys.stderr, flush=True)
         for key, value in stack.items():
             print(f"stack {STACK_NAME} output {key}: {value}", file=sys.stderr, flush=True)
+        print(f"ECR registry (`make push` pushes there): {emulator.ecr_registry}",
+              file=sys.stderr, flush=True)
         if args.bucket:
             print(f"bucket (--s3_root): {ensure_bucket(environment, args.bucket)}/stbench",
                   file=sys.stderr, flush=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 import shutil
 import time
@@ -41,6 +42,7 @@ from stbench.emulator.protocol import (
 from stbench.emulator.registry import DIGEST, Manifest, Registry
 from stbench.emulator.validation import check_request
 
+log = logging.getLogger(__name__)
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921"
 ACTIONS = ("GetAuthorizationToken", "DescribeImages", "ListImages", "BatchGetImage",
            "DeleteRepository")
@@ -48,35 +50,9 @@ RENAMED_SERVICES = ("ecr", "cloudformation")  # moto answers naming its registry
 MOTO_REGISTRY = re.compile(rb"\b\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com\b")
 ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 SERVICE_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request")
-# ECR's documented image URI; the endpoint's own form is HOST:PORT/<repo>
-ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)")
 TOKEN_SECONDS = 12 * 3600  # "Authorization tokens are valid for 12 hours"
 PAGE = 100  # DescribeImages' and ListImages' page without maxResults
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-
-def repository_name(image_uri: str, registry: str) -> str | None:
-    """`stbench-trainer` for `<registry>/stbench-trainer:1` (or `@sha256:…`); None when the
-    image is not in `registry` (`host:port`)."""
-    rest = image_uri.removeprefix(f"{registry}/")
-    if rest == image_uri or not rest:
-        return None
-    name = rest.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return name[: len(name) - len(last)] + last.split(":", 1)[0]
-
-
-def repository_arn(image_uri: str, registry: str, region: str, account: str) -> str | None:
-    """The ARN of the ECR repository an image URI names: an image of the endpoint's registry
-    (`registry`, `host:port`) in `region` and `account`, or an image URI in ECR's own form;
-    None for any other image (the local engine's, another registry's). What an image pull
-    is allowed against (ecr:BatchGetImage and ecr:GetDownloadUrlForLayer on this resource)."""
-    if match := ECR_IMAGE.match(image_uri):
-        account, region = match.group(1), match.group(2)
-        name: str | None = repository_name(image_uri, image_uri.split("/", 1)[0])
-    else:
-        name = repository_name(image_uri, registry)
-    return f"arn:aws:ecr:{region}:{account}:repository/{name}" if name else None
 
 
 def _not_found(name: str, registry_id: str) -> AwsError:
@@ -128,6 +104,10 @@ class EcrApp:
             answer = handlers[action](account, region, body)
         except AwsError as err:
             return respond_error(start_response, err)
+        except Exception as err:  # noqa: BLE001 - a bug of ours, as ECR reports its own
+            log.exception("ecr.%s", action)
+            return respond_error(start_response, AwsError(
+                "ServerException", f"{type(err).__name__}: {err}", 500))
         return respond(start_response, 200, answer)
 
     # --- moto's answers, with the registry named as it is reached -------------------------

@@ -111,7 +111,8 @@ class Emulator:
     `with Emulator(EmulatorConfig(...)) as emu:` starts it (a free port unless the config
     names one); `emu.endpoint_url` and `emu.environment()` are what clients need; leaving
     the block stops every job and removes the endpoint's containers and volumes. moto keeps
-    its state per process: two endpoints in one process share S3, Logs, ECR and IAM.
+    its state per process: two endpoints in one process share S3, Logs, ECR's repositories
+    and IAM; each has its own ECR registry (registry.py), stopped and emptied on close.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, docker_client: Any = None):

@@ -27,7 +27,6 @@ from botocore.exceptions import ClientError
 
 from stbench.backends.jobs.sagemaker_checks import check_image
 from stbench.emulator import Emulator, EmulatorConfig
-from stbench.emulator.ecr import repository_arn
 from stbench.model.errors import UserError
 
 pytestmark = pytest.mark.docker
@@ -116,8 +115,8 @@ def test_push_goes_to_the_endpoints_ecr(pushed: Pushed) -> None:
         ecr.describe_images(repositoryName="stbench-trainer", imageIds=[{"imageTag": "nope"}])
     with pytest.raises(ClientError, match="RepositoryNotFoundException"):
         ecr.describe_images(repositoryName="stbench-nothing")
-    assert repository_arn(pushed.uris["trainer"], registry, REGION, "123456789012") == \
-        "arn:aws:ecr:us-east-1:123456789012:repository/stbench-trainer"
+    with pytest.raises(ClientError, match="RepositoryNotEmptyException"):
+        ecr.delete_repository(repositoryName="stbench-trainer")
 
 
 def test_the_registry_wants_ecrs_token(pushed: Pushed) -> None:
