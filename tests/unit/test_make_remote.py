@@ -21,10 +21,12 @@ from user_benchmark import write_user_benchmark  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 # the venv is there already: make must not reinstall it
 MAKE = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed"]
+MAKE_VARIABLES = ("BENCH", "METHOD", "METHODS", "SEEDS", "BUDGET", "TAG", "N_WORKERS",
+                  "WARM_POOL", "ARGS", "STUDY", "ROLE", "S3_ROOT", "IMAGE", "REGION")
 
 
 def make(*args: str, dry_run: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("METHOD", "TAG", "BUDGET")}
+    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES}
     return subprocess.run([*MAKE, *(["-n"] if dry_run else []), *args], capture_output=True,
                           text=True, env=env, timeout=120)
 
