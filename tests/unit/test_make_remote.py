@@ -21,8 +21,10 @@ from user_benchmark import write_user_benchmark  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 # the venv is there already: make must not reinstall it
 MAKE = ["make", "--no-print-directory", "-C", str(ROOT), "-o", ".venv/.installed"]
+# and no variables of an outer make (`make test`) either
 MAKE_VARIABLES = ("BENCH", "METHOD", "METHODS", "SEEDS", "BUDGET", "TAG", "N_WORKERS",
-                  "WARM_POOL", "ARGS", "STUDY", "ROLE", "S3_ROOT", "IMAGE", "REGION")
+                  "WARM_POOL", "ARGS", "STUDY", "ROLE", "S3_ROOT", "IMAGE", "REGION",
+                  "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
 
 
 def make(*args: str, dry_run: bool = True) -> subprocess.CompletedProcess[str]:
