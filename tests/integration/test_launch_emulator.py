@@ -25,7 +25,8 @@ import pytest
 
 from stbench.emulator import Emulator, EmulatorConfig
 from stbench.emulator.account import ensure_bucket, ensure_execution_role
-from stbench.model.naming import JOB_NAME
+from stbench.model.naming import JOB_NAME, experiment_base
+from stbench.model.prices import load_prices, trial_cost
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -33,8 +34,9 @@ STBENCH = Path(sys.executable).parent / "stbench"
 TRIAL_TYPE = "ml.c5.xlarge"  # synthetic_curves' SageMaker instance type
 STUDY = ["--benchmark", "synthetic_curves", "--n_workers", "1", "--max_wallclock_time", "30",
          "--epochs", "3", "--epoch_duration", "0.1", "--random_seed", "7"]
+# Not about IAM (test_iam_endpoint.py is): the jobs' role may do anything.
 FAST = dict(cold_start_seconds=1.0, warm_start_seconds=0.2, log_delay_seconds=2.0,
-            checkpoint_sync_seconds=2.0, stop_grace_seconds=10.0)
+            checkpoint_sync_seconds=2.0, stop_grace_seconds=10.0, enforce_iam=False)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +109,67 @@ def launch_args(emulator: Emulator, pushed: dict[str, str], tag: str, bucket: st
             "--s3_root", f"{ensure_bucket(env, bucket)}/studies", *extra]
 
 
+def fetched_rows(root: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """Each fetched experiment's last row per trial (it carries the trial's final
+    annotations), by the experiment's job-name base."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for path in root.rglob("results.jsonl"):
+        tag, benchmark, method, seed = path.parent.parts[-4:]
+        rows = found.setdefault(experiment_base(tag, benchmark, method, int(seed)), {})
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            rows[row["trial_id"]] = row
+    return found
+
+
+def assert_pools_agree(jobs: dict[str, dict[str, Any]],
+                       rows: dict[str, dict[int, dict[str, Any]]]) -> dict[str, int]:
+    """Every trial's warm pool, reuse, billing and cost as the endpoint's DescribeTrainingJob
+    of its jobs says; returns the trials started on a pool of their own experiment, by
+    experiment. Pools belong to the account: a trial of another experiment may start on
+    ours. Its own experiment cannot see that (only our job names the reusing one), so it
+    claims no pool; ours records the pool as reused by that job."""
+    trial_jobs = {n: d for n, d in jobs.items() if not n.endswith("-o00")}
+    origin = {d["WarmPoolStatus"]["ReusedByJob"]: name for name, d in trial_jobs.items()
+              if d.get("WarmPoolStatus", {}).get("ReusedByJob")}
+    by_trial: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for name in sorted(trial_jobs):
+        match = JOB_NAME.match(name)
+        assert match, name
+        by_trial[match["base"]][int(match["kind"][1:7])].append(name)
+    assert sorted(rows) == sorted(by_trial)
+    prices, warm = load_prices(), {}
+    for base, trials in by_trial.items():
+        assert sorted(rows[base]) == sorted(trials), base
+        warm[base] = 0
+        for trial_id, names in trials.items():
+            described = [trial_jobs[name] for name in names]
+            pool = described[-1].get("WarmPoolStatus", {})
+            billable = sum(d["BillableTimeInSeconds"] for d in described)
+            retained = sum(d.get("WarmPoolStatus", {}).get(
+                "ResourceRetainedBillableTimeInSeconds", 0) for d in described)
+            source = origin.get(names[-1])
+            ours = source if source and JOB_NAME.match(source)["base"] == base else None
+            expected = {
+                "job_name": names[-1], "warm_pool_status": pool.get("Status"),
+                "warm_pool_reused_by": pool.get("ReusedByJob"), "started_on_warm_pool_of": ours,
+                "warm_pool_retained_seconds": retained, "billable_seconds": billable,
+                "cost_usd": trial_cost(prices, TRIAL_TYPE, 1, billable, retained),
+            }
+            row = rows[base][trial_id]
+            assert {key: row.get(key) for key in expected} == expected, (base, trial_id)
+            warm[base] += ours is not None
+    return warm
+
+
+def status_rows(emulator: Emulator, tag: str) -> dict[str, list[str]]:
+    """`stbench status`'s rows by experiment base."""
+    status = run(emulator, "status", "--experiment_tag", tag)
+    assert status.returncode == 0, status.stderr
+    rows = [line.split() for line in status.stdout.splitlines()[1:]]
+    return {experiment_base(tag, row[0], row[1], int(row[2])): row for row in rows}
+
+
 def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
         warm_endpoint: Emulator, pushed: dict[str, str], docker_client: Any,
         tmp_path: Path) -> None:
@@ -139,14 +202,11 @@ def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
     assert not {"Available", "InUse"} & set(pools), pools  # every pool was released
     assert all(d["BillableTimeInSeconds"] > 0 for d in trials.values())
 
-    status = run(warm_endpoint, "status", "--experiment_tag", tag)
-    assert status.returncode == 0, status.stderr
-    rows = [line.split() for line in status.stdout.splitlines()[1:]]
-    assert len(rows) == 4 and {row[3] for row in rows} == {"Completed"}, status.stdout
-    for benchmark, method, seed, _, done, *_ in rows:
-        base = f"{tag}-{benchmark.replace('_', '-')}-{method.lower()}-{seed}"
+    status = status_rows(warm_endpoint, tag)
+    assert len(status) == 4 and {row[3] for row in status.values()} == {"Completed"}, status
+    for base, row in status.items():
         trial_ids = {re.search(r"-t(\d{6})-", n)[1] for n in by_experiment[base]}
-        assert int(done) == len(trial_ids), (base, status.stdout)
+        assert int(row[4]) == len(trial_ids), (base, row)
 
     report = run(warm_endpoint, "results", "--experiment_tag", tag,
                  "--results_root", str(tmp_path / "results"))
@@ -162,10 +222,39 @@ def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
                               for names in by_experiment.values())
     for row in finals.values():  # stopped and paused trials too
         assert row.get("billable_seconds") and row.get("cost_usd"), row
+    # the 4 experiments' pools are one account's: each trial's as the endpoint says
+    warm = assert_pools_agree(jobs, fetched_rows(tmp_path / "results" / tag))
+    assert sum(warm.values()) > 0, warm
+    assert {base: row[-1] for base, row in status.items()} == {
+        base: f"{warm[base]}/{row[4]}" for base, row in status.items()}
 
     left = docker_client.containers.list(  # type: ignore[attr-defined]
         all=True, filters={"label": f"stbench.emulator={warm_endpoint.id}"})
     assert left == []
+
+
+def test_a_launched_experiment_records_its_warm_pools_as_the_endpoint_reports_them(
+        warm_endpoint: Emulator, pushed: dict[str, str], tmp_path: Path) -> None:
+    """One experiment alone on the account, two workers: its trials' rows (fetched from its
+    checkpoint prefix, as `status` and `results` read them) say for every trial job whether
+    it started on a pool, whose pool it was, and what the pool kept and cost."""
+    tag = "solo"
+    launched = run(warm_endpoint, *launch_args(warm_endpoint, pushed, tag, "solo-bucket",
+                                               "--method", "RS", "--n_workers", "2",
+                                               "--max_wallclock_time", "20", "--warm_pool", "1"))
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    jobs = wait_for_orchestrators(warm_endpoint, tag, 1)
+    fetched = run(warm_endpoint, "results", "--experiment_tag", tag,
+                  "--results_root", str(tmp_path / "results"))
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+
+    warm = assert_pools_agree(jobs, fetched_rows(tmp_path / "results" / tag))
+    [base] = warm
+    pools = [d.get("WarmPoolStatus", {}).get("Status") for name, d in jobs.items()
+             if name != f"{base}-o00"]
+    assert warm[base] == pools.count("Reused") > 0, pools  # every pool it reused was its own
+    [row] = status_rows(warm_endpoint, tag).values()
+    assert row[-1] == f"{warm[base]}/{len(pools)}", row
 
 
 def test_with_the_default_warm_pool_quota_no_pool_is_kept(
