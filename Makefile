@@ -34,15 +34,20 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check stbench tests bench
 
-## build: the trainer and orchestrator images on the local Docker engine (base image or its
-## debootstrap stand-in, host-built wheelhouse, then docker build; fast when nothing changed)
+## build: the trainer and orchestrator images, for linux/amd64, on the local Docker engine.
+## Needs Docker and bash, no Python: pip runs inside docker build, with the host's pip index
+## and CA certificate when set (PIP_INDEX_URL, PIP_CERT, ...); seconds when nothing changed.
 ## GPU=1 also builds stbench-trainer-gpu (the trainer plus CUDA PyTorch, about 6 GB), the image
-## of benchmarks with `image: gpu` such as resnet_cifar10
+## of benchmarks with `image: gpu` such as resnet_cifar10. WHEELHOUSE=1: the offline fallback,
+## a wheelhouse built on the host (also taken when the build cannot reach an index; 0: never).
+## IMAGE_TAG=...: that tag only, instead of <version>-<git sha> and latest
 BASE_IMAGE ?= python:3.11-slim
 GPU ?= 0
+WHEELHOUSE ?=
 .PHONY: build
 build:
-	BASE_IMAGE=$(BASE_IMAGE) GPU=$(GPU) images/build.sh
+	BASE_IMAGE=$(BASE_IMAGE) GPU=$(GPU) WHEELHOUSE=$(WHEELHOUSE) IMAGE_TAG=$(IMAGE_TAG) \
+		images/build.sh
 
 ## push: the trainer and orchestrator images (from `make build`) to ECR of the current AWS
 ## account and region, or to REGISTRY=HOST[:PORT][/path]; prints the URIs to pass as --image

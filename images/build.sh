@@ -3,85 +3,219 @@
 #
 #   images/build.sh
 #
+# Needs a running engine (images/docker-up.sh on Linux, Docker Desktop on a Mac) and bash;
+# no Python on the host. Every image is built for linux/amd64 (`--platform`), the platform of
+# SageMaker's training instances, whatever the host's (on Apple silicon, Docker Desktop
+# emulates the build's RUN steps).
+#
 # 1. base image (images/base/ensure-base.sh: local, pulled, or a debootstrap stand-in)
-# 2. wheelhouse (images/wheelhouse.sh: skipped when pyproject.toml and stbench/ are unchanged)
-# 3. docker build of images/runtime (Python, stbench and its dependencies), then of
-#    images/trainer and images/orchestrator on top of it (an entrypoint each), tagged
-#    stbench-<role>:<version>-<gitsha> and stbench-<role>:latest
-#    (version from pyproject.toml, sha from `git rev-parse --short HEAD`, `nogit` without git)
-# Reruns reuse the layer cache: unchanged dependencies are not reinstalled, and the two
-# images share every layer but their ENTRYPOINT.
+# 2. docker build of images/runtime: Python, stbench and its dependencies. pip runs inside
+#    the build (images/deps.py) with the host's package index and CA certificate when they
+#    are set: PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST (or pip's configuration
+#    files, read with `pip config list` when a pip is on the PATH); the certificate from
+#    PIP_CERT, pip's `cert` setting, REQUESTS_CA_BUNDLE or SSL_CERT_FILE. They travel in
+#    build/image-pip/ (pip.conf, ca.crt), which only build stages COPY: no image layer holds
+#    them. HTTP(S)_PROXY and NO_PROXY are passed as build arguments (Docker keeps those out of
+#    the image history).
+#    Offline fallback: WHEELHOUSE=1, or automatically when pip inside the build cannot reach
+#    an index, installs from build/wheelhouse/ instead (images/wheelhouse.sh, built on the
+#    host; needs CPython 3.11 on linux x86_64). WHEELHOUSE=0 never falls back.
+# 3. images/trainer and images/orchestrator on top of the runtime image (an entrypoint each),
+#    tagged stbench-<role>:<version>-<gitsha> and stbench-<role>:latest (version from
+#    pyproject.toml, sha from `git rev-parse --short HEAD`, `nogit` without git), or with
+#    IMAGE_TAG=<tag> only stbench-<role>:<tag> (`make push IMAGE_TAG=<tag>` pushes those).
+# Reruns reuse the layer cache: unchanged dependencies are not reinstalled (seconds), and the
+# two images share every layer but their ENTRYPOINT.
 # 4. with GPU=1 also stbench-trainer-gpu: the trainer plus a CUDA build of PyTorch (about
-#    6 GB; images/torch-wheels.sh, then images/trainer-gpu/Dockerfile)
+#    6 GB; images/trainer-gpu/Dockerfile, the wheelhouse fallback images/torch-wheels.sh)
 # Environment: BASE_IMAGE (default python:3.11-slim), IMAGES (default "trainer orchestrator"),
-# GPU (default 0).
-# Needs a running engine (images/docker-up.sh).
+# GPU (default 0), WHEELHOUSE (unset: automatic), IMAGE_TAG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One build at a time per checkout: two would share build/wheelhouse.tmp and break each other.
+# One build at a time per checkout: two would share build/image-pip and break each other.
 mkdir -p build
-exec 9>build/.build.lock
-flock 9
+if command -v flock >/dev/null 2>&1; then
+    exec 9>build/.build.lock
+    flock 9
+fi
 
 BASE_IMAGE="${BASE_IMAGE:-python:3.11-slim}"
 IMAGES="${IMAGES:-trainer orchestrator}"
-# The engine may be older than the client and has no BuildKit: use the classic builder.
+WHEELHOUSE="${WHEELHOUSE:-}"
+PLATFORM=linux/amd64
+PIP_DIR=build/image-pip
+UNREACHABLE_MARK="deps: no package index reachable"
+# The engine may be older than the client and have no BuildKit: use the classic builder.
 export DOCKER_BUILDKIT=0
 
 log() { echo "build: $*" >&2; }
 t0=$SECONDS
-step() { log "$1 took $((SECONDS - t_step))s"; t_step=$SECONDS; }
 t_step=$SECONDS
+step() { log "$1 took $((SECONDS - t_step))s"; t_step=$SECONDS; }
 
-version="$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
+version="$(awk -F'"' '/^\[/ { section = $0 } section == "[project]" && /^version *=/ { print $2; exit }' pyproject.toml)"
 sha="$(git rev-parse --short HEAD 2>/dev/null || echo nogit)"
-tag="$version-$sha"
+if [ -n "${IMAGE_TAG:-}" ]; then
+    tag="$IMAGE_TAG"
+else
+    tag="$version-$sha"
+fi
+tags_of() { # IMAGE: the -t arguments
+    if [ -n "${IMAGE_TAG:-}" ]; then echo "-t $1:$tag"; else echo "-t $1:$tag -t $1:latest"; fi
+}
 
-images/base/ensure-base.sh "$BASE_IMAGE"
-step "base image"
-images/wheelhouse.sh
-step "wheelhouse"
+# --- what pip inside the build uses: the host's index settings and CA certificate ---------
+pip_config=""
+for pip in "python3 -m pip" "pip3" "pip"; do
+    if pip_config="$($pip config list 2>/dev/null)"; then break; fi
+    pip_config=""
+done
+pip_setting() { # NAME (pip's option name): the PIP_* variable, else pip's configuration
+    local var
+    var="PIP_$(printf '%s' "$1" | tr 'a-z-' 'A-Z_')"
+    if [ -n "${!var:-}" ]; then printf '%s\n' "${!var}"; return; fi
+    printf '%s\n' "$pip_config" | sed -n -E "s/^(global|install)\.$1=['\"](.*)['\"]\$/\1 \2/p" \
+        | sort | tail -n 1 | cut -d' ' -f2-
+}
+mask() { sed -E 's#://[^/@ ]+@#://***@#g'; } # credentials in index URLs stay out of the log
 
-# The runtime image first: the role images are its layers plus an entrypoint.
-for role in runtime $IMAGES; do
-    image="stbench-$role"
+pip_dir_index() {
+    rm -rf "$PIP_DIR"
+    mkdir -p "$PIP_DIR"
+    local index extra="" dropped="" url trusted ca="" from=""
+    index="$(pip_setting index-url)"
+    for url in $(pip_setting extra-index-url); do
+        case "$url" in
+            http://*|https://*) extra="$extra $url" ;;
+            *) dropped="$dropped $url" ;;   # file:// and paths exist on the host only
+        esac
+    done
+    case "$index" in http://*|https://*|"") ;; *) dropped="$dropped $index"; index="" ;; esac
+    trusted="$(pip_setting trusted-host)"
+    for var in cert REQUESTS_CA_BUNDLE SSL_CERT_FILE; do
+        if [ "$var" = cert ]; then ca="$(pip_setting cert)"; from="PIP_CERT or pip's cert"
+        else ca="${!var:-}"; from="$var"; fi
+        [ -n "$ca" ] && break
+    done
+    {
+        echo "[global]"
+        [ -n "$index" ] && echo "index-url = $index"
+        [ -n "$extra" ] && echo "extra-index-url =$extra"
+        [ -n "$trusted" ] && echo "trusted-host = $trusted"
+        if [ -n "$ca" ] && [ -f "$ca" ]; then
+            cp "$ca" "$PIP_DIR/ca.crt"
+            chmod 644 "$PIP_DIR/ca.crt"
+            echo "cert = /pip/ca.crt"
+        fi
+    } > "$PIP_DIR/pip.conf"
+    chmod 600 "$PIP_DIR/pip.conf"
+    local what="pip inside docker build, index ${index:-default}${extra:+, extra$extra}"
+    if [ -f "$PIP_DIR/ca.crt" ]; then what="$what, CA certificate from $from ($ca)"
+    elif [ -n "$ca" ]; then what="$what, no CA certificate ($from names $ca, which does not exist)"
+    fi
+    log "dependencies: $(printf '%s' "$what" | mask)"
+    [ -z "$dropped" ] || log "not passed into the build (host-local):$(printf '%s' "$dropped" | mask)"
+}
+
+pip_dir_wheelhouse() { # WHEELHOUSE_DIR
+    rm -rf "$PIP_DIR"
+    mkdir -p "$PIP_DIR"
+    cp -al "$1" "$PIP_DIR/wheels" 2>/dev/null || cp -R "$1" "$PIP_DIR/wheels"
+    rm -f "$PIP_DIR/wheels/.stamp"
+    log "dependencies: the host-built wheelhouse $1 (no index)"
+}
+
+# Pass the proxy settings of the host: Docker leaves these build arguments out of the history.
+proxy_args=()
+for var in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
+    if [ -n "${!var:-}" ]; then proxy_args+=(--build-arg "$var"); fi
+done
+
+build_log="$(mktemp)"
+trap 'rm -f "$build_log"' EXIT
+# docker_build IMAGE DOCKERFILE CONTEXT [ARGS...]: quiet, the full log only when it fails;
+# returns 75 when pip inside the build could not reach an index.
+docker_build() {
+    local image="$1" dockerfile="$2" context="$3"
+    shift 3
     log "docker build $image:$tag"
-    # Quiet build, the full log only when it fails.
-    build_log="$(mktemp)"
-    if ! docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-            --build-arg "RUNTIME_IMAGE=stbench-runtime:$tag" \
+    # shellcheck disable=SC2046
+    if ! docker build --platform "$PLATFORM" --network host \
+            ${proxy_args[@]+"${proxy_args[@]}"} "$@" \
             --label "org.opencontainers.image.version=$version" \
             --label "org.opencontainers.image.revision=$sha" \
-            -f "images/$role/Dockerfile" -t "$image:$tag" -t "$image:latest" . >"$build_log" 2>&1; then
+            -f "$dockerfile" $(tags_of "$image") "$context" >"$build_log" 2>&1; then
+        if grep -q "$UNREACHABLE_MARK" "$build_log"; then
+            unreachable="$(grep "$UNREACHABLE_MARK" "$build_log" | tail -n 1 | sed "s/.*$UNREACHABLE_MARK: //")"
+            return 75
+        fi
         cat "$build_log" >&2
-        rm -f "$build_log"
         log "docker build of $image failed"
         exit 1
     fi
+    local cached steps
     cached="$(grep -c 'Using cache' "$build_log" || true)"
     steps="$(grep -c '^Step ' "$build_log" || true)"
-    rm -f "$build_log"
     step "$image ($cached of $steps steps from the layer cache)"
+}
+
+# build_deps_image IMAGE DOCKERFILE WHEELHOUSE_SCRIPT WHEELHOUSE_DIR [ARGS...]: a build that
+# installs packages, from the index or (fallback) from the wheelhouse the script makes
+build_deps_image() {
+    local image="$1" dockerfile="$2" script="$3" wheels="$4" status=0
+    shift 4
+    if [ "$WHEELHOUSE" != 1 ]; then
+        pip_dir_index
+        docker_build "$image" "$dockerfile" . "$@" || status=$?
+        [ "$status" = 0 ] && return 0
+        if [ "$WHEELHOUSE" = 0 ]; then
+            cat "$build_log" >&2
+            log "pip inside docker build cannot reach a package index ($unreachable)" \
+                "and WHEELHOUSE=0: set PIP_INDEX_URL / PIP_CERT, or drop WHEELHOUSE=0"
+            exit 1
+        fi
+        log "pip inside docker build cannot reach a package index ($(printf '%s' "$unreachable" | mask));" \
+            "falling back to the host-built wheelhouse ($script)"
+    fi
+    if ! "$script"; then
+        log "$script failed: no wheelhouse to fall back on"; exit 1
+    fi
+    step "$script"
+    pip_dir_wheelhouse "$wheels"
+    status=0
+    docker_build "$image" "$dockerfile" . "$@" || status=$?
+    if [ "$status" != 0 ]; then
+        cat "$build_log" >&2
+        log "docker build of $image failed"
+        exit 1
+    fi
+}
+
+images/base/ensure-base.sh "$BASE_IMAGE"
+step "base image"
+
+# The runtime image first: the role images are its layers plus an entrypoint.
+build_deps_image stbench-runtime images/runtime/Dockerfile images/wheelhouse.sh build/wheelhouse \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE"
+for role in $IMAGES; do
+    # The role Dockerfiles COPY nothing: their folder is the whole build context.
+    docker_build "stbench-$role" "images/$role/Dockerfile" "images/$role" \
+        --build-arg "RUNTIME_IMAGE=stbench-runtime:$tag"
 done
 
 if [ "${GPU:-0}" = 1 ]; then
-    images/torch-wheels.sh
-    step "torch wheels"
-    log "docker build stbench-trainer-gpu:$tag (several GB)"
-    docker build --network host --build-arg "TRAINER_IMAGE=stbench-trainer:$tag" \
-        --label "org.opencontainers.image.version=$version" \
-        --label "org.opencontainers.image.revision=$sha" \
-        -f images/trainer-gpu/Dockerfile -t "stbench-trainer-gpu:$tag" \
-        -t stbench-trainer-gpu:latest build/wheelhouse-torch >&2
-    step "stbench-trainer-gpu"
+    log "stbench-trainer-gpu is several GB the first time"
+    build_deps_image stbench-trainer-gpu images/trainer-gpu/Dockerfile images/torch-wheels.sh \
+        build/wheelhouse-torch --build-arg "TRAINER_IMAGE=stbench-trainer:$tag"
     IMAGES="$IMAGES trainer-gpu"
 fi
 
 log "done in $((SECONDS - t0))s"
 for role in $IMAGES; do
     image="stbench-$role"
-    size="$(docker image inspect -f '{{.Size}}' "$image:$tag")"
-    printf '%-34s %6d MB  (%s)\n' "$image:$tag" "$((size / 1000000))" \
+    printf '%-34s %6d MB  %s (%s)\n' "$image:$tag" \
+        "$(( $(docker image inspect -f '{{.Size}}' "$image:$tag") / 1000000 ))" \
+        "$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$image:$tag")" \
         "$(docker image inspect -f '{{.Id}}' "$image:$tag" | cut -c1-19)"
 done

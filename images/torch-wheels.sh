@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The wheels of the GPU trainer image: build/wheelhouse-torch/ with PyTorch, torchvision and
-# what they need (CUDA runtime libraries as nvidia-* wheels), for CPython 3.11 on linux x86_64.
+# The offline fallback of the GPU trainer image (images/build.sh GPU=1, when pip inside
+# `docker build` cannot reach an index, or WHEELHOUSE=1): build/wheelhouse-torch/ with
+# PyTorch, torchvision and what they need (CUDA runtime libraries as nvidia-* wheels).
 #
 #   images/torch-wheels.sh
 #
-# Downloaded on the host, like build/wheelhouse/ (pip inside `docker build` cannot verify TLS
-# here), with the versions of stbench's `torch` extra (pyproject.toml), pinned in
-# requirements.txt; skipped when that pin list is unchanged and every wheel is there.
+# Downloaded by the host's pip, like build/wheelhouse/ (images/wheelhouse.sh), so the host must
+# run what the image runs: CPython 3.11 on linux x86_64. The versions are those of stbench's
+# `torch` extra (pyproject.toml), pinned in requirements.txt; skipped when that list is
+# unchanged and every wheel is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,13 +17,20 @@ TOOLS_VENV=build/wheelhouse-tools
 PYTHON="${PYTHON:-python3}"
 log() { echo "torch-wheels: $*" >&2; }
 
+tag="$("$PYTHON" -c 'import platform, sys; print(f"{sys.implementation.name}{sys.version_info[0]}{sys.version_info[1]}-{platform.system().lower()}-{platform.machine()}")' 2>/dev/null || echo "not runnable")"
+if [ "$tag" != "cpython311-linux-x86_64" ]; then
+    log "the offline torch wheelhouse needs CPython 3.11 on linux x86_64 (what the image runs);" \
+        "$PYTHON is $tag"
+    exit 1
+fi
 if [ ! -x "$TOOLS_VENV/bin/pip" ]; then
     "$PYTHON" -m venv "$TOOLS_VENV"
     "$TOOLS_VENV/bin/pip" install --quiet --upgrade pip wheel
 fi
-mapfile -t wanted < <("$PYTHON" -c '
-import tomllib
-print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["torch"]))')
+lists="$(mktemp -d)"
+trap 'rm -rf "$lists"' EXIT
+"$PYTHON" images/deps.py lists pyproject.toml "$lists"
+mapfile -t wanted < "$lists/torch.txt"
 stamp="$(printf '%s\n' "${wanted[@]}" | sha256sum | cut -d' ' -f1)"
 if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$stamp" ] && [ -f "$OUT/requirements.txt" ]; then
     log "$OUT is up to date; nothing to do"
