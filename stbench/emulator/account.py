@@ -15,6 +15,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 EXECUTION_ROLE = "stbench-emulator-sagemaker"
+ADMINISTRATOR = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "*", "Resource": "*"}]})
 LAUNCHING_USER = "stbench-user"  # holds the template's UserPolicy
 TRUST_SAGEMAKER = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
@@ -30,14 +32,17 @@ def _client(environment: dict[str, str], service: str):  # type: ignore[no-untyp
 
 
 def ensure_execution_role(environment: dict[str, str], name: str = EXECUTION_ROLE) -> str:
-    """The ARN of a role trusting sagemaker.amazonaws.com (created on first use)."""
+    """The ARN of a role trusting sagemaker.amazonaws.com that may do everything (created on
+    first use): for tests and benches that are not about IAM. The least-privilege role is the
+    CloudFormation template's (`deploy_stack`)."""
     iam = _client(environment, "iam")
     try:
-        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+        arn = str(iam.get_role(RoleName=name)["Role"]["Arn"])
     except ClientError:
-        pass
-    return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_SAGEMAKER)
-               ["Role"]["Arn"])
+        arn = str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_SAGEMAKER)
+                  ["Role"]["Arn"])
+    iam.put_role_policy(RoleName=name, PolicyName="administrator", PolicyDocument=ADMINISTRATOR)
+    return arn
 
 
 def ensure_bucket(environment: dict[str, str], bucket: str) -> str:
