@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,8 +87,11 @@ def test_build_on_a_host_without_python(images: dict[str, str], tag: str,
     builds = [line for line in docker_log.read_text().splitlines() if line.startswith("build ")]
     assert len(builds) == len(ROLES)
     assert all("--platform linux/amd64" in line for line in builds), builds
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     for role in ROLES:
         assert inspect(f"stbench-{role}:{tag}", "{{.Os}}/{{.Architecture}}") == "linux/amd64"
+        assert inspect(f"stbench-{role}:{tag}",
+                       '{{index .Config.Labels "org.opencontainers.image.version"}}') == version
     for image in images.values():
         assert inspect(image, "{{.Os}}/{{.Architecture}}") == "linux/amd64"
     # Without `pip config list` only the PIP_* variables carry settings; where they say the
