@@ -206,6 +206,10 @@ class SimulatedJobService:
         self._call("DescribeTrainingJob", len(names))
         return {n: dict(self.jobs[n].pool) if self.jobs[n].pool else None for n in names}
 
+    def warm_pool_origins(self, names: list[str], since: float) -> dict[str, str]:
+        self._call("ListTrainingJobs")
+        return {}  # this experiment's pools are its own: the ledger links them already
+
     def metrics_complete(self, name: str) -> bool:
         return True  # an ended job's reports are all handed out by the next read
 

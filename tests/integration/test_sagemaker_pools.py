@@ -89,6 +89,13 @@ def test_warm_pools_are_read_with_describe_not_from_the_listing(
     assert reused["Status"] == "Reused" and reused["ReusedByJob"] == theirs
     assert described(session, theirs)["WarmPoolStatus"] == {"Status": "InUse"}  # untouched
 
+    # Nothing on their job says whose pool it took: their experiment asks (at its end), one
+    # listing of the account's reused pools, and is pointed to our job, outside its prefix.
+    theirs_counter = CallCounter(other)
+    created = described(session, theirs)["CreationTime"].timestamp()
+    assert other.warm_pool_origins([theirs], created - 60) == {theirs: name}
+    assert set(theirs_counter.take()) == {"ListTrainingJobs"}
+
 
 def test_release_ends_an_available_pool_and_reads_its_retained_time(
         session: boto3.session.Session) -> None:

@@ -35,6 +35,7 @@ class FakeJobService:
         self.metrics: dict[str, list[dict[str, Any]]] = {}
         self.incomplete: set[str] = set()  # ended jobs whose log still lacks reports
         self.release_errors: dict[str, Exception] = {}
+        self.origins: dict[str, str] = {}  # job -> the job whose pool it took
 
     def create_training_job(self, request: dict[str, Any]) -> None:
         self.calls.append(("create", request["TrainingJobName"]))
@@ -67,6 +68,10 @@ class FakeJobService:
         self.calls.append(("pools", tuple(names)))
         return {n: dict(self.jobs[n]["WarmPoolStatus"]) if "WarmPoolStatus" in self.jobs[n]
                 else None for n in names}
+
+    def warm_pool_origins(self, names: list[str], since: float) -> dict[str, str]:
+        self.calls.append(("origins", tuple(names)))
+        return {n: self.origins[n] for n in names if n in self.origins}
 
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         return {n: self.metrics.pop(n) for n in names if n in self.metrics}
@@ -322,6 +327,25 @@ def test_a_pool_reused_by_another_experiments_job_is_counted_once_and_not_releas
     backend.close(wait_seconds=1, pool_wait_seconds=1)
     assert ("release", ours) not in service.calls, "a reused pool is gone: nothing to release"
     assert backend.late_annotations() == {}, "its kept time was counted already, once"
+
+
+def test_a_trial_that_started_on_another_experiments_pool_says_so_at_the_end() -> None:
+    """Only the pool's job names the job that took it; when that is another experiment's
+    job, our experiment asks the service once at the end, for the jobs it has no link for."""
+    service = FakeJobService()
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, prices=PRICES)
+    first, second = backend.start_trial({"x": 1.0}), backend.start_trial({"x": 2.0})
+    cold, warm = (c[1] for c in service.calls if c[0] == "create")
+    for name in (cold, warm):
+        service.jobs[name].update(TrainingJobStatus=COMPLETED, CreationTime=1000.0)
+    service.origins[warm] = "other-exp-t000003-r00"
+    backend.fetch_status_results([first.trial_id, second.trial_id])
+    assert backend.trial_annotations(second.trial_id)["started_on_warm_pool_of"] is None
+    backend.close(wait_seconds=1, pool_wait_seconds=1)
+    assert [c for c in service.calls if c[0] == "origins"] == [("origins", (cold, warm))]
+    assert backend.late_annotations() == {
+        second.trial_id: {**backend.trial_annotations(second.trial_id),
+                          "started_on_warm_pool_of": "other-exp-t000003-r00"}}
 
 
 def test_a_tag_owns_its_jobs_and_not_those_of_a_tag_that_starts_the_same() -> None:

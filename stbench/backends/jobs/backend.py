@@ -47,6 +47,10 @@ BILLING_WAIT_SECONDS = 30.0  # at the end, for billable times of jobs that just 
 FINAL_TRIAL_STATUSES = (Status.completed, Status.failed, Status.stopped)  # never resumed
 POOL_POLL_SECONDS = 2.0  # at the end, between reads of pools released but not yet terminated
 FIRST_CAPACITY_WAIT_SECONDS = 1.0  # then doubling up to capacity_wait_seconds
+# A pool's job was created at most its runtime, its start-up and its keep-alive period (at
+# most 3600 s) before the job that took it: pools are looked for this long (plus our own
+# max runtime) before our first job.
+POOL_LOOKBACK_SECONDS = 2 * 3600.0
 
 
 @dataclass
@@ -345,6 +349,7 @@ class JobBackend(TrialBackend):
             self._try(problems, "wait for the jobs to end", self._wait_for_jobs, wait_seconds)
             if self.template.keep_alive_seconds > 0:
                 self._release_warm_pools(problems, pool_wait_seconds)
+                self._find_pool_origins()
         finally:
             self.service.close()
         if problems:
@@ -395,6 +400,26 @@ class JobBackend(TrialBackend):
                              "counted as last read")
                 return
             time.sleep(POOL_POLL_SECONDS if released else 0.0)
+
+    def _find_pool_origins(self) -> None:
+        """Which pool each of our jobs started on, where our own jobs do not say it: a job of
+        another experiment whose pool one of ours took names ours as its `ReusedByJob`, and
+        nothing of it shows on our job. Asked once, at the end, when every pool our jobs can
+        have taken is known; an error only leaves those trials without the link."""
+        unknown = [name for name in self.ledger.jobs() if self.ledger.started_on(name) is None]
+        created = [self.ledger.description(name).get("CreationTime") for name in unknown]
+        known = [float(c) for c in created if c is not None]
+        if not unknown or not known:
+            return
+        since = min(known) - self.template.max_runtime_seconds - POOL_LOOKBACK_SECONDS
+        try:
+            origins = self._with_backoff(self.service.warm_pool_origins, unknown, since)
+        except Exception as err:  # noqa: BLE001 - noted; nothing is left running or billed
+            self.on_note(f"could not find the warm pools our trials started on: "
+                         f"{type(err).__name__}: {err}")
+            return
+        for name, pool_job in origins.items():
+            self.ledger.set_started_on(name, pool_job)
 
     def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
         raise NotImplementedError("checkpoint copies between trials (PBT) are not supported yet")

@@ -78,6 +78,16 @@ class JobLedger:
             description["WarmPoolStatus"] = dict(pool)
         self.update(name, description)
 
+    def started_on(self, name: str) -> str | None:
+        """The job whose warm pool this one started on, where known."""
+        return self._descriptions[name].get("WarmPoolReusedFrom") or self._reused_from.get(name)
+
+    def set_started_on(self, name: str, pool_job: str) -> None:
+        """A pool found by asking the service (the pool's job may be another experiment's)."""
+        if self.started_on(name) != pool_job:
+            self._reused_from[name] = pool_job
+            self._changed.add(self.trial_of[name])
+
     def pool_final(self, name: str) -> bool:
         """Whether the job's pool can change no more: nothing to release, its time is final."""
         pool = self._descriptions[name].get("WarmPoolStatus") or {}
@@ -124,6 +134,5 @@ class JobLedger:
             "warm_pool_retained_seconds": retained,
             "warm_pool_status": pool.get("Status"),
             "warm_pool_reused_by": pool.get("ReusedByJob"),
-            "started_on_warm_pool_of": (current.get("WarmPoolReusedFrom")
-                                        or self._reused_from.get(names[-1])),
+            "started_on_warm_pool_of": self.started_on(names[-1]),
         }

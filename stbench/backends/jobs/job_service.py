@@ -74,6 +74,12 @@ class JobService(Protocol):
         """`WarmPoolStatus` of these jobs as the service reports it now (None: no pool)."""
         ...
 
+    def warm_pool_origins(self, names: list[str], since: float) -> dict[str, str]:
+        """For those of these jobs that started on a warm pool: the job whose pool it was, of
+        whatever experiment (pools belong to the account, and only the pool's job names the
+        job that took it). Jobs created before `since` (epoch seconds) are not looked at."""
+        ...
+
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         """New `[tune-metric]` reports of these jobs (those whose reports are still awaited)
         since the previous call."""

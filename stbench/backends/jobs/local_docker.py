@@ -196,6 +196,12 @@ class LocalDockerJobService:
             return {n: describe_job(n, self._jobs[n]).get("WarmPoolStatus")
                     for n in names if n in self._jobs}
 
+    def warm_pool_origins(self, names: list[str], since: float) -> dict[str, str]:
+        """Our own records say it: a local slot is only ever taken by this experiment's jobs."""
+        with self._lock:
+            return {n: str(self._jobs[n].reused_from) for n in names
+                    if n in self._jobs and self._jobs[n].reused_from}
+
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         for name in names:

@@ -28,6 +28,7 @@ from stbench.backends.jobs.job_service import (
     TERMINAL,
     WARM_AVAILABLE,
     WARM_IN_USE,
+    WARM_REUSED,
     CapacityError,
     JobDescription,
     JobRequest,
@@ -182,6 +183,30 @@ class SageMakerJobService:
                 pool = self._jobs.get(name, {}).get("WarmPoolStatus")
             out[name] = dict(pool) if pool else None
         return out
+
+    def warm_pool_origins(self, names: list[str], since: float) -> dict[str, str]:
+        """One paginated `ListTrainingJobs` of the account's reused pools (jobs created since
+        `since`): the reusing job shows nothing of it, and the pool's job may be another
+        experiment's, outside our prefix. Stops once every job asked about is found."""
+        wanted, found = set(names), {}
+        try:
+            pages = self.sm.get_paginator("list_training_jobs").paginate(
+                WarmPoolStatusEquals=WARM_REUSED, MaxResults=LIST_PAGE_SIZE,
+                CreationTimeAfter=datetime.fromtimestamp(since, tz=UTC))
+            for page in pages:
+                for summary in page.get("TrainingJobSummaries", []):
+                    reused_by = (summary.get("WarmPoolStatus") or {}).get("ReusedByJob")
+                    if reused_by in wanted:
+                        found[reused_by] = summary["TrainingJobName"]
+                if len(found) == len(wanted):
+                    break
+        except ClientError as err:
+            raise_if_throttled(err, "ListTrainingJobs")
+            raise
+        for name, origin in found.items():
+            if name in self._jobs:
+                self._jobs[name]["WarmPoolReusedFrom"] = origin
+        return found
 
     def read_metrics(self, names: list[str]) -> dict[str, list[dict[str, Any]]]:
         if time.monotonic() >= self._metrics_due:
