@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     option("quota", action="append", default=[], metavar="NAME=VALUE",
            help="a Service Quotas value, e.g. 'ml.m5.large for training warm pool usage=4' "
                 "(repeatable; defaults: 20 for training job usage, 0 for warm pool usage)")
-    option("bucket", default=None, help="an S3 bucket to create for --s3_root")
+    option("bucket", default=None, help="an S3 bucket to create for --s3_root (with --no_iam; "
+           "with IAM the stack's bucket is S3_ROOT, the printed user may use no other)")
     option("work_dir", default=None, help="where the jobs' /opt/ml folders live "
            "(default: a temporary folder)")
     option("no_iam", action="store_true", help="do not enforce IAM and do not deploy "
