@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from stbench.backends.jobs.sagemaker_checks import check_image
 from stbench.emulator import Emulator, EmulatorConfig
+from stbench.emulator.account import TRUST_SAGEMAKER
 from stbench.model.errors import UserError
 
 pytestmark = pytest.mark.docker
@@ -160,6 +162,14 @@ def test_a_job_pulls_the_pushed_trainer(pushed: Pushed) -> None:
                            "VolumeSizeInGB": 1},
         "StoppingCondition": {"MaxRuntimeInSeconds": 120}}
     pushed.client("s3").create_bucket(Bucket="ecr-test")
+    iam = pushed.client("iam")  # a role that may pull, log and upload, as SageMaker needs
+    iam.create_role(RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=TRUST_SAGEMAKER)
+    iam.put_role_policy(RoleName=ROLE.rsplit("/", 1)[1], PolicyName="job", PolicyDocument=(
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                    "Action": ["ecr:GetAuthorizationToken", "ecr:BatchGetImage",
+                               "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream",
+                               "logs:PutLogEvents", "s3:GetObject", "s3:PutObject",
+                               "s3:ListBucket"]}]})))
     with pytest.raises(ClientError, match="Cannot find the requested image"):
         sagemaker.create_training_job(TrainingJobName="ecr-missing", **{
             **request, "AlgorithmSpecification": {
@@ -170,5 +180,6 @@ def test_a_job_pulls_the_pushed_trainer(pushed: Pushed) -> None:
             "TrainingJobStatus"] == "InProgress" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
-    assert engine.images.get(uri).id == engine.images.get("stbench-trainer:latest").id
+    repository = uri.rsplit(":", 1)[0]  # pulled from the registry: the pushed manifest
+    assert f"{repository}@{pushed.digests[0]}" in engine.images.get(uri).attrs["RepoDigests"]
     engine.close()
