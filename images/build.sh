@@ -205,9 +205,14 @@ for role in $IMAGES; do
 done
 
 if [ "${GPU:-0}" = 1 ]; then
+    # The runtime's deps stage (its venv without stbench), from the layer cache: torch goes on
+    # top of it, so that code changes do not reinstall torch.
+    deps_image="$(docker build --platform "$PLATFORM" --network host -q --target deps \
+        --build-arg "BASE_IMAGE=$BASE_IMAGE" -f images/runtime/Dockerfile .)"
     log "stbench-trainer-gpu is several GB the first time"
     build_deps_image stbench-trainer-gpu images/trainer-gpu/Dockerfile images/torch-wheels.sh \
-        build/wheelhouse-torch --build-arg "TRAINER_IMAGE=stbench-trainer:$tag"
+        build/wheelhouse-torch --build-arg "DEPS_IMAGE=$deps_image" \
+        --build-arg "TRAINER_IMAGE=stbench-trainer:$tag"
     IMAGES="$IMAGES trainer-gpu"
 fi
 

@@ -3,20 +3,26 @@
     deps.py lists PYPROJECT OUT         requirements.txt, build-requirements.txt and torch.txt
                                         (project.dependencies, build-system.requires and the
                                         `torch` extra) under OUT
-    deps.py install PIP REQUIREMENTS [--build-tools DIR] [--cpu-xgboost]
-                                        pip-install REQUIREMENTS with the venv's PIP
+    deps.py install PIP REQUIREMENTS [--pip-dir DIR] [--build-tools DIR] [--cpu-xgboost]
+                    [--add-only STAGE]  pip-install REQUIREMENTS with the venv's PIP
     deps.py xgboost-shim DEST VERSION   write the `xgboost VERSION+cpu` wheel described below
 
-Where the packages come from is decided by /pip, the only build-context folder the install
-stages COPY (images/build.sh fills it from build/image-pip/): with /pip/wheels/requirements.txt
-(the offline fallback, a wheelhouse built on the host) exactly that frozen set is installed
-with `--no-index`; otherwise the index of /pip/pip.conf, which carries the host's index and CA
-certificate when it has them. The install stages are build stages: /pip never reaches an
-image layer.
+Where the packages come from is decided by the pip folder (--pip-dir, default /pip), the
+only build-context folder the install stages COPY (images/build.sh fills it as
+build/image-pip/): with wheels/requirements.txt in it (the offline fallback, a wheelhouse built
+on the host) the packages are installed from there with `--no-index`, for the runtime image
+exactly that frozen set; otherwise from the index of its pip.conf, which carries the host's
+index and CA certificate when it has them. The install stages are build stages: the pip
+folder never reaches an image layer.
 
-The first index request downloads the build tools (`--build-tools`); when it fails, the script
-prints `deps: no package index reachable: <pip's error>` and exits 75, which build.sh takes as
-"use the offline wheelhouse".
+The first index request downloads the build tools (`--build-tools`); when it fails for want of
+a connection, the script prints `deps: no package index reachable: <pip's error>` and exits
+75, which build.sh takes as "use the offline wheelhouse".
+
+`--add-only STAGE` (the GPU image's torch): every distribution already in the venv stays at
+its version (a constraint), and the files of the ones added are copied under STAGE
+(stage-dist.py beside this script), so the image can take them as one layer on top of an
+image whose venv holds the same dependencies plus stbench.
 
 xgboost: Syne Tune requires `xgboost`, whose PyPI wheel is a CUDA build (230 MB unpacked)
 that pulls nvidia-nccl-cu12 (470 MB), three times the rest of the image. `--cpu-xgboost`
@@ -27,6 +33,7 @@ Syne Tune's requirement resolves and `pip check` stays clean.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -39,7 +46,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-PIP_DIR = Path("/pip")
 UNREACHABLE = 75  # EX_TEMPFAIL: build.sh falls back to the host-built wheelhouse
 # pip's words for "the index cannot be reached": refused, unresolvable, timed out, TLS or proxy
 NETWORK = (r"\[SSL: [A-Z_]+\][^(')]*", r"\[Errno -?\d+\][^'\")]*", r"ProxyError\('[^']*",
@@ -117,15 +123,15 @@ def pinned(report: dict, cpu_xgboost: bool) -> tuple[list[str], str | None]:
     return sorted(pins), xgboost
 
 
-def from_index(pip: str, requirements: Path, build_tools: Path | None, cpu_xgboost: bool) -> None:
-    # The first request: the build tools (build-requirements.txt beside REQUIREMENTS), or
-    # pip's own wheel where none are wanted.
+def probe(pip: str, requirements: Path, build_tools: Path | None) -> None:
+    """The first request: the build tools (build-requirements.txt beside REQUIREMENTS), or
+    pip's own wheel where none are wanted; exit 75 when no index answers."""
     with tempfile.TemporaryDirectory() as scratch:
-        probe = (["download", "--quiet", "--retries", "1", "--timeout", "20", "--only-binary",
-                  ":all:", "--dest", str(build_tools or scratch)]
-                 + (["-r", str(requirements.parent / "build-requirements.txt")] if build_tools
-                    else ["--no-deps", "pip"]))
-        result = pip_run(pip, *probe)
+        args = (["download", "--quiet", "--retries", "1", "--timeout", "20", "--only-binary",
+                 ":all:", "--dest", str(build_tools or scratch)]
+                + (["-r", str(requirements.parent / "build-requirements.txt")] if build_tools
+                   else ["--no-deps", "pip"]))
+        result = pip_run(pip, *args)
     if result.returncode != 0:
         found = [re.search(pattern, result.stdout + result.stderr) for pattern in NETWORK]
         reasons = [match.group().strip() for match in found if match]
@@ -133,44 +139,76 @@ def from_index(pip: str, requirements: Path, build_tools: Path | None, cpu_xgboo
             check(result, "pip download of the build tools")
         log(f"no package index reachable: {reasons[0]}")
         sys.exit(UNREACHABLE)
+
+
+def from_index(pip: str, requirements: Path, cpu_xgboost: bool, extra: list[str]) -> None:
     if not cpu_xgboost:
-        check(pip_run(pip, "install", "--quiet", "-r", str(requirements)), "pip install")
+        check(pip_run(pip, "install", "--quiet", "-r", str(requirements), *extra), "pip install")
         return
     # Resolve first (metadata only), then install the resolved set with xgboost swapped.
     with tempfile.TemporaryDirectory() as work:
         report_path = Path(work) / "report.json"
         check(pip_run(pip, "install", "--quiet", "--dry-run", "--report", str(report_path),
-                      "-r", str(requirements)), "pip install --dry-run")
+                      "-r", str(requirements), *extra), "pip install --dry-run")
         pins, xgboost = pinned(json.loads(report_path.read_text()), cpu_xgboost)
         if xgboost:
             log(f"xgboost {xgboost}: installing its CPU build xgboost-cpu {xgboost}")
             xgboost_shim(Path(work) / "shim", xgboost)
         (Path(work) / "pinned.txt").write_text("".join(f"{pin}\n" for pin in pins))
         check(pip_run(pip, "install", "--quiet", "--find-links", str(Path(work) / "shim"),
-                      "-r", str(Path(work) / "pinned.txt")), "pip install")
+                      "-r", str(Path(work) / "pinned.txt"), *extra), "pip install")
 
 
-def from_wheelhouse(pip: str, build_tools: Path | None) -> None:
-    wheels = PIP_DIR / "wheels"
-    log("installing from the host-built wheelhouse (offline)")
+def from_wheelhouse(pip: str, wheels: Path, requirements: Path, build_tools: Path | None,
+                    extra: list[str]) -> None:
+    log(f"installing from the host-built wheelhouse (offline): {requirements}")
     check(pip_run(pip, "install", "--quiet", "--no-index", "--find-links", str(wheels),
-                  "-r", str(wheels / "requirements.txt")), "pip install --no-index")
+                  "-r", str(requirements), *extra), "pip install --no-index")
     if build_tools:
         build_tools.mkdir(parents=True, exist_ok=True)
         for wheel in (wheels / "build-tools").glob("*.whl"):
             shutil.copyfile(wheel, build_tools / wheel.name)
 
 
+def installed(pip: str) -> dict[str, str]:
+    result = pip_run(pip, "list", "--format", "json")
+    check(result, "pip list")
+    return {item["name"]: item["version"] for item in json.loads(result.stdout)}
+
+
 def install(argv: list[str]) -> None:
-    pip, requirements = argv[0], Path(argv[1])
-    build_tools = Path(argv[argv.index("--build-tools") + 1]) if "--build-tools" in argv else None
-    cpu_xgboost = "--cpu-xgboost" in argv
-    if (PIP_DIR / "pip.conf").is_file():
-        os.environ["PIP_CONFIG_FILE"] = str(PIP_DIR / "pip.conf")
-    if (PIP_DIR / "wheels" / "requirements.txt").is_file():
-        from_wheelhouse(pip, build_tools)
-    else:
-        from_index(pip, requirements, build_tools, cpu_xgboost)
+    parser = argparse.ArgumentParser(prog="deps.py install")
+    parser.add_argument("pip")
+    parser.add_argument("requirements", type=Path)
+    parser.add_argument("--pip-dir", type=Path, default=Path("/pip"))
+    parser.add_argument("--build-tools", type=Path)
+    parser.add_argument("--cpu-xgboost", action="store_true")
+    parser.add_argument("--add-only", type=Path, metavar="STAGE")
+    args = parser.parse_args(argv)
+    if (args.pip_dir / "pip.conf").is_file():
+        os.environ["PIP_CONFIG_FILE"] = str(args.pip_dir / "pip.conf")
+    before = installed(args.pip)
+    with tempfile.TemporaryDirectory() as work:
+        extra = []
+        if args.add_only:
+            constraints = Path(work) / "installed.txt"
+            constraints.write_text("".join(f"{n}=={v}\n" for n, v in before.items()))
+            extra = ["-c", str(constraints)]
+        wheels = args.pip_dir / "wheels"
+        if (wheels / "requirements.txt").is_file():
+            # the runtime installs the wheelhouse's frozen set; an addition, what it asks for
+            wanted = args.requirements if args.add_only else wheels / "requirements.txt"
+            from_wheelhouse(args.pip, wheels, wanted, args.build_tools, extra)
+        else:
+            probe(args.pip, args.requirements, args.build_tools)
+            from_index(args.pip, args.requirements, args.cpu_xgboost, extra)
+    if args.add_only:
+        added = sorted(set(installed(args.pip)) - set(before))
+        log(f"staging {len(added)} added distributions under {args.add_only}")
+        stage_dist = Path(__file__).with_name("stage-dist.py")
+        python = str(Path(args.pip).with_name("python"))
+        check(subprocess.run([python, str(stage_dist), str(args.add_only), *added],
+                             capture_output=True, text=True), "stage-dist.py")
 
 
 def main() -> int:
