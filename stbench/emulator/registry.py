@@ -134,10 +134,23 @@ class Registry:
             self._process.wait()
         self._process = None
 
-    def close(self) -> None:
-        """Stop the process and remove its storage (every pushed image)."""
+    def close(self, engine: Any = None) -> None:
+        """Stop the process and remove its storage (every pushed image), and the tags naming
+        this registry from the Docker `engine` (a push's and a job's pull): the port is not
+        this registry's any more, so those names would point nowhere."""
         self._stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if engine is None or not self.address:
+            return
+        from docker.errors import APIError
+
+        for image in engine.images.list():
+            for tag in image.tags:
+                if tag.startswith(f"{self.address}/"):
+                    try:
+                        engine.images.remove(tag, noprune=True)
+                    except APIError:  # removed meanwhile
+                        pass
 
     # --- what the registry holds, read from its storage ------------------------------------
 

@@ -208,7 +208,7 @@ class Emulator:
         removed = self.service.docker.remove_all()
         shutil.rmtree(self.service.work_dir, ignore_errors=True)
         if self.registry is not None:
-            self.registry.close()
+            self.registry.close(self.service.docker.client)
             self.registry = None
         self.service = None
         return removed

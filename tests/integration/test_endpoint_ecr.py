@@ -78,13 +78,12 @@ def pushed(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         uris = dict(line.split() for line in result.stdout.splitlines())
         digests = re.findall(r"digest (sha256:[0-9a-f]{64})", result.stderr)
         yield Pushed(emulator, uris, digests, started, ended)
-        engine = docker.from_env()
-        for uri in uris.values():
-            try:
-                engine.images.remove(uri, noprune=True)
-            except docker.errors.ImageNotFound:
-                pass
-        engine.close()
+        registry = emulator.ecr_registry
+    engine = docker.from_env()  # the endpoint untagged what named its registry
+    left = [tag for image in engine.images.list() for tag in image.tags
+            if tag.startswith(f"{registry}/")]
+    engine.close()
+    assert not left
 
 
 def test_push_goes_to_the_endpoints_ecr(pushed: Pushed) -> None:
