@@ -75,6 +75,7 @@ class Authorizer:
     def __init__(self, account: str = ACCOUNT_ID):
         self.account = account
         self._lock = threading.Lock()
+        self._sessions: dict[str, dict[str, str]] = {}  # role ARN -> its SageMaker session
 
     @property
     def _iam(self) -> Any:
@@ -117,14 +118,17 @@ class Authorizer:
         container's environment; None when the role does not exist here."""
         if self._find_role(role_arn) is None:
             return None
-        with self._lock:
-            session = self._sts.assume_role(region_name=region,
-                                            role_session_name=SAGEMAKER_SESSION,
-                                            role_arn=role_arn, policy="", duration=43200,
-                                            external_id="")
-        return {"AWS_ACCESS_KEY_ID": session.access_key_id,
-                "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
-                "AWS_SESSION_TOKEN": session.session_token}
+        with self._lock:  # one session per role: each caller lookup scans the sessions
+            if role_arn not in self._sessions:
+                session = self._sts.assume_role(region_name=region,
+                                                role_session_name=SAGEMAKER_SESSION,
+                                                role_arn=role_arn, policy="", duration=43200,
+                                                external_id="")
+                self._sessions[role_arn] = {
+                    "AWS_ACCESS_KEY_ID": session.access_key_id,
+                    "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
+                    "AWS_SESSION_TOKEN": session.session_token}
+            return dict(self._sessions[role_arn])
 
     def denial(self, identity: Identity, requests: Iterable[Request]) -> str | None:
         """AWS's message for the first request the identity may not make; None: allowed."""
