@@ -16,8 +16,6 @@ import yaml
 
 TEMPLATE = Path(__file__).with_name("stbench-iam.yaml")
 STACK_NAME = "stbench"
-# the template's outputs, as the Makefile's variables name them
-OUTPUT_VARIABLES = {"Role": "ROLE", "S3Root": "S3_ROOT"}
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
