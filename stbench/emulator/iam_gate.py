@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from stbench.emulator.iam_policy import Decision, Request, denial_message, evaluate
+from stbench.emulator.iam_policy import (
+    Decision,
+    Request,
+    UnknownOperator,
+    denial_message,
+    evaluate,
+)
 from stbench.emulator.iam_requests import Incoming, requests_of
 from stbench.emulator.jobs import ACCOUNT_ID
 from stbench.emulator.protocol import CREDENTIAL_SCOPE, StartResponse, respond
@@ -133,7 +139,11 @@ class Authorizer:
     def denial(self, identity: Identity, requests: Iterable[Request]) -> str | None:
         """AWS's message for the first request the identity may not make; None: allowed."""
         for request in requests:
-            decision = evaluate(identity.policies, request)
+            try:
+                decision = evaluate(identity.policies, request)
+            except UnknownOperator as err:  # refuse what we cannot evaluate, and say why
+                return (f"{denial_message(identity.arn, request, Decision.IMPLICIT_DENY)} "
+                        f"(the endpoint does not evaluate condition operator {err})")
             if decision is not Decision.ALLOW:
                 return denial_message(identity.arn, request, decision)
         return None
