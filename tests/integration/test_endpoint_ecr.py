@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from stbench.backends.jobs.sagemaker_checks import check_image
 from stbench.emulator import Emulator, EmulatorConfig
 from stbench.emulator.account import TRUST_SAGEMAKER
+from stbench.launch.push import Target, push_tag
 from stbench.model.errors import UserError
 
 pytestmark = pytest.mark.docker
@@ -182,3 +183,32 @@ def test_a_job_pulls_the_pushed_trainer(pushed: Pushed) -> None:
     repository = uri.rsplit(":", 1)[0]  # pulled from the registry: the pushed manifest
     assert f"{repository}@{pushed.digests[0]}" in engine.images.get(uri).attrs["RepoDigests"]
     engine.close()
+
+
+def test_a_moved_tag_leaves_an_untagged_image(pushed: Pushed) -> None:
+    """As on ECR: pushing a tag again keeps the old manifest, untagged; listings page."""
+    ecr = pushed.client("ecr")
+    token = ecr.get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)
+    target = Target(pushed.emulator.ecr_registry, {"username": user, "password": password})
+    repository = f"{pushed.emulator.ecr_registry}/stbench-orchestrator"
+    engine = docker.from_env()
+    digests = []
+    for local in ("stbench-runtime:latest", "stbench-trainer:latest"):
+        engine.images.get(local).tag(repository, "moved")
+        digests.append(push_tag(engine, repository, "moved", target, lambda _: None))
+    engine.close()
+    assert digests[0] != digests[1]
+    untagged = ecr.describe_images(repositoryName="stbench-orchestrator",
+                                   filter={"tagStatus": "UNTAGGED"})["imageDetails"]
+    assert [(d["imageDigest"], "imageTags" in d) for d in untagged] == [(digests[0], False)]
+    pages, token_args = [], {}
+    while True:
+        page = ecr.list_images(repositoryName="stbench-orchestrator", maxResults=1, **token_args)
+        pages.append(page["imageIds"])
+        if "nextToken" not in page:
+            break
+        token_args = {"nextToken": page["nextToken"]}
+    assert all(len(ids) == 1 for ids in pages)
+    assert sorted((i["imageDigest"], i.get("imageTag")) for ids in pages for i in ids) == sorted([
+        (pushed.digests[2], "latest"), (digests[0], None), (digests[1], "moved")])
