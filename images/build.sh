@@ -56,7 +56,16 @@ step() { log "$1 took $((SECONDS - t_step))s"; t_step=$SECONDS; }
 
 version="$(awk -F'"' '/^\[/ { section = $0 } section == "[project]" && /^version *=/ { print $2; exit }' pyproject.toml)"
 sha="$(git rev-parse --short HEAD 2>/dev/null || echo nogit)"
+case "$WHEELHOUSE" in
+    ""|0|1) ;;
+    *) log "WHEELHOUSE=$WHEELHOUSE: use 1 (the offline wheelhouse), 0 (never) or leave it unset"; exit 2 ;;
+esac
 if [ -n "${IMAGE_TAG:-}" ]; then
+    if ! printf '%s' "$IMAGE_TAG" | grep -Eq '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'; then
+        log "IMAGE_TAG='$IMAGE_TAG' is not a Docker tag: use at most 128 letters, digits, '_', '.'" \
+            "and '-', not starting with '.' or '-'"
+        exit 2
+    fi
     tag="$IMAGE_TAG"
 else
     tag="$version-$sha"

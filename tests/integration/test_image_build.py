@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-pytestmark = pytest.mark.docker
-
 REPO = Path(__file__).resolve().parents[2]
 ROLES = ("runtime", "trainer", "orchestrator")
 
@@ -72,6 +70,7 @@ def no_python_path(folder: Path, docker_log: Path) -> str:
     return str(folder)
 
 
+@pytest.mark.docker
 def test_build_on_a_host_without_python(images: dict[str, str], tag: str,
                                         tmp_path: Path) -> None:
     docker_log = tmp_path / "docker-args.log"
@@ -127,6 +126,7 @@ def files_by_layer(reference: str) -> tuple[list[str], Iterator[tuple[str, str, 
     return order, stream()
 
 
+@pytest.mark.docker
 def test_pip_settings_and_ca_stay_out_of_the_image(images: dict[str, str]) -> None:
     conf = (REPO / "build" / "image-pip" / "pip.conf").read_text()
     ca = REPO / "build" / "image-pip" / "ca.crt"
@@ -153,6 +153,7 @@ def distributions(image: str) -> set[str]:
     return {line.split("==")[0].lower() for line in listing.stdout.split()}
 
 
+@pytest.mark.docker
 @pytest.mark.slow
 def test_offline_fallback_to_the_host_wheelhouse(images: dict[str, str], tag: str) -> None:
     """WHEELHOUSE=1 installs from the host-built wheelhouse; with an index the build cannot
@@ -178,3 +179,14 @@ def test_offline_fallback_to_the_host_wheelhouse(images: dict[str, str], tag: st
     # the same layers from the cache (all but stbench's own, which follows edits to stbench/)
     assert layers(f"stbench-trainer:{tag}")[:-1] == offline_layers[:-1]
     assert distributions(f"stbench-trainer:{tag}") == distributions(images["trainer"])
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"IMAGE_TAG": "my tag"}, "build: IMAGE_TAG='my tag' is not a Docker tag: use at most 128 "
+     "letters, digits, '_', '.' and '-', not starting with '.' or '-'"),
+    ({"WHEELHOUSE": "yes"}, "build: WHEELHOUSE=yes: use 1 (the offline wheelhouse), 0 (never) "
+     "or leave it unset"),
+])
+def test_bad_setting_is_one_line(setting: dict[str, str], said: str) -> None:
+    result = build({**os.environ, **setting})
+    assert (result.returncode, result.stderr.strip(), result.stdout) == (2, said, "")
