@@ -68,8 +68,7 @@ class Registry:
     def __init__(self, host: str = "127.0.0.1"):
         self.host = host
         self.password = secrets.token_urlsafe(24)
-        self.folder = Path(tempfile.mkdtemp(prefix="stbench-emulator-registry-"))
-        self.root = self.folder / "data"
+        self._folder: Path | None = None  # config, htpasswd, log and storage, once started
         self.address = ""  # host:port once started
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -82,7 +81,8 @@ class Registry:
         """Start the process on a free port; a port taken meanwhile is retried on another."""
         import bcrypt
 
-        binary = _binary()
+        binary = _binary()  # before anything is made: a missing binary leaves nothing
+        self._folder = Path(tempfile.mkdtemp(prefix="stbench-emulator-registry-"))
         # cost 4: the registry checks the hash on every request of a push; the password is
         # random and the registry serves 127.0.0.1 only
         hashed = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -139,7 +139,8 @@ class Registry:
         this registry from the Docker `engine` (a push's and a job's pull): the port is not
         this registry's any more, so those names would point nowhere."""
         self._stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
         if engine is None or not self.address:
             return
         from docker.errors import APIError
@@ -157,6 +158,16 @@ class Registry:
     def repository_folder(self, name: str) -> Path:
         """Where the registry keeps a repository's tags and manifests (not its layers)."""
         return self.root / "docker" / "registry" / "v2" / "repositories" / name
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            raise RuntimeError("the registry is not started")
+        return self._folder
+
+    @property
+    def root(self) -> Path:
+        return self.folder / "data"
 
     def _repository(self, name: str) -> Path:
         return self.repository_folder(name) / "_manifests"
