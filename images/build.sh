@@ -121,7 +121,7 @@ pip_dir_index() {
     chmod 600 "$PIP_DIR/pip.conf"
     local what="pip inside docker build, index ${index:-default}${extra:+, extra$extra}"
     if [ -f "$PIP_DIR/ca.crt" ]; then what="$what, CA certificate from $from ($ca)"
-    elif [ -n "$ca" ]; then what="$what, no CA certificate ($from names $ca, which does not exist)"
+    elif [ -n "$ca" ]; then what="$what, no CA certificate ($from names $ca, which is not a file)"
     fi
     log "dependencies: $(printf '%s' "$what" | mask)"
     [ -z "$dropped" ] || log "not passed into the build (host-local):$(printf '%s' "$dropped" | mask)"
