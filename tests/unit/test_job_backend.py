@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -68,6 +69,9 @@ class FakeJobService:
         self.calls.append(("pools", tuple(names)))
         return {n: dict(self.jobs[n]["WarmPoolStatus"]) if "WarmPoolStatus" in self.jobs[n]
                 else None for n in names}
+
+    def previous_jobs(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.jobs)
 
     def warm_pool_origins(self, names: list[str], since: float) -> dict[str, str]:
         self.calls.append(("origins", tuple(names)))
@@ -346,6 +350,31 @@ def test_a_trial_that_started_on_another_experiments_pool_says_so_at_the_end() -
     assert backend.late_annotations() == {
         second.trial_id: {**backend.trial_annotations(second.trial_id),
                           "started_on_warm_pool_of": "other-exp-t000003-r00"}}
+
+
+def test_a_resumed_experiment_records_what_the_earlier_runs_jobs_kept() -> None:
+    """An orchestrator restarted mid-study: its earlier trials' rows say what that run knew
+    then (pools Available). Pools reused or released after are recorded in those rows."""
+    service = FakeJobService()
+    kept, taken = "base-t000000-r00", "base-t000001-r00"
+    service.jobs[kept] = {"TrainingJobStatus": COMPLETED, "BillableTimeInSeconds": 60,
+                          "WarmPoolStatus": {"Status": "Available"}}
+    service.jobs[taken] = {"TrainingJobStatus": COMPLETED, "BillableTimeInSeconds": 50,
+                           "WarmPoolStatus": {"Status": "Reused", "ReusedByJob": "x-t000007-r00",
+                                              "ResourceRetainedBillableTimeInSeconds": 7}}
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, prices=PRICES)
+    backend.recover()
+    assert backend.new_trial_id() == 2
+    late = backend.late_annotations()
+    assert {k: late[1][k] for k in ("warm_pool_status", "warm_pool_reused_by",
+                                    "warm_pool_retained_seconds", "cost_usd")} == {
+        "warm_pool_status": "Reused", "warm_pool_reused_by": "x-t000007-r00",
+        "warm_pool_retained_seconds": 7, "cost_usd": pytest.approx(0.36 * 57 / 3600)}
+    backend.close(wait_seconds=1, pool_wait_seconds=1)
+    assert ("release", kept) in service.calls and ("release", taken) not in service.calls
+    late = backend.late_annotations()
+    assert list(late) == [0] and late[0]["warm_pool_status"] == "Terminated"
+    assert late[0]["cost_usd"] == pytest.approx(0.36 * (60 + 120) / 3600)
 
 
 def test_a_tag_owns_its_jobs_and_not_those_of_a_tag_that_starts_the_same() -> None:

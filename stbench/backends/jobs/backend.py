@@ -28,8 +28,6 @@ from stbench.backends.jobs.job_service import (
     IN_PROGRESS,
     STOPPED,
     STOPPING,
-    WARM_AVAILABLE,
-    WARM_IN_USE,
     CapacityError,
     JobService,
     RetryCounts,
@@ -109,8 +107,10 @@ class JobBackend(TrialBackend):
         kill -9, or an orchestrator job restarted after its instance failed). New trial ids
         start past every one of them, so no trial id and no job name repeats, whatever the
         results had recorded. Those still running are stopped now; they hold a worker until
-        they end, and their warm pools are released at the end, as our own are. Also at the
-        end of a run that a stop signal interrupted in CreateTrainingJob: the job may exist."""
+        they end, and their warm pools are released at the end, as our own are. Every one is
+        kept in the ledger: its pool may be reused or ended after that run recorded it, and
+        its trial's rows get what it really kept and cost. Also at the end of a run that a
+        stop signal interrupted in CreateTrainingJob: the job may exist."""
         previous = self._with_backoff(self.service.previous_jobs)
         self._creating = None
         for name, description in sorted(previous.items()):
@@ -119,15 +119,11 @@ class JobBackend(TrialBackend):
                 continue
             trial_id = int(match["kind"][1:7])
             self.first_trial_id = max(self.first_trial_id, trial_id + 1)
-            status = description.get("TrainingJobStatus")
-            pool = (description.get("WarmPoolStatus") or {}).get("Status")
-            if status not in BUSY_JOB_STATUSES and pool not in (WARM_AVAILABLE, WARM_IN_USE):
-                continue
             jobs = self._trials.setdefault(trial_id, TrialJobs(intent=Status.stopped))
             jobs.names.append(name)
-            self.ledger.add(trial_id, name)
-            self.ledger.update(name, description)
-            self._closed.add(name)  # nobody awaits its reports: its trial was interrupted
+            self.ledger.adopt(trial_id, name, description)
+            self._closed.add(name)  # nobody awaits its reports: its trial ended or was cut
+            status = description.get("TrainingJobStatus")
             if status == IN_PROGRESS:
                 self.on_note(f"stopping job {name}: it runs, but not for this run's trials")
                 self._with_backoff(self.service.stop_training_job, name)

@@ -47,6 +47,14 @@ class JobLedger:
         self._descriptions[name] = {"TrainingJobStatus": IN_PROGRESS}
         self._track_billing(name)
 
+    def adopt(self, trial_id: int, name: str, description: JobDescription) -> None:
+        """A job an earlier run of the experiment created: its trial's rows hold what that
+        run knew then (a pool read as Available, no reuse yet), so the trial's annotations
+        are handed out again, whole, as soon as they are known here."""
+        self.add(trial_id, name)
+        self.update(name, description)
+        self._handed_out.setdefault(trial_id, {})
+
     def jobs(self) -> list[str]:
         return list(self.trial_of)
 
