@@ -362,10 +362,12 @@ def test_a_resumed_experiment_records_what_the_earlier_runs_jobs_kept() -> None:
     service.jobs[taken] = {"TrainingJobStatus": COMPLETED, "BillableTimeInSeconds": 50,
                            "WarmPoolStatus": {"Status": "Reused", "ReusedByJob": "x-t000007-r00",
                                               "ResourceRetainedBillableTimeInSeconds": 7}}
+    service.jobs["base-t000002-r00"] = {"TrainingJobStatus": COMPLETED}  # kept no pool
     backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0, prices=PRICES)
     backend.recover()
-    assert backend.new_trial_id() == 2
+    assert backend.new_trial_id() == 3
     late = backend.late_annotations()
+    assert sorted(late) == [0, 1], "a trial whose jobs kept no pool: its rows say it all"
     assert {k: late[1][k] for k in ("warm_pool_status", "warm_pool_reused_by",
                                     "warm_pool_retained_seconds", "cost_usd")} == {
         "warm_pool_status": "Reused", "warm_pool_reused_by": "x-t000007-r00",

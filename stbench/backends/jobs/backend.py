@@ -29,6 +29,7 @@ from stbench.backends.jobs.job_service import (
     STOPPED,
     STOPPING,
     CapacityError,
+    JobDescription,
     JobService,
     RetryCounts,
     Throttled,
@@ -107,26 +108,35 @@ class JobBackend(TrialBackend):
         kill -9, or an orchestrator job restarted after its instance failed). New trial ids
         start past every one of them, so no trial id and no job name repeats, whatever the
         results had recorded. Those still running are stopped now; they hold a worker until
-        they end, and their warm pools are released at the end, as our own are. Every one is
-        kept in the ledger: its pool may be reused or ended after that run recorded it, and
-        its trial's rows get what it really kept and cost. Also at the end of a run that a
-        stop signal interrupted in CreateTrainingJob: the job may exist."""
+        they end, and their warm pools are released at the end, as our own are. A trial with
+        a job still running or that kept a pool is kept in the ledger, all its jobs: a pool may have
+        been reused or ended after that run recorded it, and the trial's rows get what it
+        really kept and cost. Also at the end of a run that a stop signal interrupted in
+        CreateTrainingJob: the job may exist."""
         previous = self._with_backoff(self.service.previous_jobs)
         self._creating = None
-        for name, description in sorted(previous.items()):
+        trials: dict[int, list[str]] = {}
+        for name in sorted(previous):
             match = JOB_NAME.match(name)
-            if match is None or match["kind"][0] != "t" or name in self.ledger.trial_of:
-                continue
-            trial_id = int(match["kind"][1:7])
+            if match is not None and match["kind"][0] == "t" and name not in self.ledger.trial_of:
+                trials.setdefault(int(match["kind"][1:7]), []).append(name)
+        for trial_id, names in trials.items():
             self.first_trial_id = max(self.first_trial_id, trial_id + 1)
+            if not any(previous[name].get("TrainingJobStatus") in BUSY_JOB_STATUSES
+                       or previous[name].get("WarmPoolStatus") for name in names):
+                continue  # its rows say all there is to say about it
             jobs = self._trials.setdefault(trial_id, TrialJobs(intent=Status.stopped))
-            jobs.names.append(name)
-            self.ledger.adopt(trial_id, name, description)
-            self._closed.add(name)  # nobody awaits its reports: its trial ended or was cut
-            status = description.get("TrainingJobStatus")
-            if status == IN_PROGRESS:
-                self.on_note(f"stopping job {name}: it runs, but not for this run's trials")
-                self._with_backoff(self.service.stop_training_job, name)
+            for name in names:
+                self._adopt(jobs, trial_id, name, previous[name])
+
+    def _adopt(self, jobs: TrialJobs, trial_id: int, name: str,
+               description: JobDescription) -> None:
+        jobs.names.append(name)
+        self.ledger.adopt(trial_id, name, description)
+        self._closed.add(name)  # nobody awaits its reports: its trial ended or was cut short
+        if description.get("TrainingJobStatus") == IN_PROGRESS:
+            self.on_note(f"stopping job {name}: it runs, but not for this run's trials")
+            self._with_backoff(self.service.stop_training_job, name)
 
     # --- starting jobs ---------------------------------------------------------------------
 
