@@ -236,30 +236,6 @@ def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
     assert left == []
 
 
-def test_a_launched_experiment_records_its_warm_pools_as_the_endpoint_reports_them(
-        warm_endpoint: Emulator, pushed: dict[str, str], tmp_path: Path) -> None:
-    """One experiment alone on the account, two workers: its trials' rows (fetched from its
-    checkpoint prefix, as `status` and `results` read them) say for every trial job whether
-    it started on a pool, whose pool it was, and what the pool kept and cost."""
-    tag = "solo"
-    launched = run(warm_endpoint, *launch_args(warm_endpoint, pushed, tag, "solo-bucket",
-                                               "--method", "RS", "--n_workers", "2",
-                                               "--max_wallclock_time", "20", "--warm_pool", "1"))
-    assert launched.returncode == 0, launched.stderr[-2000:]
-    jobs = wait_for_orchestrators(warm_endpoint, tag, 1)
-    fetched = run(warm_endpoint, "results", "--experiment_tag", tag,
-                  "--results_root", str(tmp_path / "results"))
-    assert fetched.returncode == 0, fetched.stderr[-2000:]
-
-    warm = assert_pools_agree(jobs, fetched_rows(tmp_path / "results" / tag))
-    [base] = warm
-    pools = [d.get("WarmPoolStatus", {}).get("Status") for name, d in jobs.items()
-             if name != f"{base}-o00"]
-    assert warm[base] == pools.count("Reused") > 0, pools
-    [row] = status_rows(warm_endpoint, tag).values()
-    assert row[-1] == f"{warm[base]}/{len(pools)}", row
-
-
 def test_with_the_default_warm_pool_quota_no_pool_is_kept(
         pushed: dict[str, str], docker_client: Any) -> None:
     endpoint = start_endpoint()  # AWS's default: a warm-pool quota of 0 for every type
@@ -328,9 +304,11 @@ def test_a_launched_orchestrator_whose_instance_fails_restarts_and_resumes(
         assert all(len(c) == 1 for c in configs.values()), configs  # no id for two trials
         job_ids = {int(re.search(r"-t(\d{6})-", n)[1]) for n in trials}
         assert set(configs) <= job_ids
+        # one experiment alone on the account: its pools, as the endpoint says, and status
         warm = assert_pools_agree(jobs, fetched_rows(tmp_path / "results" / tag),
                                   every_trial=False)
-        assert sum(warm.values()) > 0, warm
+        [(base, row)] = status_rows(endpoint, tag).items()
+        assert row[-1] == f"{warm[base]}/{row[4]}" and warm[base] > 0, row
         left = docker_client.containers.list(  # type: ignore[attr-defined]
             all=True, filters={"label": f"stbench.emulator={endpoint.id}"})
         assert left == []
