@@ -10,7 +10,9 @@ RoleName), and checks the one line stbench gives, from the command that meets th
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from user_benchmark import write_user_benchmark
 
 from stbench.emulator import Emulator, EmulatorConfig
 from stbench.emulator.account import deploy_stack, launching_user
@@ -30,6 +33,8 @@ from stbench.launch import iam_template
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 STBENCH = Path(sys.executable).parent / "stbench"
+REPO = Path(__file__).resolve().parents[2]
+PUSHED = re.compile(r"^(trainer|orchestrator|trainer-gpu) +(\S+)$", re.MULTILINE)
 REGION = "us-east-1"
 CONFIG = EmulatorConfig(cold_start_seconds=0.5, warm_start_seconds=0.1, log_delay_seconds=1.0,
                         checkpoint_sync_seconds=2.0, stop_grace_seconds=5.0)
@@ -56,6 +61,11 @@ class Account:
                             region_name=env["AWS_DEFAULT_REGION"],
                             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+    def make(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """A Makefile target run from the repository, as a user types it there."""
+        return subprocess.run(["make", *args], capture_output=True, text=True, cwd=REPO,
+                              env=self.environment, timeout=timeout)
 
     def launch(self, image: str, tag: str) -> subprocess.CompletedProcess:
         return self.run("launch", *STUDY, "--image", image, "--experiment_tag", tag,
@@ -91,10 +101,13 @@ def endpoint(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     with Emulator(CONFIG) as emulator:
         admin = emulator.environment()
         account = user_account(admin, folder, deploy_stack(admin), "stbench-user")
-        pushed = account.run("images", "push", "--roles", "trainer", "orchestrator", "--tag",
-                             "latest", timeout=600)
+        # the README's commands, verbatim, in the launching user's shell
+        built = account.make("build")
+        assert built.returncode == 0, built.stderr[-2000:]
+        pushed = account.make("push", timeout=600)
         assert pushed.returncode == 0, pushed.stderr[-2000:]
-        uris = dict(line.split() for line in pushed.stdout.splitlines())
+        uris = dict(PUSHED.findall(pushed.stdout))
+        assert uris.keys() >= {"trainer", "orchestrator"}, pushed.stdout
         yield Endpoint(emulator, account, uris, folder)
 
 
@@ -231,3 +244,54 @@ def test_without_a_role_statement_the_job_fails_and_status_names_it(
     last = status.stdout.splitlines()[-1]
     assert f": no permission for {named}" in last, status.stdout
     assert f"grant it to arn:aws:sts::123456789012:assumed-role/stbench-{case}/SageMaker" in last
+
+
+def test_the_headline_make_push_and_make_remote_verbatim_as_the_template_s_user(
+        endpoint: Endpoint, tmp_path: Path) -> None:
+    """README's AWS commands as typed, with the stack's outputs: `make build` and `make push`
+    (the fixture: ECR of the endpoint, no REGISTRY=), `make remote` of a user benchmark
+    folder with an input channel and METHODS="ASHA RS", then status, results and cleanup."""
+    account = endpoint.account
+    benchmark = write_user_benchmark(tmp_path, name="my_bench")
+    study_root = account.outputs["S3Root"]
+    bucket, prefix = study_root.removeprefix("s3://").split("/", 1)
+    account.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/inputs/extra/scale.txt",
+                                    Body=b"3\n")
+    launched = account.make(
+        "remote", f"BENCH={benchmark}", "METHODS=ASHA RS", "SEEDS=1", "BUDGET=10",
+        "N_WORKERS=1", f"ROLE={account.outputs['Role']}", f"S3_ROOT={study_root}",
+        f"IMAGE={endpoint.images['trainer']}",
+        f"ARGS=--inputs extra={study_root}/inputs/extra/ --sleep 0.2")
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    names = [line for line in launched.stdout.splitlines() if line.endswith("-o00")]
+    assert names == ["my-bench-my-bench-asha-0-o00", "my-bench-my-bench-rs-0-o00"], (
+        launched.stdout)
+
+    ended = wait_ended(account)
+    for name in names:
+        assert ended[name]["TrainingJobStatus"] == "Completed", ended[name].get("FailureReason")
+    trials = {n: d for n, d in ended.items() if n.startswith("my-bench-") and n not in names}
+    assert trials and all(d["RoleArn"] == account.outputs["Role"] for d in trials.values())
+    assert all(d["TrainingJobStatus"] == "Completed" for d in trials.values())
+
+    status = account.run("status", "--experiment_tag", "my-bench")
+    assert status.returncode == 0, status.stderr
+    rows = [line for line in status.stdout.splitlines() if "my_bench" in line]
+    assert len(rows) == 2 and all("Completed" in row for row in rows), status.stdout
+    results = account.run("results", "--experiment_tag", "my-bench", "--results_root",
+                          str(tmp_path / "results"))
+    assert results.returncode == 0, results.stderr[-2000:]
+    table = [line.split() for line in results.stdout.splitlines()
+             if line.startswith("my_bench ")]
+    assert sorted(word for row in table for word in row if word in ("ASHA", "RS")) == [
+        "ASHA", "RS"], results.stdout
+    reports = [json.loads(line)["metrics"] for path in (tmp_path / "results").rglob(
+        "results.jsonl") for line in path.read_text().splitlines()]
+    scales = {report["scale"] for report in reports if report}
+    assert scales == {3.0}, reports  # the channel reached the trials
+    cleaned = account.run("cleanup", "--experiment_tag", "my-bench", "--yes")
+    assert cleaned.returncode == 0, cleaned.stderr[-2000:]
+    left = jobs(account)
+    assert not [n for n, d in left.items() if n.startswith("my-bench-") and (
+        d["TrainingJobStatus"] in ("InProgress", "Stopping")
+        or (d.get("WarmPoolStatus") or {}).get("Status") in ("Available", "InUse"))]
