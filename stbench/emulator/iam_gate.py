@@ -148,6 +148,13 @@ class Authorizer:
                 return denial_message(identity.arn, request, decision)
         return None
 
+    def policies_of(self, arn: str) -> list[dict[str, Any]] | None:
+        """The identity policies of a user or role ARN; None when no such principal exists."""
+        if self._find_role(arn) is not None:
+            return self._role_policies(arn)
+        user = next((u for u in list(self._iam.users.values()) if u.arn == arn), None)
+        return None if user is None else self._user_policies(user)
+
     def _find_role(self, role_arn: str) -> Any:
         return next((role for role in list(self._iam.roles.values()) if role.arn == role_arn),
                     None)

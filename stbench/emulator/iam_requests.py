@@ -132,6 +132,8 @@ def _query(service: str, operation: str, form: dict[str, str], region: str,
             return [(action, f"arn:aws:iam::{account}:user/{form['UserName']}", {})]
         if form.get("PolicyArn"):
             return [(action, form["PolicyArn"], {})]
+        if form.get("PolicySourceArn"):  # SimulatePrincipalPolicy: the simulated principal
+            return [(action, form["PolicySourceArn"], {})]
     if service == "sts" and form.get("RoleArn"):
         return [(action, form["RoleArn"], {})]
     if service == "cloudformation" and form.get("StackName"):

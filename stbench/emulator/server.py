@@ -27,6 +27,7 @@ from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
 from stbench.emulator.containers import DockerJobs
 from stbench.emulator.ecr import EcrApp
 from stbench.emulator.iam_gate import Authorizer, IamGate
+from stbench.emulator.iam_simulator import PolicySimulator
 from stbench.emulator.logs import LogDelivery
 from stbench.emulator.protocol import (
     AwsError,
@@ -51,9 +52,10 @@ class EndpointApp:
     """WSGI: our actions first, everything else to moto's dispatcher."""
 
     def __init__(self, moto_app: Any, service: TrainingService, seed: int,
-                 ecr: EcrApp | None = None):
+                 ecr: EcrApp | None = None, simulator: PolicySimulator | None = None):
         self.moto_app = moto_app
         self.ecr = ecr  # ECR with a real registry behind it (ecr.py); None: moto's alone
+        self.simulator = simulator  # IAM's SimulatePrincipalPolicy, which moto lacks
         self.service = service
         self.config = service.config
         throttle_seed, refusal_seed = spawn_seeds(seed, 2)  # the first as before refusals
@@ -68,6 +70,8 @@ class EndpointApp:
         if not (ours or throttled):
             if self.ecr is not None and self.ecr.routes(environ):
                 return self.ecr(environ, start_response)
+            if self.simulator is not None and self.simulator.routes(environ):
+                return self.simulator(environ, start_response)
             return self.moto_app(environ, start_response)
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(raw)  # moto may still need it
@@ -166,10 +170,11 @@ class Emulator:
         self.service = TrainingService(self.config, docker, LogDelivery(
             self.config.log_delay_seconds), self.endpoint_url)
         moto_app = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+        authorizer = Authorizer()
         self._server.app = EndpointApp(moto_app, self.service, self.seed, EcrApp(
-            moto_app, self.registry, self.config.region))
+            moto_app, self.registry, self.config.region), PolicySimulator(authorizer))
         if self.config.enforce_iam:
-            self.service.iam = Authorizer()
+            self.service.iam = authorizer
             self._server.app = IamGate(self._server.app, self.service.iam, self.config.region)
         if in_thread:
             self._thread = threading.Thread(target=self._server.serve_forever,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,7 @@ import boto3
 import pytest
 
 from stbench.emulator import Emulator, EmulatorConfig
-from stbench.emulator.account import ensure_bucket, ensure_execution_role
+from stbench.emulator.account import deploy_stack, ensure_bucket, ensure_execution_role
 
 pytestmark = pytest.mark.docker
 
@@ -94,7 +95,6 @@ def test_the_sdks_model_trainer_runs_a_trial_job_with_our_image_on_the_endpoint(
         from sagemaker.train.model_trainer import Mode
     except ImportError:
         pytest.fail("no SageMaker Python SDK: pip install -e '.[dev]'", pytrace=False)
-    monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
     (tmp_path / "sdk.yaml").write_text(SDK_CONFIG)
     monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(tmp_path / "sdk.yaml"))
     bucket = ensure_bucket(user_env, BUCKET)
@@ -114,6 +114,35 @@ def test_the_sdks_model_trainer_runs_a_trial_job_with_our_image_on_the_endpoint(
         logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=name), name)
     reports = [e["message"] for e in events if e["message"].startswith("[tune-metric]")]
     assert len(reports) == TRIAL["epochs"], [e["message"] for e in events][-20:]
+    assert loopback_only == []
+
+
+def test_the_sdks_role_check_gets_the_answer_aws_gives_for_the_templates_role(
+        user_env: dict[str, str], loopback_only: list[Any], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """The SDK asks IAM's policy simulator whether the role may do what its jobs need: the
+    template's least-privilege role lacks two of those (CloudWatch metrics, and the EC2
+    network interfaces of VPC jobs, neither of which stbench's jobs use), and the SDK refuses
+    it before any job exists, naming them, as it would on AWS."""
+    from sagemaker.core.helper.iam_role_resolver import RoleValidationError
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.training.configs import Compute
+    from sagemaker.train import ModelTrainer
+    from sagemaker.train.model_trainer import Mode
+
+    (tmp_path / "sdk.yaml").write_text(SDK_CONFIG)
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(tmp_path / "sdk.yaml"))
+    role = deploy_stack(user_env)["Role"]
+    session = Session(boto_session=boto3.session.Session(), default_bucket=BUCKET)
+    with pytest.raises(RoleValidationError) as refused:
+        ModelTrainer(training_image="stbench-trainer:latest", role=role,
+                     training_mode=Mode.SAGEMAKER_TRAINING_JOB, sagemaker_session=session,
+                     compute=Compute(instance_type="ml.m5.large", instance_count=1))
+    listed = re.search(r"Missing permissions: (.+)", str(refused.value))
+    assert listed, str(refused.value)
+    missing = set(listed.group(1).split(", "))
+    assert "cloudwatch:PutMetricData" in missing  # and ecr:GetAuthorizationToken is granted
+    assert all(action.startswith(("cloudwatch:", "ec2:")) for action in missing), missing
     assert loopback_only == []
 
 
