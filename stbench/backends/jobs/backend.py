@@ -109,10 +109,10 @@ class JobBackend(TrialBackend):
         start past every one of them, so no trial id and no job name repeats, whatever the
         results had recorded. Those still running are stopped now; they hold a worker until
         they end, and their warm pools are released at the end, as our own are. A trial with
-        a job still running or that kept a pool is kept in the ledger, all its jobs: a pool may have
-        been reused or ended after that run recorded it, and the trial's rows get what it
-        really kept and cost. Also at the end of a run that a stop signal interrupted in
-        CreateTrainingJob: the job may exist."""
+        a job still running or that kept a pool goes into the ledger with all its jobs: a
+        pool may have been reused or ended after that run recorded it, and the trial's rows
+        get what it really kept and cost. Also at the end of a run that a stop signal
+        interrupted in CreateTrainingJob: the job may exist."""
         previous = self._with_backoff(self.service.previous_jobs)
         self._creating = None
         trials: dict[int, list[str]] = {}
