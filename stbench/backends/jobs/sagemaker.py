@@ -8,7 +8,9 @@ jobs modified since the previous poll, plus one `DescribeTrainingJob` per job wh
 jobs (see `sagemaker_metrics`). Answers come from a cache refreshed at most once per
 `poll_seconds`. Whether LastModifiedTime moves when only a warm pool changes is not
 documented, so a pool's status and retained time are read with `DescribeTrainingJob` where
-they matter: at the job's end, at its release and at the experiment's end.
+they matter: at the job's end, at its release and at the experiment's end. Then, too, one
+paginated `ListTrainingJobs` of the account's reused pools says which pool each of our jobs
+started on, where the pool was another experiment's (`warm_pool_origins`).
 """
 
 from __future__ import annotations
