@@ -309,12 +309,27 @@ def test_sigterm_during_the_imports_is_not_lost(root: Path) -> None:
     write_hyperparameters(root, FAST_CURVES)
     process = subprocess.Popen([str(TRAINER), "train"], env=trainer_env(root),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.15)  # the interpreter is up, the trainer's modules are not
+    # the entry point has set its handler, the trainer's modules (a second of imports) are
+    # not loaded yet; a fixed sleep sent the signal before the interpreter was up under load
+    assert handler_set(process.pid, signal.SIGTERM)
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=20)
     assert process.returncode == 128 + signal.SIGTERM
     assert failure(root).startswith("stopped by SIGTERM before the training script started")
     assert channel(root) == []
+
+
+def handler_set(pid: int, sig: int, seconds: float = 20.0) -> bool:
+    """Whether the process catches `sig` (its SigCgt mask in /proc) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line for line in status.splitlines()
+                          if line.startswith("SigCgt:")).split()[1], 16)
+        if caught & (1 << (sig - 1)):
+            return True
+        time.sleep(0.002)
+    return False
 
 
 def helper_gone(pid: int, seconds: float = 3.0) -> bool:
