@@ -39,9 +39,9 @@ def main() -> None:
     lines += ["", "`python:3.11-slim` is the base (here the debootstrap stand-in). The images "
               "install Syne Tune with the CPU build of xgboost (`xgboost-cpu`): PyPI's default "
               "xgboost is a CUDA build that adds about 700 MB with its NCCL dependency. "
-              "`stbench-trainer-gpu` adds one layer to the trainer: its venv with the CUDA build "
-              "of PyTorch and torchvision (the CUDA runtime, cuDNN and NCCL come as nvidia-* "
-              "wheels).", ""]
+              "`stbench-trainer-gpu` adds one layer to the trainer: what installing the CUDA "
+              "build of PyTorch and torchvision adds to its venv (the CUDA runtime, cuDNN and "
+              "NCCL come as nvidia-* wheels).", ""]
     publish(lines, args.write)
 
 
