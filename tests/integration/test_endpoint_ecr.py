@@ -92,9 +92,11 @@ def test_push_goes_to_the_endpoints_ecr(pushed: Pushed) -> None:
     assert pushed.uris == {"trainer": f"{registry}/stbench-trainer:latest",
                            "orchestrator": f"{registry}/stbench-orchestrator:latest"}
     ecr = pushed.client("ecr")
-    repositories = ecr.describe_repositories()["repositories"]
+    # named: moto's state is the process's, so other modules' stacks may hold more of them
+    names = [f"stbench-{role}" for role in ("trainer", "orchestrator")]
+    repositories = ecr.describe_repositories(repositoryNames=names)["repositories"]
     assert {r["repositoryName"]: r["repositoryUri"] for r in repositories} == {
-        f"stbench-{role}": f"{registry}/stbench-{role}" for role in ("trainer", "orchestrator")}
+        name: f"{registry}/{name}" for name in names}
     token = ecr.get_authorization_token()["authorizationData"][0]
     assert token["proxyEndpoint"] == f"http://{registry}"
     assert base64.b64decode(token["authorizationToken"]).decode().startswith("AWS:")
