@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from stbench.cli.main import main
+from stbench.orchestration.store import json_lines
 
 FAST = ["--epoch_duration", "0.02"]
 
 
 def read_rows(folder: Path) -> list[dict]:
-    text = (folder / "results.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line]
+    """Read as stbench reads it: a running study's last line may be half appended."""
+    return json_lines((folder / "results.jsonl").read_text())
 
 
 def read_reports(folder: Path) -> list[dict]:
