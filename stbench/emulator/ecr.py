@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from stbench.emulator.protocol import (
+    ACCESS_KEY,
+    CREDENTIAL_SCOPE,
     AwsError,
     StartResponse,
     read_body,
@@ -48,8 +50,6 @@ ACTIONS = ("GetAuthorizationToken", "DescribeImages", "ListImages", "BatchGetIma
            "DeleteRepository")
 RENAMED_SERVICES = ("ecr", "cloudformation")  # moto answers naming its registry host
 MOTO_REGISTRY = re.compile(rb"\b\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com\b")
-ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
-SERVICE_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request")
 TOKEN_SECONDS = 12 * 3600  # "Authorization tokens are valid for 12 hours"
 PAGE = 100  # DescribeImages' and ListImages' page without maxResults
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -81,8 +81,8 @@ class EcrApp:
     def routes(self, environ: dict[str, Any]) -> bool:
         """Whether this request is ours: an ECR action, or a CloudFormation one."""
         prefix, _ = target_of(environ)
-        scope = SERVICE_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        return prefix == TARGET_PREFIX or bool(scope and scope.group(1) in RENAMED_SERVICES)
+        scope = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        return prefix == TARGET_PREFIX or bool(scope and scope.group(2) in RENAMED_SERVICES)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         prefix, action = target_of(environ)

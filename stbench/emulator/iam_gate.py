@@ -20,7 +20,6 @@ from __future__ import annotations
 import ast
 import io
 import json
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,9 +35,8 @@ from stbench.emulator.iam_policy import (
 )
 from stbench.emulator.iam_requests import Incoming, requests_of
 from stbench.emulator.jobs import ACCOUNT_ID
-from stbench.emulator.protocol import CREDENTIAL_SCOPE, StartResponse, respond
+from stbench.emulator.protocol import ACCESS_KEY, CREDENTIAL_SCOPE, StartResponse, respond
 
-ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 SAGEMAKER_SESSION = "SageMaker"  # the session name SageMaker gives a job's role session
 JSON_DENIED = "AccessDeniedException"
 XML_NAMESPACES = {"iam": "https://iam.amazonaws.com/doc/2010-05-08/",

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 
 from stbench.emulator.iam_gate import Authorizer
 from stbench.emulator.iam_policy import Decision, Request, evaluate
-from stbench.emulator.protocol import StartResponse
+from stbench.emulator.protocol import CREDENTIAL_SCOPE, StartResponse
 
 ACTION = "SimulatePrincipalPolicy"
 NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
@@ -106,7 +106,8 @@ class PolicySimulator:
         self.authorizer = authorizer
 
     def routes(self, environ: dict[str, Any]) -> bool:
-        if "/iam/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
+        scope = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not scope or scope.group(2) != "iam":
             return False
         form = self._form(environ)
         return form.get("Action", [""])[0] == ACTION

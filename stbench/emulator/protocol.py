@@ -12,6 +12,7 @@ from typing import Any
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 # SigV4: `Credential=<key>/<date>/<region>/<service>/aws4_request`
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")  # a SigV4 signature's access key
 
 StartResponse = Callable[..., Any]
 
