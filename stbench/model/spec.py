@@ -57,6 +57,12 @@ class ExperimentSpec:
         default=None, metadata=_flag("stop starting trials after this many (optional)")
     )
     max_failures: int = field(default=3, metadata=_flag("failed trials that end an experiment"))
+    max_cost: float | None = field(
+        default=None,
+        metadata=_flag("USD each experiment may spend on trials; then running trials stop and "
+                       "no new one starts (local, docker and simulated trials are priced at the "
+                       "benchmark's SageMaker instance type, as an estimate)"),
+    )
     warm_pool: bool = field(
         default=False,
         metadata=_flag("keep instances warm between trials (SageMaker: needs a warm-pool quota)",
@@ -143,7 +149,11 @@ class ExperimentSpec:
             seconds = getattr(self, name)
             if seconds is not None and not math.isfinite(seconds):
                 raise UserError(f"--{name} must be a finite number of seconds, got {seconds}")
-        for name in ("n_workers", "max_wallclock_time", "max_num_trials", "max_capacity_wait"):
+        if self.max_cost is not None and not math.isfinite(self.max_cost):
+            raise UserError(f"--max_cost must be a finite number of US dollars, got "
+                            f"{self.max_cost}")
+        for name in ("n_workers", "max_wallclock_time", "max_num_trials", "max_capacity_wait",
+                     "max_cost"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UserError(f"--{name} must be positive, got {value}")

@@ -315,6 +315,11 @@ class JobBackend(TrialBackend):
         """Recorded with the trial's results: its job, billing and warm-pool use."""
         return self.ledger.annotations(trial_id)
 
+    def spent_usd(self) -> float | None:
+        """What the experiment's jobs have cost so far, running ones included (None: the
+        instance type has no price)."""
+        return self.ledger.spent_usd()
+
     def late_annotations(self) -> dict[int, dict[str, Any]]:
         """Annotations of retired trials that changed since: billing known once their jobs
         ended, warm-pool time once their pools were reused or released."""

@@ -9,6 +9,7 @@ them in the trial's rows. Pure bookkeeping: no calls to any service.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from stbench.backends.jobs.job_requests import JobTemplate
@@ -16,9 +17,12 @@ from stbench.backends.jobs.job_service import (
     FINAL_POOL_STATUSES,
     IN_PROGRESS,
     TERMINAL,
+    WARM_AVAILABLE,
     JobDescription,
 )
-from stbench.model.prices import trial_cost
+from stbench.model.prices import SECONDS_PER_HOUR, trial_cost
+
+STARTING = "Starting"  # SecondaryStatus before the instances are ready: nothing billed yet
 
 
 class JobLedger:
@@ -33,6 +37,7 @@ class JobLedger:
         self._handed_out: dict[int, dict[str, Any]] = {}  # retired trials' last annotations
         self._changed: set[int] = set()
         self._unbilled: dict[str, None] = {}  # kept, so a poll never walks the billed jobs
+        self._added_at: dict[str, float] = {}  # our clock when we created the job
 
     def _track_billing(self, name: str) -> None:
         d = self._descriptions[name]
@@ -45,6 +50,7 @@ class JobLedger:
         self.trial_of[name] = trial_id
         self._names.setdefault(trial_id, []).append(name)
         self._descriptions[name] = {"TrainingJobStatus": IN_PROGRESS}
+        self._added_at[name] = time.time()
         self._track_billing(name)
 
     def adopt(self, trial_id: int, name: str, description: JobDescription) -> None:
@@ -104,6 +110,35 @@ class JobLedger:
     def unbilled(self) -> list[str]:
         """Jobs whose billable time is not known yet (running, or ended moments ago)."""
         return list(self._unbilled)
+
+    def spent_usd(self, now: float | None = None) -> float | None:
+        """USD the experiment's jobs have cost by `now` (epoch seconds), for a cost budget:
+        billed jobs and their pools' retained time as SageMaker reports them, plus, for what
+        is not billed yet, elapsed x price: a running job from its training start (from its
+        creation while no description says it), an ended job's pool from the job's end,
+        while the pool waits. SageMaker bills a job only once it ended, so a budget waiting
+        for bills would be overrun by the running trials' whole runtime. None when the
+        instance type has no price (an unknown cost is never $0)."""
+        price = (self.prices or {}).get(self.template.instance_type)
+        if price is None:
+            return None
+        now = time.time() if now is None else now
+        seconds = 0.0
+        for name, d in self._descriptions.items():
+            pool = d.get("WarmPoolStatus") or {}
+            billable = d.get("BillableTimeInSeconds")
+            if d["TrainingJobStatus"] not in TERMINAL or billable is None:
+                if d.get("SecondaryStatus") == STARTING:
+                    continue
+                start = (d.get("TrainingStartTime") or d.get("CreationTime")
+                         or self._added_at[name])
+                end = d.get("TrainingEndTime") or now
+                billable = max(0.0, float(end) - float(start))
+            retained = pool.get("ResourceRetainedBillableTimeInSeconds") or 0
+            if pool.get("Status") == WARM_AVAILABLE and d.get("TrainingEndTime"):
+                retained = max(retained, now - float(d["TrainingEndTime"]))
+            seconds += float(billable) + float(retained)
+        return price * self.template.instance_count * seconds / SECONDS_PER_HOUR
 
     def annotations(self, trial_id: int) -> dict[str, Any]:
         """Recorded with the trial's results when it is retired: its job, billing, warm pool."""
