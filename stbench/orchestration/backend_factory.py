@@ -98,8 +98,17 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         inputs = trial_inputs(spec, benchmark, setup.study_uri(spec.experiment_tag),
                               lambda: session.client("s3"))
     else:  # local Docker: checkpoints and outputs in the experiment's folder
+        from stbench.model.prices import load_prices
+        from stbench.model.trial_pricing import TrialPricing
+
         where = f"file://{folder.resolve()}"
-        image, role, prices = trainer_image(spec, benchmark), LOCAL_ROLE, None
+        image, role = trainer_image(spec, benchmark), LOCAL_ROLE
+        # the local adapter bills its containers as SageMaker would its jobs; they are
+        # priced as the SageMaker jobs they stand for (TrialPricing), not at the local type
+        pricing = TrialPricing.for_run(spec.backend, spec.instance_type, benchmark,
+                                       load_prices())
+        prices = ({str(spec.instance_type): pricing.usd_per_hour}
+                  if pricing.usd_per_hour is not None else {})
         service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
                                         study=spec.experiment_tag, experiment=base)
         inputs = trial_inputs(spec, benchmark, f"file://{folder.resolve().parents[2]}")

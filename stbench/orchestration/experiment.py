@@ -18,6 +18,7 @@ from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
 from stbench.model.errors import UserError
 from stbench.model.failures import crash_reason
+from stbench.orchestration.cost_meter import CostMeter
 from stbench.orchestration.progress import Progress, ProgressSnapshot
 from stbench.orchestration.stop_signals import deferred_stop_signals
 from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
@@ -47,6 +48,7 @@ class Budget:
     n_workers: int
     max_failures: int
     max_num_trials: int | None = None
+    max_cost: float | None = None  # USD the trials may spend (see CostMeter)
 
 
 class Clock(Protocol):
@@ -106,7 +108,9 @@ class ExperimentLoop:
 
     def __init__(self, scheduler: TrialScheduler, backend: TrialBackend, store: ResultStore,
                  budget: Budget, metric: str, mode: str, progress: Progress,
-                 state: LoopState | None = None):
+                 state: LoopState | None = None, cost: CostMeter | None = None):
+        """`cost`: prices the trials; needed for `budget.max_cost`, and where the back-end
+        bills nothing it writes each trial's estimated cost into its rows."""
         self.scheduler = scheduler
         self.backend = backend
         self.events: EventBackend = backend  # type: ignore[assignment]
@@ -116,18 +120,27 @@ class ExperimentLoop:
         self.sign = 1.0 if mode == "min" else -1.0
         self.progress = progress
         self.state = state or LoopState()
+        self.cost = cost
+        if budget.max_cost is not None and cost is None:
+            raise ValueError("a cost budget needs a CostMeter")
+        self._ended_at: float | None = None  # elapsed seconds when the experiment ended
 
     def run(self) -> ExperimentOutcome:
         state = self.state
         status, reason, running_end = "completed", "", STOPPED_BY_BUDGET
-        self.store.update_metadata(status="running", start_time=now_iso(), end_time=None)
+        self.store.update_metadata(status="running", start_time=now_iso(), end_time=None,
+                                   max_cost=self.budget.max_cost)
         self.store.flush(force=True)
+        end_by = getattr(self.events, "end_by", None)
+        if end_by is not None:  # e.g. capacity waits must not outlast the budget
+            end_by(self.state.clock.time() + self.budget.max_wallclock_time - state.elapsed)
         try:
             while True:
                 self._process_backend()
                 reason = self._stop_reason()
                 if reason:
                     status = "failed" if state.failures >= self.budget.max_failures else status
+                    self._ended_at = state.elapsed
                     break
                 self._fill_workers()
                 self._report_progress()
@@ -154,6 +167,7 @@ class ExperimentLoop:
                     status=status, reason=reason, end_time=now_iso(),
                     elapsed_seconds=round(state.elapsed, 3), trials=state.trials_started,
                     failures=state.failures, best=state.best, retries=retries,
+                    spent_usd=self._spent(),
                 )
                 self.store.flush(force=True)
                 self.progress.finish(self._snapshot(), status, reason + _retried(retries))
@@ -224,6 +238,7 @@ class ExperimentLoop:
         if self.state.trials_finished % FREEZE_EVERY_TRIALS == 0:
             _freeze_old_objects()
         extra.update(self.events.trial_annotations(trial.trial_id))
+        extra.update(self._trial_cost(trial.trial_id))
         self.store.set_trial_status(trial.trial_id, status, **extra)
 
     def _stop_reason(self) -> str:
@@ -232,6 +247,10 @@ class ExperimentLoop:
             return f"{state.failures} trials failed (max_failures={budget.max_failures})"
         if state.elapsed >= budget.max_wallclock_time:
             return f"time budget of {budget.max_wallclock_time:g} s used"
+        if budget.max_cost is not None:
+            spent = self._spent()
+            if spent is not None and spent >= budget.max_cost:
+                return f"cost budget of ${budget.max_cost:g} used"
         if state.running:
             return ""
         if budget.max_num_trials is not None and state.trials_started >= budget.max_num_trials:
@@ -267,6 +286,8 @@ class ExperimentLoop:
             state.running[trial.trial_id] = Trial(
                 trial_id=trial.trial_id, config=trial.config, creation_time=trial.creation_time
             )
+            if self.cost is not None:
+                self.cost.trial_started(trial.trial_id, state.clock.time())
             free -= 1
 
     def _failure_limit_pending(self, busy: list[tuple[int, str]]) -> bool:
@@ -285,16 +306,52 @@ class ExperimentLoop:
         return state.failures + failing >= self.budget.max_failures
 
     def _shutdown(self, status_of_running: str) -> None:
+        stopped = dict(self.state.running)
         try:
-            for trial_id, trial in list(self.state.running.items()):
+            for trial_id, trial in stopped.items():
                 self.backend.stop_trial(trial_id=trial_id)
                 self._ensure_row(trial)
                 self.store.set_trial_status(trial_id, status_of_running,
-                                            **self.events.trial_annotations(trial_id))
+                                            **self.events.trial_annotations(trial_id),
+                                            **self._trial_cost(trial_id))
             self.state.running.clear()
         finally:
             self.events.close()
+            self._record_late_results(stopped, status_of_running)
             self._record_late_annotations()
+
+    def _record_late_results(self, stopped: dict[int, Trial], status: str) -> None:
+        """Reports the stopped trials made before the experiment ended whose log lines
+        arrived after (a job's log trails it): rows like the others, not for the scheduler,
+        which is done. Reports made after the end are not the experiment's."""
+        late_results = getattr(self.events, "late_results", None)
+        if late_results is None:
+            return
+        end = self._ended_at if self._ended_at is not None else self.state.elapsed
+        end = min(end, self.budget.max_wallclock_time)
+        added = set()
+        for trial_id, result in late_results():
+            trial = stopped.get(trial_id)
+            if trial is None:
+                continue
+            row = self._row(trial, result)
+            if row["wallclock_time"] <= end:
+                self.store.add_row(row)
+                added.add(trial_id)
+        for trial_id in added:  # the new rows get the trial's status and annotations
+            self.store.set_trial_status(trial_id, status, **self.events.trial_annotations(
+                trial_id), **self._trial_cost(trial_id))
+
+    def _trial_cost(self, trial_id: int) -> dict[str, Any]:
+        if self.cost is None:
+            return {}
+        return self.cost.trial_ended(trial_id, self.state.clock.time())
+
+    def _spent(self) -> float | None:
+        if self.cost is None:
+            return None
+        spent = self.cost.spent(self.state.clock.time())
+        return None if spent is None else round(spent, 6)
 
     # --- output ---------------------------------------------------------------------------
 

@@ -23,9 +23,12 @@ from threadpoolctl import threadpool_limits
 from stbench.model.benchmark import Benchmark, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.methods import MethodContext, get_method
+from stbench.model.prices import load_prices
 from stbench.model.seeding import spawn_seeds
 from stbench.model.spec import SIMULATED, ExperimentSpec
+from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.backend_factory import check_backend, make_backend
+from stbench.orchestration.cost_meter import CostMeter
 from stbench.orchestration.experiment import (
     Budget,
     ExperimentLoop,
@@ -57,6 +60,7 @@ class StudyPlan:
     benchmark: Benchmark  # with the spec's extra args applied
     experiments: tuple[PlannedExperiment, ...]
     backend_setup: Any = None  # what the backend's checks confirmed (SageMaker setup)
+    pricing: TrialPricing | None = None  # what a trial costs (None: the table is unreadable)
 
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
@@ -71,6 +75,8 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
     flags = tuple(f.name for f in fields(ExperimentSpec))  # a misspelled flag lands in extra_args
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, flags)
     spec = spec.with_trainer_image(benchmark.image)
+    pricing = TrialPricing.for_run(spec.backend, spec.instance_type, benchmark, load_prices())
+    pricing.require_price(spec.max_cost)
     backend_setup = check_backend(spec, benchmark)
     if not spec.experiment_tag:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -95,7 +101,8 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
             experiments.append(PlannedExperiment(method, seed, folder, previous))
     if previous_seed is not None and spec.random_seed is None:
         spec = replace(spec, random_seed=previous_seed)  # resume keeps the recorded pairing
-    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments), backend_setup)
+    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments), backend_setup,
+                     pricing)
 
 
 def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOutcome]:
@@ -144,10 +151,22 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment, progress_stream:
         n_workers=int(spec.n_workers or 1),
         max_failures=spec.max_failures,
         max_num_trials=spec.max_num_trials,
+        max_cost=spec.max_cost,
     )
     loop = ExperimentLoop(scheduler, backend, store, budget, benchmark.metric, benchmark.mode,
-                          progress, state)
+                          progress, state, _cost_meter(plan, backend, previous))
     return loop.run()
+
+
+def _cost_meter(plan: StudyPlan, backend: Any, previous: PreviousRun | None) -> CostMeter | None:
+    """Prices the experiment's trials: the back-end's own billing where it has one (SageMaker
+    jobs, and trainer containers priced at the SageMaker type), else an estimate from the
+    trials' running time. A resumed experiment starts from what its earlier runs spent."""
+    if plan.pricing is None:
+        return None
+    billed = getattr(backend, "spent_usd", None)
+    spent_before = float((previous.metadata.get("spent_usd") or 0.0) if previous else 0.0)
+    return CostMeter(plan.pricing, billed, spent_before)
 
 
 def seeded_scheduler(method: str, benchmark: Benchmark, scheduler_seed: int) -> TrialScheduler:
@@ -218,6 +237,8 @@ def _metadata(plan: StudyPlan, planned: PlannedExperiment) -> dict[str, Any]:
         versions=versions(),
         resumed=planned.previous is not None,
     )
+    if plan.pricing is not None:
+        base.update(plan.pricing.describe())
     if plan.spec.backend == SIMULATED:  # where the curves come from, the surrogate's error
         base["simulation"] = plan.backend_setup.describe()
     return base
