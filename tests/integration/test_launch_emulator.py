@@ -207,9 +207,15 @@ def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
 
     status = status_rows(warm_endpoint, tag)
     assert len(status) == 4 and {row[3] for row in status.values()} == {"Completed"}, status
+    prices = load_prices()
     for base, row in status.items():
         trial_ids = {re.search(r"-t(\d{6})-", n)[1] for n in by_experiment[base]}
         assert int(row[4]) == len(trial_ids), (base, row)
+        # the orchestrator job's own cost, as the endpoint billed it
+        described = orchestrators[f"{base}-o00"]
+        billed = trial_cost(prices, described["ResourceConfig"]["InstanceType"], 1,
+                            described["BillableTimeInSeconds"])
+        assert billed and row[8] == f"{billed:.3f}", (base, row)
 
     report = run(warm_endpoint, "results", "--experiment_tag", tag,
                  "--results_root", str(tmp_path / "results"))
@@ -223,6 +229,8 @@ def test_a_launched_study_trains_through_the_endpoint_and_reuses_warm_pools(
             finals[(str(path.parent), row["trial_id"])] = row
     assert len(finals) == sum(len(set(re.findall(r"-t(\d{6})-", " ".join(names))))
                               for names in by_experiment.values())
+    for path in (tmp_path / "results" / tag).rglob("metadata.json"):
+        assert json.loads(path.read_text())["orchestrator_cost_usd"] > 0, path
     for row in finals.values():  # stopped and paused trials too
         assert row.get("billable_seconds") and row.get("cost_usd"), row
     # the 4 experiments' pools are one account's: each trial's as the endpoint says
