@@ -351,7 +351,7 @@ class ExperimentLoop:
         if self.cost is None:
             return None
         spent = self.cost.spent(self.state.clock.time())
-        return None if spent is None else round(spent, 6)
+        return None if spent is None else round(spent, 9)
 
     # --- output ---------------------------------------------------------------------------
 
