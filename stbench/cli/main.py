@@ -108,24 +108,38 @@ def parse_extra_args(tokens: list[str]) -> dict[str, str]:
 
 
 def spec_from_args(argv: list[str]) -> ExperimentSpec:
+    return run_request(argv)[0]
+
+
+def run_request(argv: list[str]) -> tuple[ExperimentSpec, bool]:
+    """`stbench run`'s spec, and whether it is a dry run (`--dry_run`: how, not what)."""
     parser = OneLineParser(
         prog="stbench run",
         description="Run an HPO study: the orchestrator in this process, trials as local "
                     "processes, local containers or SageMaker training jobs (--backend).")
     add_spec_arguments(parser)
+    parser.add_argument("--dry_run", "--dry-run", action="store_true",
+                        help="check everything and print the plan (with --backend sagemaker "
+                             "its cost estimate); create nothing")
     args, rest = parser.parse_known_args(argv)
     values = vars(args)
+    dry_run = values.pop("dry_run")
     values["method"] = tuple(values["method"])
     values["extra_args"] = parse_extra_args(rest)
-    return ExperimentSpec(**values)
+    return ExperimentSpec(**values), dry_run
 
 
 def cmd_run(argv: list[str]) -> int:
-    return run_and_report(spec_from_args(argv))
+    spec, dry_run = run_request(argv)
+    return run_and_report(spec, dry_run=dry_run, announce_cost=True)
 
 
-def run_and_report(spec: ExperimentSpec) -> int:
-    """Plan (all checks first), run every experiment, then print the table and plots."""
+def run_and_report(spec: ExperimentSpec, dry_run: bool = False,
+                   announce_cost: bool = False) -> int:
+    """Plan (all checks first), run every experiment, then print the table and plots.
+
+    `announce_cost`: SageMaker trials' cost estimate on stderr before the first job (a
+    launched orchestrator leaves it out: `stbench launch` said it for the whole study)."""
     from stbench.analysis.report import report
     from stbench.orchestration.study_runner import plan_study, run_study
 
@@ -133,8 +147,8 @@ def run_and_report(spec: ExperimentSpec) -> int:
     spec = plan.spec
     seeds = f"{spec.seeds.start}..{spec.seeds.stop - 1}"
     print(
-        f"experiment tag {spec.experiment_tag}: {plan.benchmark.name} x "
-        f"{', '.join(spec.method)} x seeds {seeds}"
+        f"{'dry run of ' if dry_run else ''}experiment tag {spec.experiment_tag}: "
+        f"{plan.benchmark.name} x {', '.join(spec.method)} x seeds {seeds}"
         f", {spec.n_workers} workers, {spec.max_wallclock_time:g} s each, "
         f"random_seed {spec.random_seed}",
         flush=True,
@@ -144,6 +158,15 @@ def run_and_report(spec: ExperimentSpec) -> int:
         print(f"{spec.jobs} experiments at a time (--jobs), each in its own process"
               if (spec.jobs or 1) > 1 else "experiments one after another (--jobs 1)",
               flush=True)
+    if dry_run:
+        from stbench.cli.run_plan import print_run_plan
+
+        print_run_plan(plan)
+        return 0
+    if announce_cost and spec.backend == "sagemaker":
+        from stbench.cli.run_plan import run_estimate
+
+        print(run_estimate(plan).line(), file=sys.stderr, flush=True)
     outcomes = run_study(plan)
     text, plots = report(Path(spec.results_root), spec.experiment_tag)
     print()

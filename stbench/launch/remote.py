@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from stbench.backends.aws import error_code, error_message, read_s3_text, split_s3_uri
 from stbench.backends.jobs.code_upload import code_uri, publish_code
@@ -33,9 +33,12 @@ from stbench.backends.jobs.sagemaker_checks import (
     check_sagemaker_setup,
 )
 from stbench.backends.jobs.sagemaker_instances import (
+    QUOTA_CLIENT,
+    SKIP_FLAG,
     InstanceDemand,
     check_instance_type,
     check_quotas,
+    read_quotas,
 )
 from stbench.launch.study_file import Study
 from stbench.model.benchmark import load_benchmark
@@ -45,11 +48,25 @@ from stbench.model.code_package import (
     is_user_benchmark,
     pack_benchmark,
 )
+from stbench.model.cost_estimate import (
+    CostEstimate,
+    duration,
+    estimate,
+    experiment_instances,
+)
 from stbench.model.errors import UserError
 from stbench.model.images import orchestrator_image_for
 from stbench.model.methods import get_method
-from stbench.model.naming import TAG_ENV, experiment_base, orchestrator_job_name
+from stbench.model.naming import (
+    JOB_NAME,
+    TAG_ENV,
+    experiment_base,
+    orchestrator_job_name,
+    trial_job_prefix,
+)
+from stbench.model.prices import PriceTable
 from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.backend_factory import KEEP_ALIVE_SECONDS
 from stbench.orchestration.trial_inputs import check_trial_inputs
 
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
@@ -147,10 +164,11 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
 
 
 def check_study(study: Study, planned: list[PlannedJob],
-                session: boto3.session.Session) -> None:
+                session: boto3.session.Session, write_record: bool = True) -> None:
     """Study-wide checks, then the study's record, before the first job: the user's instance
     cap, the account's SageMaker quotas for what is launched now, and that the tag is not
-    taken by a different study (recorded at `<tag>/study.json`)."""
+    taken by a different study (recorded at `<tag>/study.json`, unless `write_record` is
+    off: a dry run only reads)."""
     to_launch = [job for job in planned if not job.skip_reason]
     if study.max_instances is not None:
         need = sum(int(job.spec.n_workers or 1) + 1 for job in to_launch)
@@ -177,7 +195,7 @@ def check_study(study: Study, planned: list[PlannedJob],
             f"experiment tag '{first.experiment_tag}' is already used by a different study "
             f"(s3://{bucket}/{key}): choose a new --experiment_tag"
         )
-    if existing is None:
+    if existing is None and write_record:
         s3.put_object(Bucket=bucket, Key=key, Body=record.encode())
 
 
@@ -196,6 +214,58 @@ def study_demands(jobs: list[PlannedJob]) -> list[InstanceDemand]:
     fewer = "launch fewer methods, seeds or benchmarks or lower --n_workers"
     return [InstanceDemand(kind, training[kind], warm_pool[kind], who, fewer)
             for kind in sorted(training)]
+
+
+def launch_estimate(planned: list[PlannedJob], table: PriceTable) -> CostEstimate:
+    """The bound on what the jobs launched now may cost (skipped ones run or ran already).
+
+    An orchestrator job is counted for its MaxRuntimeInSeconds: with a RetryStrategy that
+    limits all its attempts together (CreateTrainingJob's StoppingCondition), and its trial
+    jobs live no longer than it, as it stops them at the budget's end."""
+    return estimate([experiment_instances(
+        job.spec, KEEP_ALIVE_SECONDS, ORCHESTRATOR_INSTANCE,
+        float(job.request["StoppingCondition"]["MaxRuntimeInSeconds"]))
+        for job in planned if not job.skip_reason], table)
+
+
+def plan_lines(planned: list[PlannedJob]) -> list[str]:
+    """What a launch would create, one line per experiment, for `--dry_run`."""
+    lines = []
+    for job in planned:
+        spec = job.spec
+        if job.skip_reason:
+            lines.append(f"  skip {job.name}: {job.skip_reason}")
+            continue
+        runtime = float(job.request["StoppingCondition"]["MaxRuntimeInSeconds"])
+        match = JOB_NAME.match(job.name)
+        trials = trial_job_prefix(match["base"] if match else job.name)
+        pools = ", with warm pools" if spec.warm_pool else ""
+        lines.append(
+            f"  {job.name}: {spec.benchmark} {spec.method[0]} seed {spec.start_seed}: "
+            f"orchestrator on {ORCHESTRATOR_INSTANCE} for at most {duration(runtime)}; trial "
+            f"jobs {trials}… on {spec.instance_type}, {spec.n_workers} at once for "
+            f"{duration(float(spec.max_wallclock_time or 0))}{pools}")
+    return lines
+
+
+def quota_lines(session: boto3.session.Session, region: str, demands: list[InstanceDemand],
+                checked: bool = True) -> list[str]:
+    """Each SageMaker quota the run needs at once, and what the account allows where
+    Service Quotas says so (read-only calls, as the check makes)."""
+    names = {name for demand in demands for name, _ in demand.quotas()}
+    allowed: dict[str, float] = {}
+    unread = f"not checked ({SKIP_FLAG})"
+    if checked and names:
+        unread = "not listed by Service Quotas"
+        try:
+            client = session.client("service-quotas", region_name=region, config=QUOTA_CLIENT)
+            allowed = {name: q.value for name, q in read_quotas(client, names).items()}
+        except (ClientError, BotoCoreError) as err:
+            unread = "Service Quotas did not answer: " + (
+                error_code(err) if isinstance(err, ClientError) else type(err).__name__)
+    return [f"  '{name}': {needed} ("
+            + (f"the account allows {allowed[name]:g}" if name in allowed else unread) + ")"
+            for demand in demands for name, needed in demand.quotas()]
 
 
 def launch(planned: list[PlannedJob], target: LaunchTarget,

@@ -2,13 +2,17 @@
 
 The table ships as ``prices.yaml`` next to this module (approximate us-east-1 on-demand list
 prices); ``STBENCH_PRICES=/path/to/prices.yaml`` replaces it, for other regions, discounts or
-new instance types. Pure model code: no AWS calls, so it also works offline and in tests.
+new instance types. Besides ``ml.*`` entries a table may say where and when its prices hold
+(``region:``, ``as_of:``), so an estimate can name them. Pure model code: no AWS calls, so it
+also works offline and in tests.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +23,21 @@ from stbench.model.errors import UserError
 PRICES_ENV = "STBENCH_PRICES"
 PREFIX = "ml."
 SECONDS_PER_HOUR = 3600.0
+ABOUT_KEYS = ("region", "as_of")  # what a table may say besides its prices
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """The prices and where and when they hold (None: the table does not say)."""
+
+    prices: dict[str, float]
+    region: str | None = None
+    as_of: str | None = None  # ISO date
+
+    def describe(self) -> str:
+        """E.g. 'us-east-1 prices as of 2026-11-27', for a line that shows a dollar amount."""
+        where = f"{self.region} prices" if self.region else "prices of an unnamed region"
+        return f"{where} as of {self.as_of}" if self.as_of else f"{where}, undated"
 
 
 def load_prices(path: str | Path | None = None) -> dict[str, float]:
@@ -27,6 +46,12 @@ def load_prices(path: str | Path | None = None) -> dict[str, float]:
     ``path`` wins; else ``$STBENCH_PRICES``; else the packaged table. Raises ``UserError``
     naming the file and the fix when it is unreadable or holds a bad entry.
     """
+    return load_price_table(path).prices
+
+
+def load_price_table(path: str | Path | None = None) -> PriceTable:
+    """`load_prices`, with the table's region and date (its optional `region:` and `as_of:`
+    keys)."""
     if path is None and os.environ.get(PRICES_ENV):
         path = os.environ[PRICES_ENV]
     if path is None:
@@ -54,19 +79,39 @@ def load_prices(path: str | Path | None = None) -> dict[str, float]:
             f"prices file {source} must map instance types to USD per hour "
             f"(e.g. 'ml.m5.large: 0.115'); {fix}"
         )
+    about = {key: _about(key, raw.pop(key), source, fix) for key in ABOUT_KEYS if key in raw}
+    if not raw:
+        raise UserError(f"prices file {source} holds no prices (e.g. 'ml.m5.large: 0.115'); "
+                        f"{fix}")
     prices: dict[str, float] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name.startswith(PREFIX) or len(name) <= len(PREFIX):
             raise UserError(
                 f"prices file {source}: {name!r} is not a SageMaker instance type "
-                f"(names start with '{PREFIX}'); {fix}"
+                f"(names start with '{PREFIX}'; other keys: {', '.join(ABOUT_KEYS)}); {fix}"
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"prices file {source}: {name} costs {value!r}, not a number; {fix}")
         if not math.isfinite(value) or value <= 0:
             raise UserError(f"prices file {source}: {name} costs {value}, must be > 0; {fix}")
         prices[name] = float(value)
-    return prices
+    return PriceTable(prices, about.get("region"), about.get("as_of"))
+
+
+def _about(key: str, value: object, source: str, fix: str) -> str:
+    """`region:` a region name; `as_of:` a date (YAML reads 2026-11-27 as one)."""
+    if key == "as_of":
+        if isinstance(value, datetime.date):
+            return value.isoformat()[:10]
+        try:
+            return datetime.date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise UserError(f"prices file {source}: as_of is {value!r}, not a date like "
+                            f"2026-11-27; {fix}") from None
+    if not isinstance(value, str) or not value.strip() or " " in value.strip():
+        raise UserError(f"prices file {source}: region is {value!r}, not a region name like "
+                        f"us-east-1; {fix}")
+    return value.strip()
 
 
 def trial_cost(
