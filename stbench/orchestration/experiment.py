@@ -375,16 +375,19 @@ class ExperimentLoop:
             "metrics": {k: v for k, v in result.items() if not k.startswith("st_")},
         }
 
-    def _snapshot(self) -> ProgressSnapshot:
+    def _snapshot(self, with_cost: bool = True) -> ProgressSnapshot:
+        """`with_cost`: also what was spent (a walk over every job where the back-end
+        bills: every poll only when a cost budget needs it anyway)."""
         state = self.state
         return ProgressSnapshot(
             elapsed=state.elapsed, budget=self.budget.max_wallclock_time,
             started=state.trials_started, running=len(state.running),
             failed=state.failures, best=state.best, metric=self.metric,
+            spent=self._spent() if with_cost else None, max_cost=self.budget.max_cost,
         )
 
     def _report_progress(self) -> None:
-        self.progress.update(self._snapshot())
+        self.progress.update(self._snapshot(with_cost=self.budget.max_cost is not None))
 
 
 def _retried(retries: dict[str, int]) -> str:

@@ -21,12 +21,17 @@ class ProgressSnapshot:
     failed: int
     best: float | None
     metric: str
+    spent: float | None = None  # USD, where the trials are priced
+    max_cost: float | None = None
 
     def line(self) -> str:
         best = f"{self.best:.4g}" if self.best is not None else "-"
+        cost = "" if self.spent is None else f"  ${self.spent:.4g}"
+        if cost and self.max_cost is not None:
+            cost += f"/${self.max_cost:g}"
         return (
             f"{self.elapsed:6.1f}/{self.budget:g}s  trials {self.started:4d} "
-            f"({self.running} running, {self.failed} failed)  best {self.metric} {best}"
+            f"({self.running} running, {self.failed} failed)  best {self.metric} {best}{cost}"
         )
 
 
