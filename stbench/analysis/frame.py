@@ -36,7 +36,13 @@ EXPERIMENT_COLUMNS = [
     "n_reports",
     "optimum",
     "budget_seconds",
+    "cost_estimated",
+    "orchestrator_cost_usd",
+    "orchestrator_state",
 ]
+# orchestrator_state: "" (no orchestrator job: a local study), "billed", "running" (its cost
+# so far), "unpriced" (its instance type has no price); written by `stbench results`' fetch
+_RUNNING, _COST = "orchestrator_running", "orchestrator_cost_usd"
 _RECORD_KEYS = {"trial_id", "status", "wallclock_time", "config", "metrics"}
 
 
@@ -195,6 +201,14 @@ def _spec_field(meta: dict[str, Any], name: str) -> Any:
     return spec.get(name) if isinstance(spec, dict) else None
 
 
+def _orchestrator_state(meta: dict[str, Any]) -> str:
+    if _COST not in meta:
+        return ""
+    if math.isnan(_finite_or_nan(meta[_COST])):
+        return "unpriced"
+    return "running" if meta.get(_RUNNING) else "billed"
+
+
 def _experiments_frame(experiments: list[_Experiment]) -> pd.DataFrame:
     rows = []
     for e in experiments:
@@ -215,6 +229,10 @@ def _experiments_frame(experiments: list[_Experiment]) -> pd.DataFrame:
                 "n_reports": len(e.records),
                 "optimum": _finite_or_nan(meta.get("optimum")),
                 "budget_seconds": _finite_or_nan(_spec_field(meta, "max_wallclock_time")),
+                # trials priced at a SageMaker type's price for local or simulated seconds
+                "cost_estimated": meta.get("cost_estimated") is True,
+                "orchestrator_cost_usd": _finite_or_nan(meta.get(_COST)),
+                "orchestrator_state": _orchestrator_state(meta),
             }
         )
     return pd.DataFrame(rows, columns=EXPERIMENT_COLUMNS)

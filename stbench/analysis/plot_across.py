@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -57,11 +58,15 @@ def plot_across_benchmarks(across: pd.DataFrame, benchmarks: list[str], path: Pa
 
 
 def plot_best_per_dollar(costs: pd.DataFrame, benchmark: str, metric: str, mode: str,
-                         path: Path) -> Path:
+                         path: Path, target: float | None = None,
+                         to_target: dict[str, float] | None = None,
+                         estimated: bool = False) -> Path:
     """Best-so-far against dollars spent (mean ± s.e. over seeds), one line per method.
 
     ``costs`` is :func:`stbench.analysis.cost.cost_curves` output; other benchmarks' rows are
-    ignored. Each line starts at the spend by which every seed has a value.
+    ignored. Each line starts at the spend by which every seed has a value. ``target`` is
+    drawn as a dashed line, and each method's median dollars to reach it (``to_target``,
+    where finite) as a dotted line in its colour; ``estimated`` says so on the x axis.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,9 +80,16 @@ def plot_best_per_dollar(costs: pd.DataFrame, benchmark: str, metric: str, mode:
             (line,) = ax.plot(spent, mean, drawstyle="steps-post", lw=1.6, label=str(method))
             ax.fill_between(spent, mean - se, mean + se, step="post", color=line.get_color(),
                             alpha=0.2)
+            reached = (to_target or {}).get(str(method), math.inf)
+            if math.isfinite(reached):
+                ax.axvline(reached, color=line.get_color(), ls=":", lw=1.2,
+                           label=f"{method}: ${reached:.3g} to target (median)")
+        if target is not None and math.isfinite(target):
+            ax.axhline(target, color="0.3", ls="--", lw=1.0, label=f"target {target:.4g}")
         better = "lower" if mode == "min" else "higher"
         ax.set_title(f"{benchmark}: quality per dollar (mean ± 1 s.e. over seeds)")
-        ax.set_xlabel("dollars spent on trials so far (USD)")
+        ax.set_xlabel("dollars spent on trials so far (USD"
+                      + (", estimated)" if estimated else ")"))
         ax.set_ylabel(f"best {metric} so far ({better} is better)")
         ax.set_xlim(left=0)
         ax.grid(True, alpha=0.4)

@@ -20,6 +20,7 @@ common footing before averaging:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,24 +79,20 @@ def regret_over_time(
     for ref in benchmark_references(curves, experiments).itertuples(index=False):
         if not math.isfinite(ref.budget):
             continue
-        sign = 1.0 if ref.mode == "min" else -1.0
-        scale = sign * (ref.reference - ref.optimum)
         exps = experiments[experiments["benchmark"] == ref.benchmark]
         data = curves[curves["benchmark"] == ref.benchmark]
         for (method, seed), _ in exps.groupby(["method", "seed"], sort=True):
             own = data[(data["method"] == method) & (data["seed"] == seed)]
             best = step_values(own["wallclock_time"].to_numpy(float),
                                own["best"].to_numpy(float), fractions * ref.budget)
-            regret = sign * (best - ref.optimum)
-            normalized = regret / scale if scale > 0 else np.where(np.isnan(regret), 1.0, 0.0)
             parts.append(pd.DataFrame({
                 "benchmark": ref.benchmark,
                 "method": method,
                 "seed": int(seed),
                 "fraction": fractions,
                 "best": best,
-                "regret": regret,
-                "normalized_regret": np.clip(np.nan_to_num(normalized, nan=1.0), 0.0, 1.0),
+                "regret": _sign(ref.mode) * (best - ref.optimum),
+                "normalized_regret": normalized_regret(best, ref),
             }))
     if not parts:
         return pd.DataFrame(columns=REGRET_COLUMNS)
@@ -105,6 +102,27 @@ def regret_over_time(
         method="average"
     )
     return frame[REGRET_COLUMNS]
+
+
+def _sign(mode: str) -> float:
+    return 1.0 if mode == "min" else -1.0
+
+
+def normalized_regret(best: np.ndarray, ref: Any) -> np.ndarray:
+    """Best-so-far values as normalized regret against a row of ``benchmark_references``
+    (module doc): clipped to [0, 1], 1 where there is no value yet. Where the reference is
+    no worse than the optimum (every final at the optimum), any regret counts as 1."""
+    sign = _sign(ref.mode)
+    regret = sign * (np.asarray(best, dtype=float) - ref.optimum)
+    scale = sign * (ref.reference - ref.optimum)
+    normalized = regret / scale if scale > 0 else np.where(regret <= 0, 0.0, 1.0)
+    return np.clip(np.nan_to_num(normalized, nan=1.0), 0.0, 1.0)
+
+
+def regret_threshold(ref: Any, level: float) -> float:
+    """The metric value whose normalized regret is ``level`` (the inverse of the above)."""
+    sign = _sign(ref.mode)
+    return float(ref.optimum + sign * level * max(sign * (ref.reference - ref.optimum), 0.0))
 
 
 def step_values(times: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from stbench.analysis.bootstrap import final_regrets, format_pairs, paired_bootstrap
-from stbench.analysis.cost import cost_curves
+from stbench.analysis.cost import cost_curves, cost_targets, dollars_to_target, format_to_target
 from stbench.analysis.frame import load
 from stbench.analysis.plot import plot_best_so_far
 from stbench.analysis.plot_across import plot_across_benchmarks, plot_best_per_dollar
@@ -21,7 +21,7 @@ from stbench.analysis.regret import (
     format_checkpoints,
     regret_over_time,
 )
-from stbench.analysis.summary import best_so_far, final_table, format_table
+from stbench.analysis.summary import best_so_far, experiment_costs, final_table, format_table
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,33 @@ class Analysis:
     checkpoints: pd.DataFrame  # regret and rank at 25/50/100 % of the budget (regret.py)
     pairs: pd.DataFrame  # paired bootstrap of final regret per pair (bootstrap.py)
     costs: pd.DataFrame  # best so far against dollars, priced experiments only (cost.py)
+    targets: pd.DataFrame  # per benchmark: the value that counts as reached (cost.py)
+    to_target: pd.DataFrame  # per method: trial dollars until it reached it (cost.py)
 
 
 def analyze(root: Path, experiment_tag: str) -> Analysis:
     """Load a tag's results and compute every frame of the report (no files written)."""
     df, experiments = load(Path(root), experiment_tag)
     curves = best_so_far(df)
+    references = benchmark_references(curves, experiments)
     regret = regret_over_time(curves, experiments)
     across = across_benchmarks(regret)
+    costs = cost_curves(df)
+    targets = cost_targets(curves, references)
     return Analysis(
         results=df,
         experiments=experiments,
         table=final_table(df, experiments),
         curves=curves,
-        references=benchmark_references(curves, experiments),
+        references=references,
         regret=regret,
         across=across,
         checkpoints=checkpoint_table(across),
         pairs=paired_bootstrap(final_regrets(regret)),
-        costs=cost_curves(df),
+        costs=costs,
+        targets=targets,
+        to_target=dollars_to_target(costs, experiment_costs(df), references, targets,
+                                    experiments),
     )
 
 
@@ -78,8 +86,8 @@ def report(root: Path, experiment_tag: str, out_dir: Path | None = None) -> tupl
     (a status line, a blank line, then the table) and the PNG paths sorted by benchmark.
     With several benchmarks the text adds normalized regret and mean rank at 25/50/100 % of
     the budget (and ``across_benchmarks.png``); with several methods, paired bootstrap
-    verdicts; with costs, ``<benchmark>_cost.png``. Raises ``UserError`` if the tag has no
-    results.
+    verdicts; with costs, the trial dollars each method spent until it reached a target and
+    ``<benchmark>_cost.png``. Raises ``UserError`` if the tag has no results.
     """
     root = Path(root)
     out_dir = Path(out_dir) if out_dir is not None else root / experiment_tag / "plots"
@@ -114,10 +122,20 @@ def _comparisons(analysis: Analysis, out_dir: Path) -> tuple[list[str], list[Pat
                                             out_dir / "across_benchmarks.png"))
     if analysis.experiments["method"].nunique() > 1:
         texts.append(format_pairs(analysis.pairs))
-    for benchmark, exps in analysis.experiments.groupby("benchmark", sort=True):
+    experiments = analysis.experiments
+    if not analysis.to_target.empty:
+        metrics = experiments.groupby("benchmark")["metric"].first().astype(str).to_dict()
+        texts.append(format_to_target(analysis.to_target, analysis.targets, metrics))
+    targets = analysis.targets.set_index("benchmark")["target"]
+    estimated = experiments.get("cost_estimated", pd.Series(False, index=experiments.index))
+    for benchmark, exps in experiments.groupby("benchmark", sort=True):
         if (analysis.costs["benchmark"] == benchmark).any():
+            to_target = analysis.to_target[analysis.to_target["benchmark"] == benchmark]
             paths.append(plot_best_per_dollar(
                 analysis.costs, str(benchmark), str(exps["metric"].iloc[0]),
                 str(exps["mode"].iloc[0]), out_dir / f"{benchmark}_cost.png",
+                target=targets.get(benchmark),
+                to_target=to_target.set_index("method")["median_usd"].to_dict(),
+                estimated=bool(estimated[exps.index].astype(bool).all()),
             ))
     return texts, paths

@@ -25,8 +25,13 @@ TABLE_COLUMNS = [
     "iqm",
     "trials",
     "cost_usd",
+    "cost_estimated",
+    "orchestrator_usd",
+    "orchestrator_state",
     "rank",
 ]
+# an orchestrator cell's state over seeds: the first of these that any seed has
+_STATES = ("unpriced", "running", "billed")
 
 
 def best_so_far(df: pd.DataFrame) -> pd.DataFrame:
@@ -89,9 +94,12 @@ def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
     ``n_seeds`` counts experiments with at least one usable report; ``missing`` counts the
     rest (no report yet, or no numeric value of the metric). ``se`` is NaN for one seed.
     ``iqm`` is ``scipy.stats.trim_mean(x, 0.25)``. ``cost_usd`` is the mean over seeds of
-    each experiment's cost (see ``experiment_costs``; NaN when no seed has one). ``rank`` is
-    1 for the best mean within the benchmark (ties share the average rank; methods without
-    results get NaN).
+    each experiment's trial cost (see ``experiment_costs``; NaN when no seed has one),
+    ``cost_estimated`` whether a seed's was estimated (local or simulated seconds priced as
+    SageMaker's). ``orchestrator_usd`` is the mean over seeds of a launched study's
+    orchestrator jobs' cost, ``orchestrator_state`` "" (none), "billed", "running" (so far)
+    or "unpriced" (then NaN). ``rank`` is 1 for the best mean within the benchmark (ties
+    share the average rank; methods without results get NaN).
     """
     curves = best_so_far(df)
     finals = curves.groupby(GROUP, sort=True)["best"].last()
@@ -103,6 +111,10 @@ def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
         values = np.array([finals[k] for k in keys if k in finals.index], dtype=float)
         n = len(values)
         priced = [costs[k] for k in keys if k in costs.index]
+        estimated = exps.get("cost_estimated", pd.Series(False, index=exps.index))
+        states = set(exps.get("orchestrator_state", pd.Series("", index=exps.index)))
+        state = next((s for s in _STATES if s in states), "")
+        orchestrator = pd.to_numeric(exps.get("orchestrator_cost_usd"), errors="coerce")
         rows.append(
             {
                 "benchmark": benchmark,
@@ -120,6 +132,10 @@ def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
                     else math.nan
                 ),
                 "cost_usd": float(np.mean(priced)) if priced else math.nan,
+                "cost_estimated": bool(estimated.astype(bool).any()),
+                "orchestrator_usd": (float(orchestrator.mean()) if state in ("billed", "running")
+                                     else math.nan),
+                "orchestrator_state": state,
             }
         )
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS[:-1])
@@ -141,7 +157,7 @@ def _num(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
-def _usd(value: float) -> str:
+def usd_text(value: float) -> str:
     """Cents for real money, a few digits for the fractions of a cent short trials cost."""
     if value is None or not math.isfinite(value):
         return "n/a"
@@ -151,16 +167,27 @@ def _usd(value: float) -> str:
 def format_table(table: pd.DataFrame) -> str:
     """Aligned plain text for a terminal, sorted by benchmark then rank (best first).
 
-    The ``cost $`` column appears only when some method has a cost (priced job back-ends),
-    so local runs read as before.
+    The ``trials $`` column appears only when some method has a trial cost, labelled
+    "(estimated)" when every priced method's is (a mix marks the estimated cells with ``*``);
+    ``orchestrator $`` only for a launched study. Unpriced local runs read as before.
     """
     if table.empty:
         return "no experiments"
     ordered = table.sort_values(["benchmark", "rank", "method"], na_position="last")
     costs = pd.to_numeric(table.get("cost_usd", pd.Series(dtype=float)), errors="coerce")
-    show_cost = bool(np.isfinite(costs.astype(float)).any())
+    priced = np.isfinite(costs.astype(float))
+    show_cost = bool(priced.any())
+    estimated = table.get("cost_estimated", pd.Series(False, index=table.index)).astype(bool)
+    all_estimated = show_cost and bool(estimated[priced].all())
+    mark = "*" if show_cost and not all_estimated and bool(estimated[priced].any()) else ""
+    show_orchestrator = bool((table.get("orchestrator_state", pd.Series(dtype=str))
+                              .fillna("") != "").any())
     header = ["benchmark", "metric", "method", "seeds", "best mean ± se", "IQM", "trials"]
-    header += ["cost $", "rank"] if show_cost else ["rank"]
+    if show_cost:
+        header.append("trials $ (estimated)" if all_estimated else "trials $")
+    if show_orchestrator:
+        header.append("orchestrator $")
+    header.append("rank")
     lines = [header]
     for row in ordered.itertuples(index=False):
         seeds = str(row.n_seeds) + (f" ({row.missing} missing)" if row.missing else "")
@@ -175,7 +202,12 @@ def format_table(table: pd.DataFrame) -> str:
             _num(row.iqm),
             _num(row.trials),
         ]
-        lines.append([*line, _usd(row.cost_usd), rank] if show_cost else [*line, rank])
+        if show_cost:
+            line.append(usd_text(row.cost_usd) + (mark if row.cost_estimated and math.isfinite(
+                row.cost_usd) else ""))
+        if show_orchestrator:
+            line.append(_orchestrator_cell(row.orchestrator_usd, row.orchestrator_state))
+        lines.append([*line, rank])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     left = 3  # benchmark, metric and method read better left-aligned; numbers right-aligned
     out = []
@@ -187,4 +219,18 @@ def format_table(table: pd.DataFrame) -> str:
         out.append("  ".join(cells).rstrip())
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
+    if mark:
+        out.append("* estimated: local or simulated seconds at the benchmark's SageMaker price")
+    if show_orchestrator and (table["orchestrator_state"] == "unpriced").any():
+        out.append("?: an orchestrator job's instance type has no price in the price table "
+                   "(STBENCH_PRICES)")
     return "\n".join(out)
+
+
+def _orchestrator_cell(usd: float, state: str) -> str:
+    """A launched study's orchestrator jobs: "-" for none, "?" unpriced, "so far" running."""
+    if state == "unpriced":
+        return "?"
+    if state not in ("billed", "running"):
+        return "-"
+    return usd_text(usd) + (" so far" if state == "running" else "")

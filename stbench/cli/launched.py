@@ -51,21 +51,26 @@ def study_session(args: argparse.Namespace) -> Any:
 def needs_fetch(tag_dir: Path) -> bool:
     """Whether `stbench results` fetches a launched study from S3: when there is no copy
     yet, or the copy is unfinished (an experiment had nothing uploaded, or its metadata says
-    it is still running). A local study's folder has no LAUNCHED_RECORD: never fetched."""
+    it is still running, or its orchestrator job still ran). A local study's folder has no
+    LAUNCHED_RECORD: never fetched."""
     if not tag_dir.is_dir():
         return True
     record = tag_dir / LAUNCHED_RECORD
     if not record.is_file():
         return False
+    from stbench.launch.status import ORCHESTRATOR_RUNNING
+
     try:
         fetched = json.loads(record.read_text())
         if fetched["with_results"] < fetched["experiments"]:
             return True
-        statuses = [json.loads(path.read_text()).get("status")
-                    for path in tag_dir.glob("*/*/*/metadata.json")]
+        metadata = [json.loads(path.read_text()) for path in tag_dir.glob("*/*/*/metadata.json")]
+        # an orchestrator job may still run (uploading) after its experiment ended: its
+        # cost so far is not its bill
+        return any(m.get("status") not in FINAL_STATUSES or m.get(ORCHESTRATOR_RUNNING)
+                   for m in metadata)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return True  # a damaged copy: fetch it again
-    return any(status not in FINAL_STATUSES for status in statuses)
 
 
 def fetch_launched(root: Path, args: argparse.Namespace) -> None:

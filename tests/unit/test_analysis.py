@@ -253,7 +253,7 @@ def test_cost_counts_each_trial_once_and_averages_seeds() -> None:
     full = final_table(df, exps)
     assert list(full.columns) == [
         "benchmark", "method", "metric", "mode", "n_seeds", "missing", "mean", "se", "iqm",
-        "trials", "cost_usd", "rank",
+        "trials", "cost_usd", "cost_estimated", "orchestrator_usd", "orchestrator_state", "rank",
     ]
     table = full.set_index("method")
     assert table.loc["sagemaker", "cost_usd"] == pytest.approx((0.5 + 0.1) / 2)
@@ -261,7 +261,7 @@ def test_cost_counts_each_trial_once_and_averages_seeds() -> None:
     assert math.isnan(table.loc["local", "cost_usd"])
     text = format_table(full)
     lines = text.splitlines()
-    assert lines[0].split()[-3:] == ["cost", "$", "rank"]
+    assert lines[0].split()[-3:] == ["trials", "$", "rank"]
     by_method = {line.split()[3]: line.split() for line in lines[2:]}
     assert by_method["sagemaker"][-2] == "0.3"
     assert by_method["partly"][-2] == "5.00"
@@ -274,7 +274,7 @@ def test_cost_from_the_results_folder(results_root: Path) -> None:
     table = final_table(df, load_experiments(results_root, TAG)).set_index(["benchmark", "method"])
     assert table.loc[("toy_min", "good"), "cost_usd"] == pytest.approx(0.01 * (3 + 2 + 3) / 3)
     assert table.loc[("toy_max", "bad"), "cost_usd"] == pytest.approx(0.02)  # seed 2 unpriced
-    assert "cost $" in format_table(table.reset_index())
+    assert "trials $" in format_table(table.reset_index())
 
 
 def test_unpriced_runs_show_no_cost_column() -> None:

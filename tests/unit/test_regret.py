@@ -179,3 +179,15 @@ def test_cost_curves_count_each_trials_latest_cost_once() -> None:
     assert np.allclose(curves["cost_usd"], [0.1, 0.1, 0.3, 0.5])
     assert np.allclose(curves["best"], [5.0, 4.0, 4.0, 1.0])
     assert cost_curves(df.drop(columns="cost_usd")).empty
+
+
+def test_when_every_final_is_at_the_optimum_an_earlier_worse_best_is_not_zero_regret() -> None:
+    # both methods end at the known optimum 0 (the reference is 0 too): A's first best, 3,
+    # is still regret, and reads 1 until it reaches 0 at t=5
+    experiments = experiments_frame([("z", "A", 0, "min", 0.0, 10.0),
+                                     ("z", "B", 0, "min", 0.0, 10.0)])
+    curves = curves_frame({("z", "A", 0): [(1.0, 3.0), (5.0, 0.0)],
+                           ("z", "B", 0): [(1.0, 0.0)]})
+    regret = regret_over_time(curves, experiments, grid_points=10)
+    a = regret[regret["method"] == "A"].set_index("fraction")["normalized_regret"]
+    assert a.loc[0.1] == 1.0 and a.loc[0.4] == 1.0 and a.loc[0.5] == 0.0
