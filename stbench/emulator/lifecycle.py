@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from stbench.backends.jobs import files
 from stbench.backends.jobs.channels import ChannelError, prepare_channels
 from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
+from stbench.backends.jobs.closing import STOP_GRACE_ENV
 from stbench.emulator.containers import CACHE_DIR, ImageUnavailable
 from stbench.emulator.iam_policy import Request
 from stbench.emulator.iam_requests import image_repository_arn, log_group_arn
@@ -197,14 +198,17 @@ class JobRun(threading.Thread):
 
     def _environment(self) -> dict[str, str]:
         """The request's Environment and SageMaker's variables, the job's role's temporary
-        credentials (as the instance's role gives them on AWS), and this endpoint's URL."""
+        credentials (as the instance's role gives them on AWS), this endpoint's URL, and its
+        stop grace (so a launched orchestrator's close fits a shortened one)."""
         job = self.job
         env = {"AWS_ENDPOINT_URL": self.service.endpoint_url,
                **self.service.credentials_for(job),
                "AWS_DEFAULT_REGION": job.region, "AWS_REGION": job.region,
                "AWS_EC2_METADATA_DISABLED": "true",
                **(job.request.get("Environment") or {}),
-               "TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn}
+               "TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn,
+               # not AWS's: its grace is 120 s, which stbench assumes where this is unset
+               STOP_GRACE_ENV: f"{self.service.config.stop_grace_seconds:g}"}
         if job.keep_alive > 0 or job.pool is not None:
             env[CACHE_ENV] = CACHE_DIR
         return env

@@ -220,7 +220,7 @@ def test_local_mistakes_are_reported_before_any_aws_call(aws: dict[str, Any]) ->
 def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto's jobs end at once, never billed: poll them often, wait for no late metrics nor
     for billable times; and keep pytest's SIGTERM handler."""
-    from stbench.backends.jobs import backend, sagemaker
+    from stbench.backends.jobs import closing, sagemaker
 
     real_init = sagemaker.SageMakerJobService.__init__
 
@@ -228,7 +228,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
         real_init(self, *args, **{**kwargs, "poll_seconds": 0.05, "metrics_delay_seconds": 0})
 
     monkeypatch.setattr(sagemaker.SageMakerJobService, "__init__", fast_init)
-    monkeypatch.setattr(backend, "BILLING_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(closing, "BILLING_WAIT_SECONDS", 0.5)
     monkeypatch.setattr(signal, "signal", lambda *a: None)
 
 

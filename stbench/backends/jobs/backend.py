@@ -19,6 +19,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_WORKER_TIMESTAMP
 
+from stbench.backends.jobs.closing import JobClosing
 from stbench.backends.jobs.job_ledger import JobLedger
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.job_service import (
@@ -42,14 +43,8 @@ from stbench.model.naming import JOB_NAME, job_name
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
 TRIAL_STATUS = {IN_PROGRESS: Status.in_progress, STOPPING: Status.stopping,
                 COMPLETED: Status.completed, FAILED: Status.failed, STOPPED: Status.stopped}
-BILLING_WAIT_SECONDS = 30.0  # at the end, for billable times of jobs that just ended
 FINAL_TRIAL_STATUSES = (Status.completed, Status.failed, Status.stopped)  # never resumed
-POOL_POLL_SECONDS = 2.0  # at the end, between reads of pools released but not yet terminated
 FIRST_CAPACITY_WAIT_SECONDS = 1.0  # then doubling up to capacity_wait_seconds
-# A pool's job was created at most its runtime, its start-up and its keep-alive period (at
-# most 3600 s) before the job that took it: pools are looked for this long (plus our own
-# max runtime) before our first job.
-POOL_LOOKBACK_SECONDS = 2 * 3600.0
 
 
 @dataclass
@@ -66,7 +61,7 @@ class TrialJobs:
         return self.names[-1]
 
 
-class JobBackend(TrialBackend):
+class JobBackend(JobClosing, TrialBackend):
     def __init__(self, service: JobService, template: JobTemplate, job_base: str,
                  first_trial_id: int = 0, capacity_wait_seconds: float = 30.0,
                  capacity_patience_seconds: float = 3600.0, on_note: Any = None,
@@ -99,6 +94,16 @@ class JobBackend(TrialBackend):
         # it too, where a second one put 512 more job names through the service before the
         # first new trial could start
         self._poll_unused = False
+        self._budget_end: float | None = None  # epoch seconds (end_by)
+        # trials stopped at the experiment's end, not by the scheduler: their reports read
+        # later are still the loop's (late_results), and are awaited in the close
+        self._cut_at_end: dict[int, None] = {}
+        self._late: list[tuple[int, dict[str, Any]]] = []
+
+    def end_by(self, deadline: float) -> None:
+        """The experiment's budget ends at `deadline` (epoch seconds, time.time()): no wait
+        for capacity runs past it."""
+        self._budget_end = deadline
 
     def new_trial_id(self) -> int:
         return self.first_trial_id + len(self.trial_ids)
@@ -108,11 +113,12 @@ class JobBackend(TrialBackend):
         kill -9, or an orchestrator job restarted after its instance failed). New trial ids
         start past every one of them, so no trial id and no job name repeats, whatever the
         results had recorded. Those still running are stopped now; they hold a worker until
-        they end, and their warm pools are released at the end, as our own are. A trial with
-        a job still running or that kept a pool goes into the ledger with all its jobs: a
-        pool may have been reused or ended after that run recorded it, and the trial's rows
-        get what it really kept and cost. Also at the end of a run that a stop signal
-        interrupted in CreateTrainingJob: the job may exist."""
+        they end, and their warm pools are released at the end, as our own are. Every trial
+        whose jobs the service can still bill goes into the ledger with all its jobs, and its
+        rows get what it really kept and cost: a kill -9 may have come before a bill or a
+        pool's end was known. Only a trial whose jobs all ended with no bill to read (a
+        local Docker run's, whose containers are gone) is left as its rows say. Also at the
+        end of a run that a stop signal interrupted in CreateTrainingJob: the job may exist."""
         previous = self._with_backoff(self.service.previous_jobs)
         self._creating = None
         trials: dict[int, list[str]] = {}
@@ -123,8 +129,9 @@ class JobBackend(TrialBackend):
         for trial_id, names in trials.items():
             self.first_trial_id = max(self.first_trial_id, trial_id + 1)
             if not any(previous[name].get("TrainingJobStatus") in BUSY_JOB_STATUSES
-                       or previous[name].get("WarmPoolStatus") for name in names):
-                continue  # its rows say all there is to say about it
+                       or previous[name].get("WarmPoolStatus") for name in names) and not all(
+                    previous[name].get("BillableTimeInSeconds") is not None for name in names):
+                continue  # no bill to read: its rows say all there is to say about it
             jobs = self._trials.setdefault(trial_id, TrialJobs(intent=Status.stopped))
             for name in names:
                 self._adopt(jobs, trial_id, name, previous[name])
@@ -141,13 +148,21 @@ class JobBackend(TrialBackend):
     # --- starting jobs ---------------------------------------------------------------------
 
     def _schedule(self, trial_id: int, config: dict[str, Any]) -> None:
+        """Create the trial's next job. When the budget ends while waiting for capacity,
+        the trial is left unstarted, without a job: Syne Tune already counts it, so it shows
+        as in progress and holds its worker (nothing else starts) until the loop, at the
+        budget's end moments later, stops it; its row then says stopped, with no job and
+        nothing spent. The experiment ends `completed`, by its time budget."""
         jobs = self._trials.get(trial_id, TrialJobs())
         name = job_name(self.job_base, trial_id, len(jobs.names))
         request = trial_request(self.template, name, trial_id, config)
         self._creating = name
-        self._create_with_patience(request)  # a trial whose first job was refused has none
+        created = self._create_with_patience(request)
         self._creating = None
         self._trials[trial_id] = jobs
+        if not created:
+            jobs.intent = jobs.ended_at = None
+            return
         jobs.names.append(name)
         jobs.intent = jobs.ended_at = None
         self.ledger.add(trial_id, name)
@@ -166,19 +181,28 @@ class JobBackend(TrialBackend):
                 time.sleep(pause * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
-    def _create_with_patience(self, request: dict[str, Any]) -> None:
+    def _create_with_patience(self, request: dict[str, Any]) -> bool:
         """ResourceLimitExceeded is not a trial failure: wait for capacity (1 s, then twice as
         long each time, up to `capacity_wait_seconds`) and try again. A quota that never frees
-        up ends the experiment after `capacity_patience_seconds`, with one line saying why."""
+        up ends the experiment after `capacity_patience_seconds`, with one line saying why.
+        No wait runs past the budget's end (`end_by`): then False, nothing created."""
         deadline = time.monotonic() + self.capacity_patience_seconds
         wait = min(FIRST_CAPACITY_WAIT_SECONDS, self.capacity_wait_seconds)
         while True:
+            if self._budget_left() <= 0:
+                self.on_note(f"not starting {request['TrainingJobName']}: the budget ended")
+                return False
             try:
                 self._with_backoff(self.service.create_training_job, request)
-                return
+                return True
             except CapacityError as err:
                 self.retries.capacity_refusals += 1
                 left = deadline - time.monotonic()
+                budget_left = self._budget_left()
+                if budget_left <= 0:
+                    self.on_note(f"no capacity for {request['TrainingJobName']} ({err}) "
+                                 "before the budget ended: not started")
+                    return False
                 if left <= 0:
                     raise UserError(
                         f"no capacity to start a trial job in {self.capacity_patience_seconds:g}"
@@ -186,9 +210,12 @@ class JobBackend(TrialBackend):
                         "--n_workers, or wait longer with --max_capacity_wait"
                     ) from None
                 self.on_note(f"no capacity for {request['TrainingJobName']} ({err}); "
-                             f"retrying in {min(wait, left):.3g} s")
-                time.sleep(min(wait, left))
+                             f"retrying in {min(wait, left, budget_left):.3g} s")
+                time.sleep(min(wait, left, budget_left))
                 wait = min(2 * wait, self.capacity_wait_seconds)
+
+    def _budget_left(self) -> float:
+        return float("inf") if self._budget_end is None else self._budget_end - time.time()
 
     # --- status and metrics ----------------------------------------------------------------
 
@@ -229,14 +256,16 @@ class JobBackend(TrialBackend):
     def _reports_final(self, name: str, jobs: TrialJobs, now: float) -> bool:
         """An ended job's reports are final once all are in, or once we stopped its trial
         (nobody needs them), or after `metrics_delay`: then the trial keeps what it has."""
-        if jobs.intent is not None or self.service.metrics_complete(name):
+        trial_id = self.ledger.trial_of[name]
+        if self.service.metrics_complete(name) or (
+                jobs.intent is not None and trial_id not in self._cut_at_end):
             return True
         waited = now - (jobs.ended_at or now)
         if waited < self.metrics_delay:
             return False
         self.on_note(f"job {name} ended {waited:.0f} s ago and its log still lacks reports "
                      "(the trainer's end line, or reports it announced, never arrived): "
-                     f"trial {self.ledger.trial_of[name]} keeps the {len(jobs.metrics)} read")
+                     f"trial {trial_id} keeps the {len(jobs.metrics)} read")
         return True
 
     def _keep_log(self, name: str) -> None:
@@ -252,6 +281,8 @@ class JobBackend(TrialBackend):
             self.on_note(f"could not keep the log of job {name}: {type(err).__name__}: {err}")
 
     def _trial_status(self, jobs: TrialJobs) -> str:
+        if not jobs.names:  # left unstarted at the budget's end
+            return jobs.intent or Status.in_progress
         if jobs.current not in self._closed:  # running, stopping, or its logs may still trail
             return Status.in_progress if jobs.intent is None else Status.stopping
         if jobs.intent is not None:
@@ -270,6 +301,8 @@ class JobBackend(TrialBackend):
         return statuses, results
 
     def _let_go_of_reports(self, trial_id: int) -> None:
+        if trial_id in self._cut_at_end:
+            self._take_late(trial_id)
         self._trials[trial_id].metrics = []
         self._trial_dict[trial_id].metrics = []
 
@@ -278,7 +311,7 @@ class JobBackend(TrialBackend):
         results = []
         for trial_id in trial_ids:
             jobs = self._trials[trial_id]
-            end = self.ledger.description(jobs.current).get("TrainingEndTime")
+            end = jobs.names and self.ledger.description(jobs.current).get("TrainingEndTime")
             results.append(self._trial_dict[trial_id].add_results(
                 metrics=list(jobs.metrics), status=self._trial_status(jobs),
                 training_end_time=datetime.fromtimestamp(end) if end else None,
@@ -301,6 +334,8 @@ class JobBackend(TrialBackend):
                 busy.append((trial_id, self._trial_status(jobs)))
         busy += [(trial_id, Status.failed) for trial_id in self._open
                  if self.ledger.status(self._trials[trial_id].current) == FAILED]
+        busy += [(trial_id, Status.in_progress) for trial_id, jobs in self._trials.items()
+                 if not jobs.names and jobs.intent is None]  # unstarted at the budget's end
         return busy
 
     def retry_counts(self) -> dict[str, int]:
@@ -308,11 +343,15 @@ class JobBackend(TrialBackend):
         return self.retries.as_dict()
 
     def failure_reason(self, trial_id: int) -> str:
-        current = self._trials[trial_id].current
-        return str(self.ledger.description(current).get("FailureReason", ""))
+        jobs = self._trials[trial_id]
+        return str(self.ledger.description(jobs.current).get("FailureReason", "")
+                   if jobs.names else "")
 
     def trial_annotations(self, trial_id: int) -> dict[str, Any]:
         """Recorded with the trial's results: its job, billing and warm-pool use."""
+        if not self._trials[trial_id].names:  # unstarted: no job, nothing spent
+            return {"job_name": None, "billable_seconds": 0,
+                    "cost_usd": None if self.ledger.prices is None else 0.0}
         return self.ledger.annotations(trial_id)
 
     def spent_usd(self) -> float | None:
@@ -329,11 +368,15 @@ class JobBackend(TrialBackend):
 
     def _stop_job(self, trial_id: int, intent: str) -> None:
         jobs = self._trials[trial_id]
-        jobs.intent = intent
-        if self.ledger.status(jobs.current) == IN_PROGRESS:
+        if jobs.names and self.ledger.status(jobs.current) == IN_PROGRESS:
             self._with_backoff(self.service.stop_training_job, jobs.current)
+        jobs.intent = intent  # once asked: a stop that failed is tried again by the close
 
     def _stop_trial(self, trial_id: int, result: dict | None) -> None:
+        """The scheduler stops a trial on a result; a stop without one is the experiment's
+        end: the reports that trial made until then still count (`late_results`)."""
+        if result is None and self._trials[trial_id].names:
+            self._cut_at_end[trial_id] = None
         self._stop_job(trial_id, Status.stopped)
 
     def _pause_trial(self, trial_id: int, result: dict | None) -> None:
@@ -344,93 +387,6 @@ class JobBackend(TrialBackend):
 
     def wait_for_activity(self, timeout: float) -> None:
         self.service.wait_for_activity(timeout)
-
-    def close(self, wait_seconds: float = 150.0, pool_wait_seconds: float = 60.0) -> None:
-        """End of the experiment, for any reason: stop jobs, wait for their end and bills,
-        release every warm pool and read the time each kept. An error with one job never
-        leaves the others running or billed: each is noted, then summed up in one line."""
-        problems: list[str] = []
-        try:
-            if self._creating is not None:  # interrupted in CreateTrainingJob: it may exist
-                self._try(problems, f"look for job {self._creating}", self.recover)
-            for trial_id, jobs in self._trials.items():
-                if jobs.current not in self._closed:
-                    self._try(problems, f"stop {jobs.current}", self._stop_job, trial_id,
-                              jobs.intent or Status.stopped)
-            self._try(problems, "wait for the jobs to end", self._wait_for_jobs, wait_seconds)
-            if self.template.keep_alive_seconds > 0:
-                self._release_warm_pools(problems, pool_wait_seconds)
-                self._find_pool_origins()
-        finally:
-            self.service.close()
-        if problems:
-            tag = self.template.tags.get("stbench:experiment-tag", "<tag>")
-            self.on_note(f"could not {'; '.join(problems)}: jobs may still run and warm pools "
-                         f"stay billed until their keep-alive ends; run `stbench cleanup "
-                         f"--experiment_tag {tag}` (or UpdateTrainingJob with "
-                         "KeepAlivePeriodInSeconds 0 per pool)")
-
-    def _try(self, problems: list[str], what: str, call: Any, *args: Any) -> bool:
-        try:
-            call(*args)
-            return True
-        except Exception as err:  # noqa: BLE001 - noted; the other jobs still get their turn
-            self.on_note(f"could not {what}: {type(err).__name__}: {err}")
-            problems.append(what)
-            return False
-
-    def _wait_for_jobs(self, wait_seconds: float) -> None:
-        deadline = time.monotonic() + wait_seconds
-        while self.busy_trial_ids() and time.monotonic() < deadline:
-            self.service.wait_for_activity(1.0)
-        deadline = min(deadline, time.monotonic() + BILLING_WAIT_SECONDS)
-        while self.ledger.unbilled() and time.monotonic() < deadline:
-            self.service.wait_for_activity(1.0)
-            self._refresh()
-
-    def _release_warm_pools(self, problems: list[str], wait_seconds: float) -> None:
-        """Every pool that may still be there, then the time each kept: a pool released
-        moments ago is read again until the service says it was terminated."""
-        released = [name for name in self.ledger.jobs() if not self.ledger.pool_final(name)
-                    and self._try(problems, f"release the warm pool of {name}",
-                                  self._with_backoff, self.service.release_warm_pool, name)]
-        deadline = time.monotonic() + wait_seconds
-        while released:
-            try:
-                pools = self._with_backoff(self.service.warm_pool_status, released)
-            except Exception as err:  # noqa: BLE001 - released; only their time is unread
-                self.on_note(f"could not read the released warm pools: {type(err).__name__}: "
-                             f"{err}; their kept time is counted as last read")
-                return
-            for name, pool in pools.items():
-                self.ledger.update_pool(name, pool)
-            released = [name for name in released if not self.ledger.pool_final(name)]
-            if released and time.monotonic() >= deadline:
-                self.on_note(f"warm pools of {', '.join(released)} not reported terminated "
-                             f"{wait_seconds:g} s after their release: their kept time is "
-                             "counted as last read")
-                return
-            time.sleep(POOL_POLL_SECONDS if released else 0.0)
-
-    def _find_pool_origins(self) -> None:
-        """Which pool each of our jobs started on, where our own jobs do not say it: a job of
-        another experiment whose pool one of ours took names ours as its `ReusedByJob`, and
-        nothing of it shows on our job. Asked once, at the end, when every pool our jobs can
-        have taken is known; an error only leaves those trials without the link."""
-        unknown = [name for name in self.ledger.jobs() if self.ledger.started_on(name) is None]
-        created = [self.ledger.description(name).get("CreationTime") for name in unknown]
-        known = [float(c) for c in created if c is not None]
-        if not unknown or not known:
-            return
-        since = min(known) - self.template.max_runtime_seconds - POOL_LOOKBACK_SECONDS
-        try:
-            origins = self._with_backoff(self.service.warm_pool_origins, unknown, since)
-        except Exception as err:  # noqa: BLE001 - noted; nothing is left running or billed
-            self.on_note(f"could not find the warm pools our trials started on: "
-                         f"{type(err).__name__}: {err}")
-            return
-        for name, pool_job in origins.items():
-            self.ledger.set_started_on(name, pool_job)
 
     def copy_checkpoint(self, src_trial_id: int, tgt_trial_id: int) -> None:
         raise NotImplementedError("checkpoint copies between trials (PBT) are not supported yet")

@@ -140,23 +140,24 @@ class SageMakerJobService:
             job["TrainingJobStatus"] = STOPPING  # what SageMaker reports right after the call
 
     def previous_jobs(self) -> dict[str, JobDescription]:
-        """One paginated `ListTrainingJobs` over the experiment's trial-job prefix; jobs still
-        running or holding a pool are described too (their ResourceConfig decides a release)."""
+        """One paginated `ListTrainingJobs` over the experiment's trial-job prefix, and one
+        `DescribeTrainingJob` per job: a running job's ResourceConfig decides a release, an
+        ended job's BillableTimeInSeconds goes into its trial's rows (the first poll would
+        describe each ended job once anyway)."""
         self._merge_listing()
-        for name, job in self._jobs.items():
-            pool = (job.get("WarmPoolStatus") or {}).get("Status")
-            if job.get("TrainingJobStatus") not in TERMINAL or pool in (WARM_AVAILABLE,
-                                                                        WARM_IN_USE):
-                self._describe(name)
+        for name in list(self._jobs):
+            self._describe(name)
         return {name: _copy(job) for name, job in self._jobs.items()}
 
     def release_warm_pool(self, name: str) -> None:
-        """Described first: only a pool that is there now (or a job that may still leave
-        one) gets `UpdateTrainingJob`, whatever an older listing said."""
+        """`UpdateTrainingJob` for a running job (its pool, if any, ends with it) or for an
+        ended job whose pool is there now, described first, whatever an older listing said."""
         if name in self._released or not self._may_keep_pool(name):
             return
-        pool = self.warm_pool_status([name]).get(name) or {}
         running = self._jobs.get(name, {}).get("TrainingJobStatus") not in TERMINAL
+        # a running job is not described first: at the experiment's end every running job
+        # is released before it is stopped, and one call each is what fits the stop grace
+        pool = {} if running else (self.warm_pool_status([name]).get(name) or {})
         if not running and pool.get("Status") not in (WARM_AVAILABLE, WARM_IN_USE):
             self._settled.add(name)  # no pool (no quota), or it was reused or terminated
         else:
