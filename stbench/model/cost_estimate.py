@@ -175,7 +175,7 @@ def duration(seconds: float) -> str:
     """'45 s', '10 min', '3 h', '3.5 h'."""
     if seconds < 120:
         return f"{seconds:.3g} s"
-    if seconds < 2 * SECONDS_PER_HOUR:
+    if seconds < SECONDS_PER_HOUR:
         return f"{seconds / 60:.3g} min"
     return f"{seconds / SECONDS_PER_HOUR:.3g} h"
 

@@ -121,7 +121,7 @@ def test_amounts_and_durations_read_as_a_user_expects() -> None:
     assert [dollars(x) for x in (0, 0.004, 0.006, 0.805, 17.664, 1204)] == [
         "$0.00", "<$0.01", "$0.01", "$0.81", "$17.66", "$1,204.00"]
     assert [duration(s) for s in (30, 600, 5400, 10800, 12600)] == [
-        "30 s", "10 min", "90 min", "3 h", "3.5 h"]
+        "30 s", "10 min", "1.5 h", "3 h", "3.5 h"]
 
 
 def test_a_sagemaker_run_counts_its_experiments_not_yet_completed() -> None:
