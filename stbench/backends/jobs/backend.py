@@ -29,6 +29,7 @@ from stbench.backends.jobs.job_service import (
     IN_PROGRESS,
     STOPPED,
     STOPPING,
+    TERMINAL,
     CapacityError,
     JobDescription,
     JobService,
@@ -140,6 +141,9 @@ class JobBackend(JobClosing, TrialBackend):
                description: JobDescription) -> None:
         jobs.names.append(name)
         self.ledger.adopt(trial_id, name, description)
+        if description.get("TrainingJobStatus") in TERMINAL and not description.get(
+                "WarmPoolStatus"):
+            self.ledger.update_pool(name, None)  # described now: no pool, nothing to release
         self._closed.add(name)  # nobody awaits its reports: its trial ended or was cut short
         if description.get("TrainingJobStatus") == IN_PROGRESS:
             self.on_note(f"stopping job {name}: it runs, but not for this run's trials")
