@@ -67,7 +67,8 @@ push: $(VENV)/.installed
 ## Takes make run's BENCH (a built-in name or a YAML path), METHODS, SEEDS and BUDGET=<seconds>,
 ## and N_WORKERS=, WARM_POOL=1, ARGS="--inputs dataset=s3://... --epochs 3" (any other
 ## `stbench launch` flags or benchmark arguments). STUDY=launch/tutorial.yaml launches a
-## study file instead of BENCH/METHODS/SEEDS.
+## study file instead of BENCH/METHODS/SEEDS. It prints a cost estimate before the first job;
+## ARGS=--dry_run prints the plan and the estimate and launches nothing.
 STUDY ?=
 ROLE ?=
 S3_ROOT ?=
