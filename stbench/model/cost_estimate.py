@@ -85,6 +85,8 @@ class CostEstimate:
 
     def line(self) -> str:
         """The one line a user reads before anything starts."""
+        if not self.types:  # every experiment is running or done already
+            return f"cost estimate at SageMaker {self.table.describe()}: nothing starts, $0.00"
         types = " | ".join(kind.describe() for kind in self.types)
         hint = " (add the missing types to a prices YAML named by STBENCH_PRICES)" \
             if self.unpriced else ""

@@ -102,6 +102,8 @@ def test_an_unknown_price_is_said_and_never_counted_as_zero() -> None:
     assert "STBENCH_PRICES" in line and "$0.00" not in line and "at most" not in line
     alone = estimate([ExperimentInstances("ml.p5.48xlarge", 1, 60)], table).line()
     assert "study total unknown" in alone and "$" not in alone
+    assert estimate([], table).line() == ("cost estimate at SageMaker us-east-1 prices as of "
+                                          "2026-11-27: nothing starts, $0.00")
 
 
 def test_trials_and_orchestrators_on_one_type_are_one_entry_with_both_parts() -> None:
