@@ -64,8 +64,9 @@ from stbench.model.naming import (
     orchestrator_job_name,
     trial_job_prefix,
 )
-from stbench.model.prices import PriceTable
+from stbench.model.prices import PriceTable, load_prices
 from stbench.model.spec import ExperimentSpec
+from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.backend_factory import KEEP_ALIVE_SECONDS
 from stbench.orchestration.trial_inputs import check_trial_inputs
 
@@ -137,6 +138,9 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
         get_method(name)
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
     resolved = spec.resolved(benchmark).with_trainer_image(benchmark.image)
+    # a cost budget the orchestrators could not keep fails here, not in every job
+    TrialPricing.for_run("sagemaker", resolved.instance_type, benchmark,
+                         load_prices()).require_price(spec.max_cost)
     check_trial_hyperparameters(benchmark)  # the trials' jobs, then the orchestrators'
     check_hyperparameters(resolved.to_hyperparameters(), "pass fewer or shorter benchmark "
                           "arguments (they travel as one hyperparameter, extra_args)")

@@ -100,6 +100,20 @@ def test_a_cost_budget_needs_a_price(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert not (tmp_path / "results").exists()
 
 
+def test_a_launch_with_a_budget_that_cannot_be_priced_creates_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any AWS call, not in every orchestrator job."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("ml.m5.large: 0.115\n")
+    monkeypatch.setenv("STBENCH_PRICES", str(prices))
+    code = main(["launch", "--benchmark", "synthetic_curves", "--method", "RS", "--max_cost",
+                 "5", "--experiment_tag", "priced", "--region", "us-east-1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--max_cost 5 needs a price for ml.c5.xlarge" in err
+
+
 @pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
 def test_a_cost_budget_must_be_a_positive_amount(value: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
