@@ -1,6 +1,7 @@
 """The budget's end on SageMaker trial jobs (the local endpoint): reports a trial made in the
 last seconds before it, whose log lines CloudWatch delivers after the loop stopped, are
-stored; a wait for capacity that reaches it ends the experiment `completed`.
+stored; a wait for capacity that reaches it ends the experiment `completed`. And a resumed
+experiment writes the cost of the jobs an earlier run left, ended ones included.
 
 `stbench run` runs in this process; the SageMaker set-up check is replaced by its result
 (the endpoint's bucket, the local trainer image), as in test_cost_budget_jobs.py.
@@ -16,11 +17,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sagemaker_endpoint import BUCKET, CONFIG, INSTANCE, TRAINER, Endpoint, running_endpoint
+from sagemaker_endpoint import (
+    BUCKET,
+    CONFIG,
+    INSTANCE,
+    TEMPLATE,
+    TRAINER,
+    Endpoint,
+    running_endpoint,
+    service_of,
+    start_trial,
+    wait_ended,
+)
 
 from stbench.backends.jobs import sagemaker_checks
+from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.sagemaker_checks import CheckedSetup
 from stbench.cli.main import main
+from stbench.model.naming import experiment_base
+from stbench.model.prices import load_prices, trial_cost
 from stbench.orchestration.store import experiment_dir, read_rows
 
 pytestmark = pytest.mark.docker
@@ -94,3 +109,24 @@ def test_a_capacity_wait_that_reaches_the_budget_ends_it_completed(
     assert metadata["reason"] == "time budget of 8 s used"
     assert metadata["retries"]["capacity_refusals"] >= 3
     assert took < 30
+
+
+def test_a_resume_writes_the_cost_of_jobs_that_ended_before_the_kill(
+        slow_logs: Endpoint, isolated_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed (kill -9) after its trial job ended, before it read the bill: the
+    resumed run takes the trial over and hands out what SageMaker billed for it."""
+    session = slow_logs.session(monkeypatch)
+    base = experiment_base("resumed", "synthetic_curves", "RS", 0)
+    name = start_trial(service_of(session, base), 0, "sleep 1")
+    [ended] = wait_ended(session, name)
+    prices = load_prices()
+    backend = JobBackend(service_of(session, base), TEMPLATE, base, prices=prices)
+    backend.recover()
+    late = backend.late_annotations()
+    billed = ended["BillableTimeInSeconds"]
+    print(f"resumed: trial 0 ({name}) billed {billed} s, cost {late[0]['cost_usd']}")
+    assert late[0]["job_name"] == name and late[0]["billable_seconds"] == billed
+    assert late[0]["cost_usd"] == pytest.approx(
+        trial_cost(prices, INSTANCE, 1, billed, 0))
+    assert backend.new_trial_id() == 1
+    backend.close(wait_seconds=5, pool_wait_seconds=0)
