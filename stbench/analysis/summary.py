@@ -203,8 +203,8 @@ def format_table(table: pd.DataFrame) -> str:
             _num(row.trials),
         ]
         if show_cost:
-            line.append(usd_text(row.cost_usd) + (mark if row.cost_estimated and math.isfinite(
-                row.cost_usd) else ""))
+            starred = row.cost_estimated and math.isfinite(row.cost_usd)
+            line.append(usd_text(row.cost_usd) + (mark if starred else " " * len(mark)))
         if show_orchestrator:
             line.append(_orchestrator_cell(row.orchestrator_usd, row.orchestrator_state))
         lines.append([*line, rank])

@@ -122,3 +122,17 @@ def test_a_copy_is_fetched_again_while_an_orchestrator_job_still_runs(tmp_path: 
     meta = tmp_path / TAG / "b" / "A" / "0" / "metadata.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "orchestrator_running": True}))
     assert needs_fetch(tmp_path / TAG)
+
+
+def test_a_mix_of_estimated_and_billed_costs_marks_the_estimated_ones(tmp_path: Path) -> None:
+    # A's trials ran locally (priced at the SageMaker type), B's and C's were billed
+    text, _ = report(write_study(tmp_path, optimum=0.0, A0={"cost_estimated": True},
+                                 A1={"cost_estimated": True}), TAG)
+    lines = text.splitlines()
+    assert lines[2].split()[-3:] == ["trials", "$", "rank"]
+    assert lines[4].split()[3] == "A" and lines[4].split()[-2] == "0.55*"
+    assert lines[7] == "* estimated: local or simulated seconds at the benchmark's SageMaker price"
+    assert lines[5].endswith(" 0.15      2")  # billed: aligned with the marked cell's digits
+    assert section(text)[2:5] == ["  method       $ to target  seeds reached",
+                                  "  ------  ----------------  -------------",
+                                  "  A       0.55 (estimated)            2/2"]
