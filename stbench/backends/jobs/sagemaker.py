@@ -154,10 +154,12 @@ class SageMakerJobService:
         ended job whose pool is there now, described first, whatever an older listing said."""
         if name in self._released or not self._may_keep_pool(name):
             return
-        running = self._jobs.get(name, {}).get("TrainingJobStatus") not in TERMINAL
-        # a running job is not described first: at the experiment's end every running job
-        # is released before it is stopped, and one call each is what fits the stop grace
-        pool = {} if running else (self.warm_pool_status([name]).get(name) or {})
+        # a job seen running is not described first: at the experiment's end every running
+        # job is released before it is stopped, and one call each is what fits the stop grace
+        running = self._jobs.get(name, {}).get("TrainingJobStatus") in (IN_PROGRESS, STOPPING)
+        if not running:
+            pool = self.warm_pool_status([name]).get(name) or {}
+            running = self._jobs.get(name, {}).get("TrainingJobStatus") not in TERMINAL
         if not running and pool.get("Status") not in (WARM_AVAILABLE, WARM_IN_USE):
             self._settled.add(name)  # no pool (no quota), or it was reused or terminated
         else:
@@ -172,6 +174,8 @@ class SageMakerJobService:
                     hint in message for hint in NO_POOL_HINTS
                 ):
                     raise
+                if running:  # refused while it runs: released again once it has ended
+                    return
         self._released.add(name)  # released (or never there): a second release needs no call
 
     def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
