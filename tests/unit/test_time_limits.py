@@ -147,3 +147,19 @@ def test_a_resumed_experiment_writes_the_cost_of_jobs_that_ended_before_the_kill
     assert late[0]["billable_seconds"] == 90
     assert late[0]["cost_usd"] == pytest.approx(0.36 * 90 / 3600)
     assert late[0]["job_name"] == "base-t000000-r00"
+
+
+def test_a_paused_trial_whose_resume_meets_the_budgets_end_stays_paused() -> None:
+    """Not failed: its earlier job's exit status (a SIGTERM may make it non-zero) says
+    nothing about the resume that never started."""
+    service = FakeJobService()
+    backend = JobBackend(service, TEMPLATE, "base", capacity_wait_seconds=0.05)
+    trial = backend.start_trial({"x": 1.0})
+    backend.pause_trial(trial.trial_id)
+    service.jobs[service.calls[0][1]]["TrainingJobStatus"] = "Failed"
+    backend.fetch_status_results([trial.trial_id])
+    service.capacity_failures = 1000
+    backend.end_by(time.time() + 0.2)
+    backend.resume_trial(trial.trial_id)
+    statuses, _ = backend.fetch_status_results([trial.trial_id])
+    assert statuses[trial.trial_id][1] == Status.paused

@@ -156,7 +156,8 @@ class JobBackend(JobClosing, TrialBackend):
         the trial is left unstarted, without a job: Syne Tune already counts it, so it shows
         as in progress and holds its worker (nothing else starts) until the loop, at the
         budget's end moments later, stops it; its row then says stopped, with no job and
-        nothing spent. The experiment ends `completed`, by its time budget."""
+        nothing spent (a paused trial whose resume found no capacity stays paused). The
+        experiment ends `completed`, by its time budget."""
         jobs = self._trials.get(trial_id, TrialJobs())
         name = job_name(self.job_base, trial_id, len(jobs.names))
         request = trial_request(self.template, name, trial_id, config)
@@ -164,8 +165,7 @@ class JobBackend(JobClosing, TrialBackend):
         created = self._create_with_patience(request)
         self._creating = None
         self._trials[trial_id] = jobs
-        if not created:
-            jobs.intent = jobs.ended_at = None
+        if not created:  # a paused trial stays paused
             return
         jobs.names.append(name)
         jobs.intent = jobs.ended_at = None
