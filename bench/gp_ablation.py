@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import quality  # noqa: E402
 
-import stbench.model.gp_searcher as gp_searcher  # noqa: E402
+import stbench.methods.gp_searcher as gp_searcher  # noqa: E402
 from stbench.analysis.frame import load  # noqa: E402
-from stbench.model.benchmark import load_benchmark  # noqa: E402
+from stbench.model.catalog import load_benchmark  # noqa: E402
 from stbench.orchestration.study_runner import plan_study, run_study  # noqa: E402
 
 VARIANTS: dict[str, dict[str, object]] = {

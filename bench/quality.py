@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from stbench.analysis.frame import load  # noqa: E402
 from stbench.backends.simulated_sources import code_curves  # noqa: E402
-from stbench.model.benchmark import Benchmark, load_benchmark  # noqa: E402
+from stbench.model.benchmark import Benchmark  # noqa: E402
+from stbench.model.catalog import load_benchmark  # noqa: E402
 from stbench.model.spec import ExperimentSpec  # noqa: E402
 from stbench.orchestration.study_runner import plan_study  # noqa: E402
 

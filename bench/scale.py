@@ -64,8 +64,8 @@ def run_one(n_workers: int, trials: int, seed: int) -> dict[str, float]:
 
     from stbench.backends.jobs.backend import JobBackend
     from stbench.backends.jobs.job_requests import JobTemplate
-    from stbench.model.benchmark import load_benchmark
-    from stbench.model.methods import MethodContext, get_method
+    from stbench.methods.registry import MethodContext, get_method
+    from stbench.model.catalog import load_benchmark
     from stbench.orchestration.experiment import Budget, ExperimentLoop
     from stbench.orchestration.progress import Progress
     from stbench.orchestration.store import ResultStore
@@ -116,7 +116,7 @@ def asha_rung_costs(sizes: tuple[int, ...] = (1_000, 10_000, 100_000),
     import numpy as np
     from syne_tune.optimizer.schedulers.asha import Bracket
 
-    from stbench.model.asha_rungs import SortedRungBracket
+    from stbench.methods.asha_rungs import SortedRungBracket
 
     rng = np.random.default_rng(np.random.SeedSequence(0).spawn(1)[0])
     rows = []
@@ -194,7 +194,7 @@ def table(results: list[dict[str, float]], load: str,
         "", "Syne Tune's ASHA decides each report at a rung by sorting every value recorded "
         "there, so its cost grows with the trials already finished; stbench's ASHA family "
         "(ASHA, BOHB, MOBSTER, ASHABORE, ASHACQR) keeps each rung sorted instead (same "
-        "decisions, stbench/model/asha_rungs.py). Milliseconds per report reaching a rung of "
+        "decisions, stbench/methods/asha_rungs.py). Milliseconds per report reaching a rung of "
         "n trials:", "",
         "| trials at the rung | Syne Tune 0.16 Bracket ms | stbench sorted rung ms |",
         "|---|---|---|",

@@ -75,8 +75,8 @@ def run_endpoint_one(n_workers: int, trials: int, seed: int, image: str) -> dict
     from stbench.backends.jobs.job_requests import JobTemplate
     from stbench.backends.jobs.sagemaker import SageMakerJobService
     from stbench.emulator.account import ensure_bucket, ensure_execution_role
-    from stbench.model.benchmark import load_benchmark
-    from stbench.model.methods import MethodContext, get_method
+    from stbench.methods.registry import MethodContext, get_method
+    from stbench.model.catalog import load_benchmark
     from stbench.model.naming import experiment_base
     from stbench.orchestration.experiment import Budget, ExperimentLoop
     from stbench.orchestration.progress import Progress

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from docs_section import publish  # noqa: E402  (this folder)
 
-from stbench.model.benchmark import load_benchmark  # noqa: E402
+from stbench.model.catalog import load_benchmark  # noqa: E402
 from stbench.model.spec import ExperimentSpec  # noqa: E402
 
 EPOCHS, EPOCH_DURATION, N_WORKERS = 5, 0.1, 2

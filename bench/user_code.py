@@ -35,7 +35,7 @@ from stbench.backends.jobs.code_upload import publish_code  # noqa: E402
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request  # noqa: E402
 from stbench.backends.jobs.job_service import COMPLETED  # noqa: E402
 from stbench.backends.jobs.local_docker import LocalDockerJobService  # noqa: E402
-from stbench.model.benchmark import load_benchmark  # noqa: E402
+from stbench.model.catalog import load_benchmark  # noqa: E402
 from stbench.model.code_package import pack_benchmark  # noqa: E402
 
 IMAGE = "stbench-trainer:latest"

@@ -200,7 +200,7 @@ def cmd_results(argv: list[str]) -> int:
 
 
 def cmd_benchmarks(argv: list[str]) -> int:
-    from stbench.model.benchmark import builtin_names, load_benchmark
+    from stbench.model.catalog import builtin_names, load_benchmark
 
     OneLineParser(prog="stbench benchmarks").parse_args(argv)
     for name in builtin_names():
@@ -217,7 +217,7 @@ def cmd_benchmarks(argv: list[str]) -> int:
 
 
 def cmd_methods(argv: list[str]) -> int:
-    from stbench.model.methods import METHODS
+    from stbench.methods.registry import METHODS
 
     OneLineParser(prog="stbench methods").parse_args(argv)
     for method in METHODS.values():

@@ -41,7 +41,8 @@ from stbench.backends.jobs.sagemaker_instances import (
     read_quotas,
 )
 from stbench.launch.study_file import Study
-from stbench.model.benchmark import load_benchmark
+from stbench.methods.registry import get_method
+from stbench.model.catalog import load_benchmark
 from stbench.model.code_package import (
     CODE_CHANNEL,
     CodePackage,
@@ -56,7 +57,6 @@ from stbench.model.cost_estimate import (
 )
 from stbench.model.errors import UserError
 from stbench.model.images import orchestrator_image_for
-from stbench.model.methods import get_method
 from stbench.model.naming import (
     JOB_NAME,
     TAG_ENV,

@@ -1,8 +1,8 @@
 """Benchmark definitions: the typed dataclass a benchmark YAML file becomes, and its values.
 
 Benchmarks are data, not code: a YAML file names the training script, its config space and
-the metric. `load_benchmark` finds a built-in or user file; `benchmark_yaml.py` reads and
-validates it (file:line errors); this module holds what the rest of stbench uses: the
+the metric. `catalog.load_benchmark` finds a built-in or user file; `benchmark_yaml.py` reads
+and validates it (file:line errors); this module holds what the rest of stbench uses: the
 `Benchmark` dataclass, per-backend defaults and typed config values from strings
 (`--key value` flags, SageMaker hyperparameters).
 """
@@ -162,36 +162,3 @@ def decode_hyperparameters(benchmark: Benchmark, hyperparameters: dict[str, str]
     if problems:
         raise UserError(f"hyperparameters do not fit benchmark '{name}': " + "; ".join(problems))
     return config
-
-
-def builtin_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
-
-
-def resolve_path(name_or_path: str) -> Path:
-    """A built-in name or a path to the user's own YAML file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml"):
-        try:
-            candidate.stat()
-        except PermissionError as err:  # not "not found": its folder is unreadable
-            raise UserError(f"cannot read benchmark file {name_or_path}: {err.strerror}; "
-                            "make it and its folders readable") from None
-        except OSError:
-            pass
-        if not candidate.is_file():
-            raise UserError(f"benchmark file {name_or_path} not found; check the path")
-        return candidate.resolve()
-    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
-    if builtin.is_file():
-        return builtin
-    raise UserError(
-        f"unknown benchmark '{name_or_path}'; valid ones: {', '.join(builtin_names())} "
-        f"(or a path to your own .yaml){did_you_mean(name_or_path, builtin_names())}"
-    )
-
-
-def load_benchmark(name_or_path: str) -> Benchmark:
-    from stbench.model.benchmark_yaml import parse_benchmark_file  # it builds Benchmark objects
-
-    return parse_benchmark_file(resolve_path(name_or_path))

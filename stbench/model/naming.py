@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 
 from stbench.model.errors import UserError
 
@@ -16,8 +15,6 @@ MAX_JOB_NAME = 63
 SUFFIX_LENGTH = len("-t000000-r00")
 _INVALID = re.compile(r"[^a-zA-Z0-9-]+")
 JOB_NAME = re.compile(r"^(?P<base>.+)-(?P<kind>o\d{2}|t\d{6}-r\d{2})$")  # orchestrator | trial
-_SEED = re.compile(r"-(\d+)$")
-_DIGEST = re.compile(r"-[0-9a-f]{8}$")  # experiment_base hashes bases that are too long
 MAX_HASHED_SEED = 1000  # hashed names (long tags) hide the seed: these are tried
 # in every job's Environment, which DescribeTrainingJob returns: how status and cleanup
 # recognise the jobs of a user benchmark, whose name no built-in list holds
@@ -71,25 +68,3 @@ def name_key(tag: str) -> str:
     if not key:
         raise UserError(f"experiment tag '{tag}' has no letters or digits: pass the study's tag")
     return key
-
-
-def tag_matcher(tag: str) -> Callable[[str], bool]:
-    """A job is the tag's if its base is `experiment_base(tag, benchmark, method, seed)` for a
-    built-in benchmark, a method and a seed (which job is a study's: launch/study_jobs.py)."""
-    from stbench.model.benchmark import builtin_names
-    from stbench.model.methods import METHODS
-
-    combos = [(b, m) for b in builtin_names() for m in METHODS]
-    hashed: set[str] = set()  # on first need: a hashed base (long tag) hides its seed
-
-    def matches(name: str) -> bool:
-        base = match["base"] if (match := JOB_NAME.match(name)) else ""
-        if (seed := _SEED.search(base)) and any(
-                experiment_base(tag, b, m, int(seed[1])) == base for b, m in combos):
-            return True
-        if not _DIGEST.search(base):
-            return False
-        hashed.update(() if hashed else (experiment_base(tag, b, m, s) for b, m in combos
-                                         for s in range(MAX_HASHED_SEED)))
-        return base in hashed
-    return matches

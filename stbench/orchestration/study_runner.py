@@ -20,9 +20,10 @@ from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from threadpoolctl import threadpool_limits
 
-from stbench.model.benchmark import Benchmark, load_benchmark
+from stbench.methods.registry import MethodContext, get_method
+from stbench.model.benchmark import Benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
-from stbench.model.methods import MethodContext, get_method
 from stbench.model.prices import load_prices
 from stbench.model.seeding import spawn_seeds
 from stbench.model.spec import SIMULATED, ExperimentSpec

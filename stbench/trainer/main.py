@@ -111,7 +111,8 @@ def log_environment(root: Path) -> None:
 
 def build_command(root: Path) -> list[str]:
     """The child's argument list (never a shell line), from the job's hyperparameters."""
-    from stbench.model.benchmark import decode_hyperparameters, load_benchmark  # slow import
+    from stbench.model.benchmark import decode_hyperparameters  # slow import
+    from stbench.model.catalog import load_benchmark  # slow import
 
     client = from_clients(read_hyperparameters(hyperparameters_path(root)))
     if client.sdk_settings:

@@ -26,6 +26,7 @@ from sagemaker_endpoint import TEMPLATE, Gate, described, script_job, wait_ended
 from stbench.cli.cleanup import cmd_cleanup
 from stbench.cli.main import guarded
 from stbench.launch import cleanup as cleanup_module
+from stbench.launch.study_jobs import tag_matcher
 from stbench.model.naming import (
     JOB_NAME,
     TAG_ENV,
@@ -33,7 +34,6 @@ from stbench.model.naming import (
     job_name,
     name_key,
     orchestrator_job_name,
-    tag_matcher,
 )
 
 REGION = "us-east-1"

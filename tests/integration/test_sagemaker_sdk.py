@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stbench.model.benchmark import load_benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.code_package import CODE_CHANNEL, pack_benchmark
 
 pytestmark = pytest.mark.docker

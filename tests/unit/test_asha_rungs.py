@@ -9,9 +9,9 @@ import tracemalloc
 import numpy as np
 from syne_tune.optimizer.schedulers.asha import Bracket
 
-from stbench.model.asha_rungs import SortedRungBracket
-from stbench.model.benchmark import load_benchmark
-from stbench.model.methods import MethodContext, get_method
+from stbench.methods.asha_rungs import SortedRungBracket
+from stbench.methods.registry import MethodContext, get_method
+from stbench.model.catalog import load_benchmark
 
 
 def test_decisions_equal_syne_tunes_on_random_reports_with_ties() -> None:

@@ -7,12 +7,8 @@ from pathlib import Path
 import pytest
 from syne_tune.config_space import Domain
 
-from stbench.model.benchmark import (
-    Benchmark,
-    builtin_names,
-    load_benchmark,
-    resolve_path,
-)
+from stbench.model.benchmark import Benchmark
+from stbench.model.catalog import builtin_names, load_benchmark, resolve_path
 from stbench.model.errors import UserError
 
 # Line numbers matter in the tests below: line 12 is `config_space:`, 13 is `epochs: 3`.

@@ -20,9 +20,9 @@ from stbench.backends.jobs.job_service import CapacityError
 from stbench.emulator.config import EmulatorConfig
 from stbench.emulator.server import EndpointApp
 from stbench.launch.remote import PlannedJob, launch
-from stbench.model.benchmark import load_benchmark
+from stbench.methods.registry import MethodContext, get_method
+from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
-from stbench.model.methods import MethodContext, get_method
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.experiment import Budget, ExperimentLoop
 from stbench.orchestration.progress import Progress

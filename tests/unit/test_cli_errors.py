@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from stbench.cli.main import main, spec_from_args
-from stbench.model.benchmark import builtin_names
-from stbench.model.methods import METHODS
+from stbench.methods.registry import METHODS
+from stbench.model.catalog import builtin_names
 from stbench.orchestration.store import METADATA, experiment_dir
 
 STBENCH = Path(sys.executable).parent / "stbench"  # the installed console script

@@ -14,7 +14,7 @@ import pytest
 
 from stbench.cli.main import main
 from stbench.model import code_package
-from stbench.model.benchmark import load_benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.code_package import pack_benchmark
 from stbench.trainer.code_channel import requirements_digest
 

@@ -12,7 +12,7 @@ import pytest
 from stbench.backends.jobs.job_ledger import JobLedger
 from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.cli.main import main
-from stbench.model.benchmark import load_benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.prices import load_prices
 from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.cost_meter import CostMeter

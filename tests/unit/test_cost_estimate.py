@@ -13,7 +13,7 @@ from stbench.backends.jobs.sagemaker_checks import CheckedSetup
 from stbench.cli.main import main
 from stbench.cli.run_plan import run_estimate
 from stbench.launch.remote import PlannedJob, launch_estimate, plan_launch
-from stbench.model.benchmark import load_benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.cost_estimate import ExperimentInstances, dollars, duration, estimate
 from stbench.model.errors import UserError
 from stbench.model.prices import PRICES_ENV, PriceTable, load_price_table, load_prices

@@ -16,8 +16,8 @@ from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.benchmarks.synthetic_curves import fault_epochs
 from stbench.cli.main import main
-from stbench.model.benchmark import load_benchmark
-from stbench.model.methods import MethodContext, get_method
+from stbench.methods.registry import MethodContext, get_method
+from stbench.model.catalog import load_benchmark
 from stbench.orchestration.experiment import Budget, ExperimentLoop
 from stbench.orchestration.progress import SilentProgress
 from stbench.orchestration.store import ResultStore, experiment_dir

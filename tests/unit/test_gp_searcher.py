@@ -12,7 +12,7 @@ from syne_tune.backend.trial_status import Trial
 from syne_tune.config_space import choice, loguniform, randint, uniform
 from syne_tune.optimizer.scheduler import SchedulerDecision
 
-from stbench.model.gp_searcher import (
+from stbench.methods.gp_searcher import (
     GPEISearcher,
     MultiFidelityGPEISearcher,
     make_bo_scheduler,
@@ -210,7 +210,7 @@ def test_gp_fits_on_little_data_are_as_good_as_a_fresh_fit() -> None:
     likelihood up to 24 below a fresh fit's after 20 synthetic_curves trials), which cost BO
     half its final regret against Syne Tune 0.13 (docs/quality.md)."""
     from stbench.benchmarks.synthetic_curves import loss_at
-    from stbench.model.gp_model import fit_gp
+    from stbench.methods.gp_model import fit_gp
 
     space = {"x": uniform(-3.0, 3.0), "log_lr": uniform(-5.0, 0.0), "width": randint(1, 64)}
     searcher = GPEISearcher(space, random_seed=0)
@@ -262,7 +262,7 @@ def hartmann_searcher(seed: int, pending: int = 0) -> GPEISearcher:
 
 
 def expected_improvement_at(searcher: GPEISearcher, X: np.ndarray) -> np.ndarray:
-    from stbench.model.gp_model import expected_improvement
+    from stbench.methods.gp_model import expected_improvement
 
     mu, sigma = searcher._gp_cache[1].predict(X)
     return expected_improvement(mu, sigma, min(searcher._metrics.values()))
@@ -309,7 +309,7 @@ def test_pending_configs_count_as_observed_at_the_posterior_mean() -> None:
 def test_candidates_are_scored_at_the_configs_they_become(space: dict[str, Any]) -> None:
     """Integers, log scales and categories: a candidate's score is the model's value at the
     config it decodes to, not at a point between valid configs."""
-    from stbench.model.gp_model import ConfigEncoder
+    from stbench.methods.gp_model import ConfigEncoder
 
     encoder = ConfigEncoder(space)
     X = np.random.default_rng(0).random((300, encoder.dim))
@@ -321,7 +321,7 @@ def test_hyperparameter_fits_maximize_the_same_likelihood_as_scikit_learn() -> N
     gradient at any hyperparameters, so a fit finds what scikit-learn's optimizer would."""
     from sklearn.gaussian_process import GaussianProcessRegressor
 
-    from stbench.model.gp_model import MaternLikelihood, make_kernel
+    from stbench.methods.gp_model import MaternLikelihood, make_kernel
 
     rng = np.random.default_rng(0)
     X = rng.random((60, 4))
@@ -348,7 +348,7 @@ def test_mobster_explores_where_bo_exploits() -> None:
     Thompson draw (Syne Tune 0.13's way): its seeds spread over both basins, each proposal a
     local EI maximum. On hartmann6_curves that took MOBSTER's regret at 100 % of the budget
     from 0.23 to 0.15 (30 seeds, docs/quality.md)."""
-    from stbench.model.gp_model import expected_improvement
+    from stbench.methods.gp_model import expected_improvement
 
     xs = [0.02, 0.12, 0.2, 0.28, 0.4, 0.6, 0.98]
     space = {"x": uniform(0.0, 1.0)}
@@ -377,8 +377,8 @@ def test_exp_decay_model_predicts_final_values_from_the_first_rung() -> None:
     0.13's priors."""
     from scipy.optimize import approx_fprime
 
-    from stbench.model.gp_model import Posterior
-    from stbench.model.gp_resource_kernel import (
+    from stbench.methods.gp_model import Posterior
+    from stbench.methods.gp_resource_kernel import (
         ExpDecaySumKernel,
         ExpDecaySumLikelihood,
         fit_exp_decay_sum,

@@ -380,7 +380,8 @@ def test_a_resumed_experiment_records_what_the_earlier_runs_jobs_kept() -> None:
 
 
 def test_a_tag_owns_its_jobs_and_not_those_of_a_tag_that_starts_the_same() -> None:
-    from stbench.model.naming import name_key, orchestrator_job_name, tag_matcher
+    from stbench.launch.study_jobs import tag_matcher
+    from stbench.model.naming import name_key, orchestrator_job_name
 
     ours = tag_matcher("study")
     mine = experiment_base("study", "synthetic_curves", "ASHA", 3)

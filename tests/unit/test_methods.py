@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from syne_tune.config_space import Domain
 
-from stbench.model.benchmark import Benchmark, load_benchmark
+from stbench.methods.registry import METHODS, MethodContext, get_method
+from stbench.model.benchmark import Benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
-from stbench.model.methods import METHODS, MethodContext, get_method
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration import study_runner as study
 

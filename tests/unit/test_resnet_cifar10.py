@@ -30,7 +30,8 @@ from stbench.benchmarks.cifar10_data import (
     read_batch,
     write_tiny_cifar10,
 )
-from stbench.model.benchmark import BUILTIN_DIR, load_benchmark
+from stbench.model.benchmark import BUILTIN_DIR
+from stbench.model.catalog import load_benchmark
 
 SCRIPT = BUILTIN_DIR / "resnet_cifar10.py"
 METRIC_TAG = "[tune-metric]: "

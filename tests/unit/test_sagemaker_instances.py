@@ -25,7 +25,7 @@ from stbench.backends.jobs.sagemaker_instances import (
 )
 from stbench.launch.remote import ORCHESTRATOR_INSTANCE
 from stbench.launch.study_file import load_study
-from stbench.model.benchmark import builtin_names, load_benchmark
+from stbench.model.catalog import builtin_names, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.prices import PRICES_ENV
 

@@ -15,7 +15,7 @@ import pytest
 from syne_tune.backend.trial_status import Trial
 from syne_tune.config_space import Float
 
-from stbench.model.benchmark import load_benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.seeding import spawn_seeds
 from stbench.orchestration.study_runner import seeded_scheduler
 

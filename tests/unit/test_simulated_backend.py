@@ -17,7 +17,7 @@ from stbench.analysis.frame import load
 from stbench.backends.simulated import SimulatedBackend, prepare_simulation
 from stbench.backends.simulated_sources import CurveBlackbox, StartLatency
 from stbench.backends.surrogate_predictor import PipelinePredictor
-from stbench.model.benchmark import load_benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import RESULTS, experiment_dir
 from stbench.orchestration.study_runner import plan_study, run_study

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stbench.model.benchmark import Benchmark, load_benchmark
+from stbench.model.benchmark import Benchmark
 from stbench.model.benchmark_yaml import parse_benchmark_file
+from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from stbench.model.benchmark import decode_hyperparameters, load_benchmark
+from stbench.model.benchmark import decode_hyperparameters
+from stbench.model.catalog import load_benchmark
 from stbench.model.container_contract import end_line
 from stbench.model.errors import UserError
 from stbench.trainer.main import describe_failure, exit_status, main

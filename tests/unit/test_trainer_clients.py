@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from stbench.backends.jobs.job_requests import hyperparameters as job_hyperparameters
-from stbench.model.benchmark import decode_hyperparameters, load_benchmark
+from stbench.model.benchmark import decode_hyperparameters
+from stbench.model.catalog import load_benchmark
 from stbench.trainer.client_hyperparameters import from_clients
 from stbench.trainer.toolkit_env import toolkit_environment
 

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.linalg import cho_solve, cholesky
 from scipy.optimize import minimize
 
-from stbench.model.gp_model import JITTER, MAX_OPT_ITER, SQRT5, log_prior
+from stbench.methods.gp_model import JITTER, MAX_OPT_ITER, SQRT5, log_prior
 
 # theta = log(scale), log(length scales)..., log(v), log(alpha), log(lam), log(noise), c
 LENGTH_BOUNDS = (1e-2, 1e2)

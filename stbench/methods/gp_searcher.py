@@ -23,8 +23,8 @@ from syne_tune.optimizer.schedulers.searchers.single_objective_searcher import (
 )
 from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
 
-from stbench.model.gp_model import ConfigEncoder, Posterior, expected_improvement, fit_gp
-from stbench.model.gp_resource_kernel import fit_exp_decay_sum
+from stbench.methods.gp_model import ConfigEncoder, Posterior, expected_improvement, fit_gp
+from stbench.methods.gp_resource_kernel import fit_exp_decay_sum
 from stbench.model.seeding import spawn_seeds
 
 NUM_CANDIDATES = 250  # uniform random candidates per suggestion (Syne Tune 0.13: 250)

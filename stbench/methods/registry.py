@@ -14,7 +14,7 @@ from typing import Any
 from syne_tune.optimizer import baselines
 from syne_tune.optimizer.scheduler import TrialScheduler
 
-from stbench.model.asha_rungs import with_sorted_rungs
+from stbench.methods.asha_rungs import with_sorted_rungs
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError, did_you_mean
 
@@ -76,13 +76,13 @@ def _random_search(c: MethodContext) -> TrialScheduler:
 
 
 def _bo(c: MethodContext) -> TrialScheduler:
-    from stbench.model.gp_searcher import make_bo_scheduler
+    from stbench.methods.gp_searcher import make_bo_scheduler
 
     return make_bo_scheduler(metric=c.metric, **c.common())
 
 
 def _mobster(c: MethodContext) -> TrialScheduler:
-    from stbench.model.gp_searcher import make_mobster_scheduler
+    from stbench.methods.gp_searcher import make_mobster_scheduler
 
     return make_mobster_scheduler(metric=c.metric, **c.common(), **c.multi_fidelity())
 
