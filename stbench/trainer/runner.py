@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stbench.model.container_contract import TRAINER_TIMESTAMP, find_report
-from stbench.trainer.entry import EARLY_SIGNALS
+from stbench.trainer.early_signals import EARLY_SIGNALS
 
 STDERR_TAIL_LINES = 30
 READER_JOIN_SECONDS = 5.0  # after the child exits, for output still in the pipes
