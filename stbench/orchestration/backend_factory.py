@@ -20,6 +20,16 @@ def trainer_image(spec: ExperimentSpec, benchmark: Benchmark) -> str:
     return spec.image or LOCAL_TRAINER[benchmark.image]
 
 
+def with_backend_defaults(spec: ExperimentSpec) -> ExperimentSpec:
+    """The spec with what its back-end fills in where the command line gives nothing: a
+    simulated `--from_study` takes the recorded study's benchmark, workers and budget."""
+    if spec.backend == SIMULATED and spec.from_study:
+        from stbench.backends.simulated_sources import with_study_defaults
+
+        return with_study_defaults(spec)
+    return spec
+
+
 def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
     """Everything a backend needs, checked before any experiment folder is written.
 
@@ -74,6 +84,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         backend.start_supervisor()  # imports happen before the clock starts
         return backend
     from stbench.backends.jobs.backend import JobBackend
+    from stbench.backends.jobs.code_upload import publish_code
     from stbench.backends.jobs.job_requests import LOCAL_ROLE, JobTemplate
     from stbench.backends.jobs.job_service import RetryCounts
     from stbench.backends.jobs.local_docker import LocalDockerJobService
@@ -95,8 +106,9 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         image, role, prices = setup.image_uri, setup.role_arn, load_prices()
         session = boto3.session.Session(region_name=setup.region)
         service = SageMakerJobService(session, base, retries=retries)
-        inputs = trial_inputs(spec, benchmark, setup.study_uri(spec.experiment_tag),
-                              lambda: session.client("s3"))
+        study_uri = setup.study_uri(spec.experiment_tag)
+        inputs = trial_inputs(spec, benchmark, lambda package: publish_code(
+            package, study_uri, lambda: session.client("s3")))
     else:  # local Docker: checkpoints and outputs in the experiment's folder
         from stbench.model.prices import load_prices
         from stbench.model.trial_pricing import TrialPricing
@@ -111,7 +123,9 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
                   if pricing.usd_per_hour is not None else {})
         service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
                                         study=spec.experiment_tag, experiment=base)
-        inputs = trial_inputs(spec, benchmark, f"file://{folder.resolve().parents[2]}")
+        study_root = f"file://{folder.resolve().parents[2]}"
+        inputs = trial_inputs(spec, benchmark,
+                              lambda package: publish_code(package, study_root))
     template = JobTemplate(
         image=image, benchmark=inputs.benchmark, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,

@@ -23,6 +23,7 @@ import queue
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -53,9 +54,14 @@ class WorkerCrashed(RuntimeError):
     """An experiment raised in a worker process; its traceback is in the message."""
 
 
-def run_in_processes(plan: Any, indices: list[int], jobs: int,
+RunExperiment = Callable[..., ExperimentOutcome]  # study_runner.run_experiment
+
+
+def run_in_processes(plan: Any, indices: list[int], jobs: int, run: RunExperiment,
                      stream: TextIO | None = None) -> dict[int, ExperimentOutcome]:
-    """Run `plan.experiments[i]` for every i in `indices` on `jobs` processes."""
+    """Run `plan.experiments[i]` for every i in `indices` on `jobs` processes, each by
+    `run(plan, experiment, stream, live_progress=False)`: a module-level function, which the
+    spawned workers import by name (so this module does not import the study runner)."""
     stream = stream or sys.stderr
     context = multiprocessing.get_context("spawn")
     tasks: Any = context.Queue()
@@ -63,7 +69,7 @@ def run_in_processes(plan: Any, indices: list[int], jobs: int,
     for index in indices:
         tasks.put(index)
     workers = [context.Process(target=_work, daemon=True,
-                               args=(plan, tasks, results,
+                               args=(plan, run, tasks, results,
                                      logging.getLogger("syne_tune").level))
                for _ in range(min(jobs, len(indices)))]
     for worker in workers:
@@ -135,9 +141,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _work(plan: Any, tasks: Any, results: Any, syne_tune_log_level: int) -> None:
-    from stbench.orchestration.study_runner import run_experiment
-
+def _work(plan: Any, run: RunExperiment, tasks: Any, results: Any,
+          syne_tune_log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     signal.signal(signal.SIGTERM, _raise_interrupt)
     logging.getLogger("syne_tune").setLevel(syne_tune_log_level)
@@ -147,8 +152,7 @@ def _work(plan: Any, tasks: Any, results: Any, syne_tune_log_level: int) -> None
             while (index := tasks.get()) is not None:
                 buffer = io.StringIO()
                 try:
-                    outcome = run_experiment(plan, plan.experiments[index], buffer,
-                                             live_progress=False)
+                    outcome = run(plan, plan.experiments[index], buffer, live_progress=False)
                 except Exception as err:  # recorded as failed by the loop; the parent raises
                     results.put(Finished(index, None, buffer.getvalue(), _picklable(err),
                                          traceback.format_exc()))

@@ -28,7 +28,11 @@ from stbench.model.prices import load_prices
 from stbench.model.seeding import spawn_seeds
 from stbench.model.spec import SIMULATED, ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
-from stbench.orchestration.backend_factory import check_backend, make_backend
+from stbench.orchestration.backend_factory import (
+    check_backend,
+    make_backend,
+    with_backend_defaults,
+)
 from stbench.orchestration.cost_meter import CostMeter
 from stbench.orchestration.experiment import (
     Budget,
@@ -66,10 +70,7 @@ class StudyPlan:
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
     """Validate everything and decide what runs; writes nothing."""
-    if spec.backend == SIMULATED and spec.from_study:
-        from stbench.backends.simulated_sources import with_study_defaults
-
-        spec = with_study_defaults(spec)
+    spec = with_backend_defaults(spec)
     spec.validate()
     for name in spec.method:
         get_method(name)
@@ -121,7 +122,7 @@ def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOu
     if jobs > 1:
         from stbench.orchestration.parallel_study import run_in_processes
 
-        done.update(run_in_processes(plan, pending, jobs, progress_stream))
+        done.update(run_in_processes(plan, pending, jobs, run_experiment, progress_stream))
     else:
         with threadpool_limits(1) if simulated else contextlib.nullcontext():
             for index in pending:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from stbench.model.benchmark import BACKENDS, Benchmark
-from stbench.model.code_package import CODE_CHANNEL, is_user_benchmark, pack_benchmark
+from stbench.model.code_package import (
+    CODE_CHANNEL,
+    CodePackage,
+    is_user_benchmark,
+    pack_benchmark,
+)
 from stbench.model.inputs import channel_sources, is_s3
 from stbench.model.spec import ExperimentSpec
 
@@ -41,17 +45,16 @@ def local_environment(spec: ExperimentSpec, benchmark: Benchmark) -> dict[str, s
     return {f"SM_CHANNEL_{name.upper()}": source for name, source in sources.items()}
 
 
-def trial_inputs(spec: ExperimentSpec, benchmark: Benchmark, study_root: str,
-                 s3: Callable[[], Any] | None = None) -> TrialInputs:
-    """Channels for the trial jobs of one experiment; the folder is packed and stored under
-    `study_root` (once per study: content-addressed)."""
-    from stbench.backends.jobs.code_upload import publish_code
-
+def trial_inputs(spec: ExperimentSpec, benchmark: Benchmark,
+                 publish: Callable[[CodePackage], str]) -> TrialInputs:
+    """Channels for the trial jobs of one experiment; a user benchmark's folder is packed and
+    handed to `publish`, which stores it where the jobs read it and returns its URI (the
+    factory passes `code_upload.publish_code` for the study's root)."""
     sources = channel_sources(benchmark.inputs, spec.inputs, spec.backend)
     channels = {name: source if is_s3(source) else f"file://{source}"
                 for name, source in sources.items()}
     if not is_user_benchmark(benchmark):
         return TrialInputs(benchmark.name, channels)
     package = pack_benchmark(benchmark)
-    channels[CODE_CHANNEL] = publish_code(package, study_root, s3)
+    channels[CODE_CHANNEL] = publish(package)
     return TrialInputs(package.benchmark_file, channels)
