@@ -16,7 +16,7 @@ DEFAULT_PORT = 5555  # moto's own default (5000) is where a local registry usual
 
 
 def _parser() -> argparse.ArgumentParser:
-    from stbench.cli.main import OneLineParser  # imported here: main imports this module
+    from stbench.cli.arguments import OneLineParser
     from stbench.emulator.config import EmulatorConfig
 
     defaults = EmulatorConfig()

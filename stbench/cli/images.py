@@ -44,7 +44,7 @@ def docker_tag(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from stbench.cli.main import OneLineParser  # imported here: main imports this module
+    from stbench.cli.arguments import OneLineParser
     from stbench.launch.push import ROLES  # boto3 and docker load only for this command
 
     parser = OneLineParser(prog="stbench images", description="Manage stbench's role images.")

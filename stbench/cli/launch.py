@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stbench.cli.main import OneLineParser, add_spec_arguments, parse_extra_args
+from stbench.cli.arguments import OneLineParser, add_spec_arguments, parse_extra_args
 from stbench.launch.study_file import Study
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec

@@ -5,106 +5,30 @@
 - `results`: its table and plots (fetched from S3 for a launched study);
 - `benchmarks`, `methods`: what can be run;
 - `images push`: the role images to ECR or another registry;
-- `launch`: a study as SageMaker orchestrator jobs (or rehearsed locally with `--local`);
+- `launch`: a study as SageMaker orchestrator jobs (rehearsed on `stbench emulator`);
 - `status`, `cleanup`: a launched study's jobs, and stopping them and their warm pools;
 - `emulator`: a local SageMaker endpoint for rehearsals without AWS.
 
 Commands that need boto3 or docker live in their own `stbench/cli` modules, loaded on use.
 
-`run`'s flags are generated from `ExperimentSpec`'s fields, in both spellings
-(`--experiment_tag` and `--experiment-tag`), so the spec stays the single source of truth.
+`run`'s flags are generated from `ExperimentSpec`'s fields (`arguments.py`), so the spec
+stays the single source of truth.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import signal
 import sys
 import traceback
-import typing
 from collections.abc import Callable
-from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from stbench.cli.arguments import OneLineParser, add_spec_arguments, parse_extra_args
 from stbench.model.errors import UserError, did_you_mean
 from stbench.model.spec import ExperimentSpec
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus an error; we want one line and exit code 2."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        kwargs.setdefault("allow_abbrev", False)  # `--bench` must not silently mean --benchmark
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(f"{message}; see `{self.prog} --help`")
-
-
-def _scalar_type(annotation: Any) -> type:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) is tuple:
-        return args[0]
-    return args[0] if args else annotation
-
-
-FLAG_VALUES = {"1": True, "true": True, "0": False, "false": False}
-
-
-def flag_value(text: str) -> bool:
-    """The value of an on/off flag given one: 1 or 0 (true or false)."""
-    value = FLAG_VALUES.get(text.strip().lower())
-    if value is None:
-        hint = ": give the study file first" if text.endswith((".yaml", ".yml")) else ""
-        raise argparse.ArgumentTypeError(f"expected 1 or 0 (or no value), got '{text}'{hint}")
-    return value
-
-
-def add_spec_arguments(parser: argparse.ArgumentParser, only_given: bool = False) -> None:
-    """One option per spec field; with `only_given`, absent flags stay out of the namespace
-    (so they can't override a study file) and none is required."""
-    hints = typing.get_type_hints(ExperimentSpec)
-    for spec_field in fields(ExperimentSpec):
-        if spec_field.name == "extra_args":
-            continue
-        meta = spec_field.metadata
-        names = [f"--{spec_field.name}"]
-        if "_" in spec_field.name:
-            names.append(f"--{spec_field.name.replace('_', '-')}")
-        options: dict[str, Any] = {"help": meta["help"], "dest": spec_field.name}
-        kind = _scalar_type(hints[spec_field.name])
-        if kind is bool and "nargs" not in meta.get("argparse", {}):
-            options["action"] = "store_true"
-        else:  # a bool with nargs="?" also takes 1 or 0 (Syne Tune's `--warm_pool 1`)
-            options["type"] = kind
-            if kind is bool:
-                options.update(type=flag_value, metavar="1|0")
-            options.update(meta.get("argparse", {}))
-        if only_given:
-            options["default"] = argparse.SUPPRESS
-        elif spec_field.default is MISSING and spec_field.default_factory is MISSING:
-            options["required"] = True
-        elif spec_field.default is not MISSING:
-            options["default"] = spec_field.default
-        parser.add_argument(*names, **options)
-
-
-def parse_extra_args(tokens: list[str]) -> dict[str, str]:
-    """Benchmark arguments: `--key value` pairs the benchmark validates later."""
-    extra: dict[str, str] = {}
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        if not token.startswith("--") or index + 1 >= len(tokens):
-            raise UserError(
-                f"unexpected argument '{token}'; benchmark arguments are given as --key value"
-            )
-        extra[token[2:].replace("-", "_")] = tokens[index + 1]
-        index += 2
-    return extra
 
 
 def spec_from_args(argv: list[str]) -> ExperimentSpec:
@@ -227,7 +151,7 @@ def cmd_methods(argv: list[str]) -> int:
 
 
 # Commands that call AWS or Docker, imported on use: boto3 and docker stay out of the start-up
-# of `stbench run`, and those modules can import this one without a cycle.
+# of `stbench run`. They share the parser with this module through `arguments.py`.
 LAZY_COMMANDS = {
     "images": "stbench.cli.images:cmd_images",
     "launch": "stbench.cli.launch:cmd_launch",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from stbench.backends.aws import check_credentials
+from stbench.cli.arguments import OneLineParser
 from stbench.cli.launched import add_study_arguments, study_session
-from stbench.cli.main import OneLineParser
 from stbench.launch.status import collect, format_status, job_directory
 
 
