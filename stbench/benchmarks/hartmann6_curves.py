@@ -32,8 +32,6 @@ from typing import Any
 import numpy as np
 from syne_tune import Reporter
 
-OPTIMUM = -3.32237
-ARGMIN = (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)
 DEFAULT_EPOCHS = 27
 ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 # How much each bump's weight drops at epoch 0 (linearly less until the last epoch).

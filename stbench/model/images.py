@@ -8,7 +8,6 @@ import re
 from stbench.model.errors import UserError
 
 LOCAL_TRAINER = {"cpu": "stbench-trainer:latest", "gpu": "stbench-trainer-gpu:latest"}
-LOCAL_ORCHESTRATOR = "stbench-orchestrator:latest"
 _TRAINER = re.compile(r"^(?P<head>(?:.*/)?)stbench-trainer(?:-gpu)?(?P<tail>(?:[:@].*)?)$")
 
 
