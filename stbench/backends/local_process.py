@@ -227,6 +227,12 @@ class LocalProcessBackend(TrialBackend):
     def retry_counts(self) -> dict[str, int]:
         return {}  # no service calls to throttle, no capacity to wait for
 
+    def end_by(self, deadline: float) -> None:
+        pass  # trials start at once: nothing waits that the budget's end must cut short
+
+    def late_results(self) -> list[tuple[int, dict[str, Any]]]:
+        return []  # reports arrive as the trials make them
+
     def wait_for_activity(self, timeout: float) -> None:
         self.activity.wait(timeout)
 

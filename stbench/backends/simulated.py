@@ -130,6 +130,12 @@ class SimulatedBackend(UserBlackboxBackend):
     def retry_counts(self) -> dict[str, int]:
         return {}  # no service calls to throttle, no capacity to wait for
 
+    def end_by(self, deadline: float) -> None:
+        pass  # trials start at once: nothing waits that the budget's end must cut short
+
+    def late_results(self) -> list[tuple[int, dict[str, Any]]]:
+        return []  # reports arrive as the trials make them
+
     def close(self) -> None:
         pass
 

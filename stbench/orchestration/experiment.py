@@ -40,6 +40,8 @@ class EventBackend(Protocol):
     def late_annotations(self) -> dict[int, dict[str, Any]]: ...
     def retry_counts(self) -> dict[str, int]: ...
     def close(self) -> None: ...
+    def end_by(self, deadline: float) -> None: ...  # epoch seconds when the budget ends
+    def late_results(self) -> list[tuple[int, dict[str, Any]]]: ...  # read in `close`
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,8 @@ class ExperimentLoop:
         self.store.update_metadata(status="running", start_time=now_iso(), end_time=None,
                                    max_cost=self.budget.max_cost)
         self.store.flush(force=True)
-        end_by = getattr(self.events, "end_by", None)
-        if end_by is not None:  # e.g. capacity waits must not outlast the budget
-            end_by(self.state.clock.time() + self.budget.max_wallclock_time - state.elapsed)
+        # e.g. capacity waits must not outlast the budget
+        self.events.end_by(state.clock.time() + self.budget.max_wallclock_time - state.elapsed)
         try:
             while True:
                 self._process_backend()
@@ -324,13 +325,10 @@ class ExperimentLoop:
         """Reports the stopped trials made before the experiment ended whose log lines
         arrived after (a job's log trails it): rows like the others, not for the scheduler,
         which is done. Reports made after the end are not the experiment's."""
-        late_results = getattr(self.events, "late_results", None)
-        if late_results is None:
-            return
         end = self._ended_at if self._ended_at is not None else self.state.elapsed
         end = min(end, self.budget.max_wallclock_time)
         added = set()
-        for trial_id, result in late_results():
+        for trial_id, result in self.events.late_results():
             trial = stopped.get(trial_id)
             if trial is None:
                 continue
