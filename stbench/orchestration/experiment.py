@@ -19,7 +19,7 @@ from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from stbench.model.errors import UserError
 from stbench.model.failures import crash_reason
 from stbench.orchestration.cost_meter import CostMeter
-from stbench.orchestration.progress import Progress, ProgressSnapshot
+from stbench.orchestration.progress import Progress, ProgressSnapshot, retried_text
 from stbench.orchestration.stop_signals import deferred_stop_signals
 from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
 
@@ -171,7 +171,7 @@ class ExperimentLoop:
                     spent_usd=self._spent(),
                 )
                 self.store.flush(force=True)
-                self.progress.finish(self._snapshot(), status, reason + _retried(retries))
+                self.progress.finish(self._snapshot(), status, reason + retried_text(retries))
         return ExperimentOutcome(status, reason, state.trials_started, state.failures, state.best)
 
     # --- one iteration --------------------------------------------------------------------
@@ -386,12 +386,6 @@ class ExperimentLoop:
 
     def _report_progress(self) -> None:
         self.progress.update(self._snapshot(with_cost=self.budget.max_cost is not None))
-
-
-def _retried(retries: dict[str, int]) -> str:
-    """` (retried 12 throttled calls, 3 capacity refusals)` for the summary line, or ''."""
-    done = [f"{count} {what.replace('_', ' ')}" for what, count in retries.items() if count]
-    return f" (retried {', '.join(done)})" if done else ""
 
 
 def _freeze_old_objects() -> None:

@@ -35,6 +35,12 @@ class ProgressSnapshot:
         )
 
 
+def retried_text(retries: dict[str, int]) -> str:
+    """` (retried 12 throttled calls, 3 capacity refusals)` for the summary line, or ''."""
+    done = [f"{count} {what.replace('_', ' ')}" for what, count in retries.items() if count]
+    return f" (retried {', '.join(done)})" if done else ""
+
+
 class Progress:
     def __init__(self, label: str, stream: TextIO | None = None, log_interval: float = 10.0,
                  tty_interval: float = 0.2):
