@@ -1,4 +1,4 @@
-"""How long issue 13's done-when command takes: a simulated study from a recorded one, with its
+"""How long a 30-seed simulated study takes: a simulated study from a recorded one, with its
 experiments in parallel processes (`--jobs`) against the serial anchor (`--jobs 1`).
 
     .venv/bin/python bench/simulated_speed.py [--num_seeds 30] [--write]
@@ -35,7 +35,7 @@ STBENCH = [sys.executable, "-m", "stbench.cli.main", "run"]
 RECORD = [*STBENCH, "--benchmark", "synthetic_curves", "--method", "ASHA", "--num_seeds", "2",
           "--random_seed", "7", "--experiment_tag", RECORDED, "--results_root", str(RESULTS)]
 DOC = ROOT / "docs" / "simulated.md"
-SECTION = "## Speed of the done-when command (bench/simulated_speed.py)"
+SECTION = "## Speed of a 30-seed simulated study (bench/simulated_speed.py)"
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,9 @@ def report(serial: Timing, parallel: Timing, same: bool, args: argparse.Namespac
     experiments = args.num_seeds * len(args.methods)
     lines = [
         SECTION, "",
-        f"Measured on {time.strftime('%Y-%m-%d %H:%M')} UTC on this shared {os.cpu_count()}-core "
-        f"machine: `stbench run --backend simulated --from_study {RECORDED} --method "
-        f"{' '.join(args.methods)} --num_seeds {args.num_seeds} --random_seed "
+        f"Measured on {time.strftime('%Y-%m-%d %H:%M')} UTC on a {os.cpu_count()}-core machine "
+        f"shared with other work: `stbench run --backend simulated --from_study {RECORDED} "
+        f"--method {' '.join(args.methods)} --num_seeds {args.num_seeds} --random_seed "
         f"{args.random_seed}` ({experiments} experiments of synthetic_curves, 2 workers, 30 s "
         "simulated each), first with `--jobs 1` (the anchor: one process, experiments one after "
         f"another), then with `--jobs {parallel.jobs}`, same seeds. The recorded study: a real "
