@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.cli.arguments import OneLineParser, add_spec_arguments, parse_extra_args
+from stbench.model.backend_names import SAGEMAKER, SIMULATED
 from stbench.model.errors import UserError, did_you_mean
 from stbench.model.spec import ExperimentSpec
 
@@ -77,7 +78,7 @@ def run_and_report(spec: ExperimentSpec, dry_run: bool = False,
         f"random_seed {spec.random_seed}",
         flush=True,
     )
-    if spec.backend == "simulated":  # where the curves come from, the surrogate's fit error
+    if spec.backend == SIMULATED:  # where the curves come from, the surrogate's fit error
         print(plan.backend_setup.summary(), flush=True)
         print(f"{spec.jobs} experiments at a time (--jobs), each in its own process"
               if (spec.jobs or 1) > 1 else "experiments one after another (--jobs 1)",
@@ -87,7 +88,7 @@ def run_and_report(spec: ExperimentSpec, dry_run: bool = False,
 
         print_run_plan(plan)
         return 0
-    if announce_cost and spec.backend == "sagemaker":
+    if announce_cost and spec.backend == SAGEMAKER:
         from stbench.cli.run_plan import run_estimate
 
         print(run_estimate(plan).line(), file=sys.stderr, flush=True)

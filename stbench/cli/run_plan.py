@@ -3,6 +3,7 @@ prints before its first job: what a planned study would run, and on which instan
 
 from __future__ import annotations
 
+from stbench.model.backend_names import CONTAINER_BACKENDS, SAGEMAKER
 from stbench.model.cost_estimate import CostEstimate, estimate, experiment_instances
 from stbench.model.naming import experiment_base, trial_job_prefix
 from stbench.model.prices import load_price_table
@@ -33,15 +34,15 @@ def print_run_plan(plan: StudyPlan) -> None:
             print(f"{label}: completed before ({planned.folder}), skipped")
             continue
         where = f"{label}: results in {planned.folder}"
-        if spec.backend in ("docker", "sagemaker"):
+        if spec.backend in CONTAINER_BACKENDS:
             base = experiment_base(spec.experiment_tag, plan.benchmark.name, planned.method,
                                    planned.seed)
-            kind = f" on {spec.instance_type}" if spec.backend == "sagemaker" else ""
+            kind = f" on {spec.instance_type}" if spec.backend == SAGEMAKER else ""
             print(f"{where}; trial jobs {trial_job_prefix(base)}…{kind}, "
                   f"{spec.n_workers} at once")
         else:
             print(f"{where}; {spec.n_workers} {spec.backend} trials at once")
-    if spec.backend == "sagemaker" and to_run:
+    if spec.backend == SAGEMAKER and to_run:
         import boto3
 
         from stbench.backends.jobs.sagemaker_instances import InstanceDemand

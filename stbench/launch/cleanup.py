@@ -33,9 +33,9 @@ from stbench.backends.aws import (
 from stbench.backends.jobs.sagemaker import NO_POOL_HINTS
 from stbench.launch.study_jobs import study_matcher
 from stbench.model.errors import UserError
+from stbench.model.job_statuses import IN_PROGRESS, STOPPING, TERMINAL, WARM_AVAILABLE
 from stbench.model.naming import name_key
 
-TERMINAL = ("Completed", "Failed", "Stopped")
 KEEP_ALIVE_MAX_SECONDS = 21600  # the API's maximum KeepAlivePeriodInSeconds
 MAX_DESCRIBES = 100
 
@@ -83,12 +83,12 @@ def plan_cleanup(sm: Any, tag: str) -> Plan:
                                                                MaxResults=100)
         jobs = [s for page in pages for s in page["TrainingJobSummaries"]
                 if matches(s["TrainingJobName"])]
-    running = [s["TrainingJobName"] for s in jobs if s["TrainingJobStatus"] == "InProgress"]
+    running = [s["TrainingJobName"] for s in jobs if s["TrainingJobStatus"] == IN_PROGRESS]
     # orchestrators (`-oNN`) first: once stopped they start no trials (and stop their own)
     plan = Plan(len(jobs), sorted(running, key=lambda name: (name[-3] != "o", name)))
-    plan.stopping = sum(s["TrainingJobStatus"] == "Stopping" for s in jobs)
+    plan.stopping = sum(s["TrainingJobStatus"] == STOPPING for s in jobs)
     plan.release = [s["TrainingJobName"] for s in jobs
-                    if s.get("WarmPoolStatus", {}).get("Status") == "Available"]
+                    if s.get("WarmPoolStatus", {}).get("Status") == WARM_AVAILABLE]
     if any("WarmPoolStatus" in s for s in jobs):
         return plan
     since = time.time() - KEEP_ALIVE_MAX_SECONDS  # a pool never outlives its job's end longer
@@ -99,7 +99,7 @@ def plan_cleanup(sm: Any, tag: str) -> Plan:
     plan.unchecked = max(0, len(ended) - MAX_DESCRIBES)
     for summary in ended[:MAX_DESCRIBES]:
         job = describe(sm, summary["TrainingJobName"])
-        if job.get("WarmPoolStatus", {}).get("Status") == "Available":
+        if job.get("WarmPoolStatus", {}).get("Status") == WARM_AVAILABLE:
             plan.release.append(job["TrainingJobName"])
     return plan
 

@@ -24,7 +24,6 @@ from stbench.backends.jobs.code_upload import code_uri, publish_code
 from stbench.backends.jobs.job_requests import (
     JobTemplate,
     check_hyperparameters,
-    check_trial_hyperparameters,
     training_job_request,
 )
 from stbench.backends.jobs.sagemaker_checks import (
@@ -41,14 +40,8 @@ from stbench.backends.jobs.sagemaker_instances import (
     read_quotas,
 )
 from stbench.launch.study_file import Study
-from stbench.methods.registry import get_method
-from stbench.model.catalog import load_benchmark
-from stbench.model.code_package import (
-    CODE_CHANNEL,
-    CodePackage,
-    is_user_benchmark,
-    pack_benchmark,
-)
+from stbench.model.backend_names import SAGEMAKER
+from stbench.model.code_package import CODE_CHANNEL, CodePackage
 from stbench.model.cost_estimate import (
     CostEstimate,
     duration,
@@ -57,6 +50,7 @@ from stbench.model.cost_estimate import (
 )
 from stbench.model.errors import UserError
 from stbench.model.images import orchestrator_image_for
+from stbench.model.job_statuses import BUSY_JOB_STATUSES, COMPLETED
 from stbench.model.naming import (
     JOB_NAME,
     TAG_ENV,
@@ -64,14 +58,13 @@ from stbench.model.naming import (
     orchestrator_job_name,
     trial_job_prefix,
 )
-from stbench.model.prices import PriceTable, load_prices
+from stbench.model.prices import PriceTable
 from stbench.model.spec import ExperimentSpec
-from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.backend_factory import KEEP_ALIVE_SECONDS
-from stbench.orchestration.trial_inputs import check_trial_inputs
+from stbench.orchestration.planning import plan_run
 
 ORCHESTRATOR_INSTANCE = "ml.m5.large"
-SKIP_STATUSES = ("InProgress", "Stopping", "Completed")
+SKIP_STATUSES = (*BUSY_JOB_STATUSES, COMPLETED)  # a launch again would run it twice
 LAUNCH_MARGIN_SECONDS = 1800  # set-up, the last trials' stops and the results upload
 ORCHESTRATOR_RETRIES = 10  # RetryStrategy.MaximumRetryAttempts (the API allows 1..30)
 
@@ -129,24 +122,20 @@ class SageMakerTarget:
 
 def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
                 orchestrator_image: str | None = None, force: bool = False) -> list[PlannedJob]:
-    """All checks, then one planned job per (method, seed); creates nothing."""
-    spec = replace(spec, backend="sagemaker")  # the orchestrators' trials
-    spec.validate()
+    """All checks, then one planned job per (method, seed); creates nothing.
+
+    The orchestrators' trials are SageMaker jobs: `plan_run` checks them as `stbench run
+    --backend sagemaker` would (a cost budget the orchestrators could not keep, the trials'
+    inputs and requests fail here, not in every job), and packs a user benchmark's folder once
+    for all of them."""
+    run = plan_run(replace(spec, backend=SAGEMAKER))
+    spec, benchmark, code = run.spec, run.benchmark, run.files.code
     if not spec.experiment_tag:
         raise UserError("remote launch needs --experiment_tag: it names the jobs and results")
-    for name in spec.method:
-        get_method(name)
-    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args)
-    resolved = spec.resolved(benchmark).with_trainer_image(benchmark.image)
-    # a cost budget the orchestrators could not keep fails here, not in every job
-    TrialPricing.for_run("sagemaker", resolved.instance_type, benchmark,
-                         load_prices()).require_price(spec.max_cost)
-    check_trial_hyperparameters(benchmark)  # the trials' jobs, then the orchestrators'
+    resolved = spec.resolved(benchmark)
     check_hyperparameters(resolved.to_hyperparameters(), "pass fewer or shorter benchmark "
                           "arguments (they travel as one hyperparameter, extra_args)")
     setup = target.check(resolved)
-    check_trial_inputs(resolved, benchmark)  # the orchestrators' trials get the same inputs
-    code = pack_benchmark(benchmark) if is_user_benchmark(benchmark) else None
     image = target.orchestrator_image(setup, orchestrator_image)
     existing = target.existing_jobs(spec.experiment_tag)
     planned = []
@@ -183,7 +172,7 @@ def check_study(study: Study, planned: list[PlannedJob],
                 "--n_workers, launch fewer methods or seeds, or raise max_instances"
             )
     quota_checked = [job for job in to_launch
-                     if job.spec.backend == "sagemaker" and not job.spec.no_quota_check]
+                     if job.spec.backend == SAGEMAKER and not job.spec.no_quota_check]
     if quota_checked:
         check_quotas(session, str(quota_checked[0].spec.region), study_demands(quota_checked))
     if not planned:

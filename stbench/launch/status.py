@@ -17,16 +17,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import boto3
+from syne_tune.backend.trial_status import Status
 
 from stbench.backends.aws import denial_line, one_line, read_s3_text, retrying, split_s3_uri
 from stbench.backends.jobs.sagemaker import LIST_PAGE_SIZE
 from stbench.launch.study_jobs import study_matcher
+from stbench.model.job_statuses import BUSY_JOB_STATUSES
 from stbench.model.naming import JOB_NAME, name_key
 from stbench.model.prices import load_prices, trial_cost
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import RESULTS, UPDATES, atomic_write, json_lines, merge_updates
 
-RUNNING = ("InProgress", "Stopping")  # SageMaker bills these jobs, but only once they end
+RUNNING = BUSY_JOB_STATUSES  # SageMaker bills these jobs, but only once they end
 # written into a fetched experiment's metadata.json, read by `stbench results`
 ORCHESTRATOR_COST = "orchestrator_cost_usd"  # USD, null when its instance type has no price
 ORCHESTRATOR_RUNNING = "orchestrator_running"  # true: the cost so far of a job still running
@@ -229,7 +231,7 @@ def _summarize(spec: ExperimentSpec, job: str, job_status: str, running: int,
     trials: dict[int, dict] = {}
     for row in rows:
         trials[row["trial_id"]] = row  # the last row holds the trial's final annotations
-    done = [t for t in trials.values() if t.get("status") not in ("InProgress", None)]
+    done = [t for t in trials.values() if t.get("status") not in (Status.in_progress, None)]
     costs = [t["cost_usd"] for t in done if isinstance(t.get("cost_usd"), (int, float))]
     warm = sum(1 for t in done if t.get("started_on_warm_pool_of"))
     if job_status in RUNNING:  # a local ledger lists no trial jobs

@@ -20,7 +20,6 @@ from stbench.model.errors import UserError, did_you_mean
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 IMAGE_VARIANTS = ("cpu", "gpu")
-BACKENDS = ("local", "docker", "sagemaker")
 OVERRIDABLE = ("n_workers", "max_wallclock_time", "instance_type")
 # "comparison": built to separate HPO methods at a short CPU budget, with an optimum so
 # regret means something; "example": shows how to write a benchmark or runs a real model;

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from syne_tune.config_space import Domain, choice, lograndint, loguniform, randint, uniform
 
+from stbench.model.backend_names import BACKENDS
 from stbench.model.benchmark import (
-    BACKENDS,
     IMAGE_VARIANTS,
     OVERRIDABLE,
     PURPOSES,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from stbench.model.backend_names import LOCAL, SAGEMAKER
 from stbench.model.code_package import CODE_CHANNEL
 from stbench.model.errors import UserError
 
@@ -60,12 +61,12 @@ def channel_sources(benchmark_inputs: dict[str, str], flags: tuple[str, ...],
     inputs = {**benchmark_inputs, **parse_input_flags(flags)}
     for name, source in inputs.items():
         if is_s3(source):
-            if backend == "local":
+            if backend == LOCAL:
                 raise UserError(f"input '{name}' is on S3 ({source}): local process trials "
                                 "read local folders; use --backend docker or sagemaker, or "
                                 f"--inputs {name}=<local folder>")
             continue
-        if backend == "sagemaker":
+        if backend == SAGEMAKER:
             raise UserError(f"input '{name}' is the local path {source}: SageMaker trials "
                             f"read S3; upload it (aws s3 sync) and pass --inputs "
                             f"{name}=s3://<bucket>/<prefix>")

@@ -17,13 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from stbench.model.benchmark import BACKENDS, Benchmark
+from stbench.model.backend_names import LOCAL, SIMULATED, SPEC_BACKENDS
+from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
 from stbench.model.images import trainer_image_for
 from stbench.model.naming import MAX_HASHED_SEED
 
-SIMULATED = "simulated"
-SPEC_BACKENDS = (*BACKENDS, SIMULATED)  # BACKENDS: where trials really run (YAML blocks)
 MAX_TAG = 128  # a tag names folders, S3 prefixes and job tag values (SageMaker: 256 at most)
 
 
@@ -72,7 +71,7 @@ class ExperimentSpec:
         default=None, metadata=_flag("master seed; scheduler seeds derive from it and the seed")
     )
     backend: str = field(
-        default="local",
+        default=LOCAL,
         metadata=_flag("where trials run; simulated: replay learning curves in simulated time",
                        choices=SPEC_BACKENDS),
     )

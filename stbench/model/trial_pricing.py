@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from stbench.model.backend_names import BILLED_BACKENDS, SAGEMAKER
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
 from stbench.model.prices import PRICES_ENV
-
-BILLED_BACKENDS = ("sagemaker",)  # where the service's own billing is read
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class TrialPricing:
         if backend in BILLED_BACKENDS:
             kind = str(spec_instance_type or benchmark.for_backend(backend).instance_type)
         else:
-            kind = benchmark.for_backend("sagemaker").instance_type
+            kind = benchmark.for_backend(SAGEMAKER).instance_type
         return cls(kind, prices.get(kind), backend not in BILLED_BACKENDS)
 
     def require_price(self, max_cost: float | None) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from syne_tune.backend.trial_backend import TrialBackend
 
+from stbench.model.backend_names import CONTAINER_BACKENDS, DOCKER, LOCAL, SAGEMAKER, SIMULATED
 from stbench.model.benchmark import Benchmark
 from stbench.model.images import LOCAL_TRAINER
 from stbench.model.naming import TAG_ENV, experiment_base
-from stbench.model.spec import SIMULATED, ExperimentSpec
-from stbench.orchestration.trial_inputs import check_trial_inputs, local_environment, trial_inputs
+from stbench.model.spec import ExperimentSpec
+from stbench.orchestration.trial_inputs import TrialFiles
 
 KEEP_ALIVE_SECONDS = 600
 
@@ -30,27 +31,30 @@ def with_backend_defaults(spec: ExperimentSpec) -> ExperimentSpec:
     return spec
 
 
-def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
-    """Everything a backend needs, checked before any experiment folder is written.
-
-    Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
-    check_trial_inputs(spec, benchmark)  # a user benchmark's folder travels with its trials
-    if spec.backend in ("docker", "sagemaker"):  # trials are CreateTrainingJob requests
+def check_trial_requests(spec: ExperimentSpec, benchmark: Benchmark) -> None:
+    """Container trials are CreateTrainingJob requests: their hyperparameters must fit."""
+    if spec.backend in CONTAINER_BACKENDS:
         from stbench.backends.jobs.job_requests import check_trial_hyperparameters
 
         check_trial_hyperparameters(benchmark)
+
+
+def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
+    """What the back-end's service needs, checked before any experiment folder is written.
+
+    Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
     if spec.backend == SIMULATED:  # the curves, and the surrogate fit once per study
         from stbench.backends.simulated import prepare_simulation
 
         return prepare_simulation(benchmark, spec.from_study, Path(spec.results_root),
                                   spec.simulated_start_seconds)
-    if spec.backend == "sagemaker":
+    if spec.backend == SAGEMAKER:
         import boto3
 
         from stbench.backends.jobs.sagemaker_checks import check_sagemaker_setup
         from stbench.backends.jobs.sagemaker_instances import InstanceDemand, check_quotas
 
-        defaults = benchmark.for_backend("sagemaker")
+        defaults = benchmark.for_backend(SAGEMAKER)
         instance_type = spec.instance_type or defaults.instance_type
         session = boto3.session.Session(region_name=spec.region)
         setup = check_sagemaker_setup(session, spec.role, spec.s3_root, spec.image, instance_type)
@@ -60,7 +64,7 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
                                     f"this run (--n_workers {workers})", "lower --n_workers")
             check_quotas(session, setup.region, [demand])
         return setup
-    if spec.backend == "docker":
+    if spec.backend == DOCKER:
         from stbench.backends.jobs.local_docker import LocalDockerJobService
 
         service = LocalDockerJobService.probe()
@@ -69,18 +73,21 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
 
 def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: int,
-                 folder: Path, first_trial_id: int, note: Any, setup: Any = None) -> TrialBackend:
+                 folder: Path, first_trial_id: int, note: Any, setup: Any,
+                 files: TrialFiles) -> TrialBackend:
+    """One experiment's back-end; `setup` is what `check_backend` confirmed, `files` the
+    run's planned channels and packed code."""
     if spec.backend == SIMULATED:
         from stbench.backends.simulated import SimulatedBackend
 
         return SimulatedBackend(setup.blackbox, benchmark.max_resource_attr, setup.start_latency,
                                 int(spec.n_workers or 1), first_trial_id=first_trial_id)
-    if spec.backend == "local":
+    if spec.backend == LOCAL:
         from stbench.backends.local_process import LocalProcessBackend
 
         backend = LocalProcessBackend(benchmark.script, folder / "trials",
                                       first_trial_id=first_trial_id,
-                                      environment=local_environment(spec, benchmark))
+                                      environment=files.environment())
         backend.start_supervisor()  # imports happen before the clock starts
         return backend
     from stbench.backends.jobs.backend import JobBackend
@@ -96,7 +103,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     keep_alive = KEEP_ALIVE_SECONDS if spec.warm_pool else 0
     retries = RetryCounts()  # the adapter counts throttles botocore retried, the backend the rest
     service: Any
-    if spec.backend == "sagemaker":
+    if spec.backend == SAGEMAKER:
         import boto3
 
         from stbench.backends.jobs.sagemaker import SageMakerJobService
@@ -107,7 +114,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         session = boto3.session.Session(region_name=setup.region)
         service = SageMakerJobService(session, base, retries=retries)
         study_uri = setup.study_uri(spec.experiment_tag)
-        inputs = trial_inputs(spec, benchmark, lambda package: publish_code(
+        inputs = files.job_inputs(benchmark, lambda package: publish_code(
             package, study_uri, lambda: session.client("s3")))
     else:  # local Docker: checkpoints and outputs in the experiment's folder
         from stbench.model.prices import load_prices
@@ -124,8 +131,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
                                         study=spec.experiment_tag, experiment=base)
         study_root = f"file://{folder.resolve().parents[2]}"
-        inputs = trial_inputs(spec, benchmark,
-                              lambda package: publish_code(package, study_root))
+        inputs = files.job_inputs(benchmark, lambda package: publish_code(package, study_root))
     template = JobTemplate(
         image=image, benchmark=inputs.benchmark, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,

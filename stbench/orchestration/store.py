@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import syne_tune
+from syne_tune.backend.trial_status import Status
 
 import stbench
 from stbench.model.errors import UserError
@@ -75,7 +76,7 @@ class PreviousRun:
     def trials_that_count(self) -> int:
         """Earlier trials that count against --max_num_trials: all but those cut short by
         the interruption, whose work is lost (the resumed run replaces them)."""
-        running = (INTERRUPTED, "InProgress", "Stopping")
+        running = (INTERRUPTED, Status.in_progress, Status.stopping)
         last = {r["trial_id"]: r["status"] for r in self.rows}
         return sum(1 for status in last.values() if status not in running)
 

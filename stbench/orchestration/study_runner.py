@@ -1,7 +1,8 @@
 """A study: every (method, seed) of one spec, run one after another (a simulated study's
 on several processes, see parallel_study.py).
 
-All checks happen in `plan_study` before anything is written, so bad input creates nothing.
+All checks happen in `plan_study` (the shared `planning.plan_run`, then the back-end's
+service and the results folders) before anything is written, so bad input creates nothing.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 import math
 import os
 import random
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,13 @@ from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from threadpoolctl import threadpool_limits
 
 from stbench.methods.registry import MethodContext, get_method
+from stbench.model.backend_names import SIMULATED
 from stbench.model.benchmark import Benchmark
-from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
-from stbench.model.prices import load_prices
 from stbench.model.seeding import spawn_seeds
-from stbench.model.spec import SIMULATED, ExperimentSpec
+from stbench.model.spec import ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
-from stbench.orchestration.backend_factory import (
-    check_backend,
-    make_backend,
-    with_backend_defaults,
-)
+from stbench.orchestration.backend_factory import check_backend, make_backend
 from stbench.orchestration.cost_meter import CostMeter
 from stbench.orchestration.experiment import (
     Budget,
@@ -41,6 +37,7 @@ from stbench.orchestration.experiment import (
     LoopState,
     RealClock,
 )
+from stbench.orchestration.planning import plan_run
 from stbench.orchestration.progress import Progress
 from stbench.orchestration.store import (
     INTERRUPTED,
@@ -49,6 +46,7 @@ from stbench.orchestration.store import (
     experiment_dir,
     versions,
 )
+from stbench.orchestration.trial_inputs import TrialFiles
 
 
 @dataclass(frozen=True)
@@ -66,19 +64,13 @@ class StudyPlan:
     experiments: tuple[PlannedExperiment, ...]
     backend_setup: Any = None  # what the backend's checks confirmed (SageMaker setup)
     pricing: TrialPricing | None = None  # what a trial costs (None: the table is unreadable)
+    files: TrialFiles = field(default_factory=TrialFiles)  # channels, a user folder packed
 
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
     """Validate everything and decide what runs; writes nothing."""
-    spec = with_backend_defaults(spec)
-    spec.validate()
-    for name in spec.method:
-        get_method(name)
-    flags = tuple(f.name for f in fields(ExperimentSpec))  # a misspelled flag lands in extra_args
-    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, flags)
-    spec = spec.with_trainer_image(benchmark.image)
-    pricing = TrialPricing.for_run(spec.backend, spec.instance_type, benchmark, load_prices())
-    pricing.require_price(spec.max_cost)
+    run = plan_run(spec)
+    spec, benchmark = run.spec, run.benchmark
     backend_setup = check_backend(spec, benchmark)
     if not spec.experiment_tag:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -104,7 +96,7 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
     if previous_seed is not None and spec.random_seed is None:
         spec = replace(spec, random_seed=previous_seed)  # resume keeps the recorded pairing
     return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments), backend_setup,
-                     pricing)
+                     run.pricing, run.files)
 
 
 def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOutcome]:
@@ -144,7 +136,7 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment, progress_stream:
                         log_interval=10.0 if live_progress else math.inf)
     backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
                            previous.next_trial_id if previous else 0, progress.note,
-                           plan.backend_setup)
+                           plan.backend_setup, plan.files)
     state = LoopState(clock=getattr(backend, "clock", None) or RealClock(),
                       elapsed_offset=previous.elapsed_seconds if previous else 0.0,
                       trials_started=previous.trials_that_count if previous else 0)

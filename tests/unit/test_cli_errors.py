@@ -108,6 +108,18 @@ def test_bad_launch_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     run_fails(capsys, tmp_path, argv, "expected 1 or 0 (or no value), got 'maybe'")
 
 
+@pytest.mark.parametrize("command", [["run", "--results_root", "RESULTS"],
+                                     ["launch", "--experiment_tag", "t"]])
+def test_misspelled_flag_is_named_by_run_and_launch(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path,
+                                                    command: list[str]) -> None:
+    """A misspelled flag lands among the benchmark's arguments; both commands plan alike, so
+    both name the flag it was meant to be."""
+    argv = [arg.replace("RESULTS", str(tmp_path / "results")) for arg in command]
+    run_fails(capsys, tmp_path, [*argv, "--benchmark", "synthetic_curves", "--method", "RS",
+                                 "--n_worker", "2"], "did you mean '--n_workers'?")
+
+
 @pytest.mark.parametrize("command", [
     ["run", "--results_root", "RESULTS", "--backend", "sagemaker"],
     ["launch", "--experiment_tag", "t"],
