@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of resnet_cifar10 (issue 15), as one prepared run on a machine with a CUDA GPU
+# The GPU check of resnet_cifar10, as one prepared run on a machine with a CUDA GPU
 # and PyTorch but no package registry (DESIGN.md: the stbench package from PYTHONPATH, Syne
 # Tune and dill from wheels). Ends well inside 10 minutes on an H200:
 #   1. the CUDA test of tests/unit/test_resnet_cifar10.py (trains with bf16 and with fp16 and

@@ -1,9 +1,9 @@
 """Every reliability figure of docs/reliability.md in one command.
 
 Runs, one after the other, the three benches that own a section of that page:
-  bench/reliability_table.py   bad input (R5): the table of rejected inputs, from the tests
-  bench/reliability_faults.py  failing trials (R1), throttling and capacity (R3)
-  bench/reliability_kills.py   kill -9 and resume (R2), stop signals (R4)
+  bench/reliability_table.py   bad input: the table of rejected inputs, from the tests
+  bench/reliability_faults.py  failing trials, throttling and capacity
+  bench/reliability_kills.py   kill -9 and resume, stop signals
 
     python bench/reliability.py                 # print every section
     python bench/reliability.py --write         # and update docs/reliability.md
@@ -27,9 +27,9 @@ BENCH = Path(__file__).resolve().parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the fault runs (R1, R3)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the fault runs")
     parser.add_argument("--kills", type=int, default=20,
-                        help="kills and signals per back-end (R2, R4)")
+                        help="kills and signals per back-end")
     parser.add_argument("--write", action="store_true", help="update docs/reliability.md")
     args = parser.parse_args()
     write = ["--write"] if args.write else []

@@ -1,7 +1,7 @@
-"""Failing trials (issue 14 R1) and throttling and capacity (R3): what a study rides out.
+"""Failing trials, and throttling and capacity: what a study rides out.
 
-R1: synthetic_curves with `--failure_probability 0.3` (an exception at a random epoch) and
-`--kill_probability 0.3` (the trial SIGKILLs itself mid-epoch, as the OOM killer does), RS
+faults-*: synthetic_curves with `--failure_probability 0.3` (an exception at a random epoch)
+and `--kill_probability 0.3` (the trial SIGKILLs itself mid-epoch, as the OOM killer does), RS
 with 2 workers and `--max_failures 3`, through `stbench run` on local processes, on the
 docker back-end, and with `--backend sagemaker` on the local SageMaker endpoint, which also
 throttles 30 % of SageMaker and CloudWatch Logs calls and refuses 30 % of CreateTrainingJob
@@ -9,11 +9,12 @@ calls with ResourceLimitExceeded. Counted per experiment: trials, failed trials 
 max_failures, reports emitted (`[tune-metric]` lines of each trial's std.out) against
 reports stored (rows of results.jsonl), failed trials with a reason, SIGKILLed trials, and
 the throttled calls, back-offs and capacity refusals the job back-end rode out.
-R3: on that endpoint, a study without trial faults (8 trials) must complete with no trial
-failed; a training-job quota of 0 (`--no_quota_check`, `--max_capacity_wait 10`) must end
-the run with one line, status failed, after the bounded wait.
+throttled-study: on that endpoint, a study without trial faults (8 trials) must complete with
+no trial failed. no-quota: a training-job quota of 0 (`--no_quota_check`,
+`--max_capacity_wait 10`) must end the run with one line, status failed, after the bounded
+wait.
 
-    python bench/reliability_faults.py [--seeds 3] [--only r1-local r1-docker ...] [--write]
+    python bench/reliability_faults.py [--seeds 3] [--only faults-local faults-docker ...] [--write]
 
 Needs a Docker engine, the trainer image (`make build`) and Debian's docker-registry.
 """
@@ -51,7 +52,8 @@ RUN = ["--benchmark", "synthetic_curves", "--method", "RS", "--n_workers", "2",
 MAX_FAILURES = 3
 STUDY_TRIALS = 8
 CAPACITY_WAIT = 10
-SCENARIOS = ("r1-local", "r1-docker", "r1-sagemaker", "r3-study", "r3-quota")
+FAULTS = ("faults-local", "faults-docker", "faults-sagemaker")  # max_failures applies
+SCENARIOS = (*FAULTS, "throttled-study", "no-quota")
 
 
 @dataclass
@@ -89,10 +91,10 @@ def run(scenario: str, seed: int, flags: list[str], root: Path,
 def table(outcomes: list[Outcome], seeds: int, elapsed: float, load: str,
           command: str) -> list[str]:
     lines = [SECTION, "", f"`{command}` on {time.strftime('%Y-%m-%d')}, {seeds} seeds, "
-             f"{elapsed / 60:.0f} min on this 2-core machine (load average {load} at the "
-             "start). Endpoint: 30 % of SageMaker and CloudWatch Logs calls throttled, 30 % of "
-             "CreateTrainingJob calls refused with ResourceLimitExceeded. Each failed trial's "
-             "reason is in its rows of results.jsonl (`failure_reason`).", "",
+             f"{elapsed / 60:.0f} min on a {os.cpu_count()}-core machine (load average {load} "
+             "at the start). Endpoint: 30 % of SageMaker and CloudWatch Logs calls throttled, "
+             "30 % of CreateTrainingJob calls refused with ResourceLimitExceeded. Each failed "
+             "trial's reason is in its rows of results.jsonl (`failure_reason`).", "",
              "| scenario | seed | trials | failed / max_failures | reports emitted → stored "
              "(after stop) | reasons recorded | SIGKILLed | throttled calls / back-offs / "
              "capacity refusals retried | outcome |",
@@ -105,16 +107,16 @@ def table(outcomes: list[Outcome], seeds: int, elapsed: float, load: str,
                    if f.retries else "-")
         order = "" if o.in_order else " (epochs out of order!)"
         lost = f", {f.lost} lost!" if f.lost else ""
-        outcome = f"{f.status}: {f.reason}" if o.scenario != "r3-quota" else (
+        outcome = f"{f.status}: {f.reason}" if o.scenario != "no-quota" else (
             f"{f.status} after {o.seconds:.0f} s, exit {o.exit_code}")
         lines.append(
             f"| {o.scenario} | {o.seed} | {len(f.statuses)} | {len(f.failed)} / "
-            f"{MAX_FAILURES if o.scenario.startswith('r1') else '-'} | {emitted} → {stored} "
+            f"{MAX_FAILURES if o.scenario in FAULTS else '-'} | {emitted} → {stored} "
             f"({f.after_stop}){lost}{order} | {sum(map(bool, f.reasons.values()))} / "
             f"{len(f.failed)} | {f.sigkilled} | {retries} | {outcome} |")
-    quota = [o for o in outcomes if o.scenario == "r3-quota"]
+    quota = [o for o in outcomes if o.scenario == "no-quota"]
     if quota:
-        lines += ["", "The line `r3-quota` printed (training-job quota 0, "
+        lines += ["", "The line `no-quota` printed (training-job quota 0, "
                   f"`--max_capacity_wait {CAPACITY_WAIT}`):", "", "```", quota[0].last_line,
                   "```"]
     return lines + ["", *RELY_ON]
@@ -171,12 +173,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stbench-faults-") as tmp:
         root = Path(tmp)
         for backend in ("local", "docker"):
-            if f"r1-{backend}" in args.only:
-                outcomes += [run(f"r1-{backend}", seed, ["--backend", backend,
+            if f"faults-{backend}" in args.only:
+                outcomes += [run(f"faults-{backend}", seed, ["--backend", backend,
                                                          "--max_failures", str(MAX_FAILURES),
                                                          *faults.FAULT_ARGS], root, user_env)
                              for seed in seeds]
-        if {"r1-sagemaker", "r3-study", "r3-quota"} & set(args.only):
+        if {"faults-sagemaker", "throttled-study", "no-quota"} & set(args.only):
             with registry(root) as address, Emulator(ENDPOINT) as emulator, \
                     pushed_trainer(address) as image:
                 env = {**user_env, **emulator.environment()}
@@ -184,16 +186,16 @@ def main() -> None:
                 sagemaker = ["--backend", "sagemaker", "--image", image,
                              "--role", ensure_execution_role(env),
                              "--s3_root", f"{ensure_bucket(env, 'faults')}/bench"]
-                if "r1-sagemaker" in args.only:
-                    outcomes += [run("r1-sagemaker", seed, [*sagemaker, "--max_failures",
+                if "faults-sagemaker" in args.only:
+                    outcomes += [run("faults-sagemaker", seed, [*sagemaker, "--max_failures",
                                                             str(MAX_FAILURES), *faults.FAULT_ARGS],
                                      root, env) for seed in seeds]
-                if "r3-study" in args.only:
-                    outcomes += [run("r3-study", seed, [*sagemaker, "--max_num_trials",
+                if "throttled-study" in args.only:
+                    outcomes += [run("throttled-study", seed, [*sagemaker, "--max_num_trials",
                                                         str(STUDY_TRIALS)], root, env)
                                  for seed in seeds]
-                if "r3-quota" in args.only:
-                    outcomes.append(run("r3-quota", 1, [
+                if "no-quota" in args.only:
+                    outcomes.append(run("no-quota", 1, [
                         *sagemaker, "--instance_type", faults.NO_QUOTA_INSTANCE, "--no_quota_check",
                         "--max_capacity_wait", str(CAPACITY_WAIT)], root, env))
     command = "python bench/reliability_faults.py " + " ".join(sys.argv[1:])

@@ -1,6 +1,6 @@
-"""Kill -9 and resume (issue 14 R2), stop signals (R4): what survives, what is left behind.
+"""Kill -9 and resume, and stop signals: what survives, what is left behind.
 
-R2: the orchestrator is SIGKILLed at seeded random times, then resumed, for `stbench run`
+kill-*: the orchestrator is SIGKILLed at seeded random times, then resumed, for `stbench run`
 (local processes), `stbench run --backend docker`, and a launched orchestrator job on the
 local SageMaker endpoint, whose instance fails (`Emulator.fail_instance`) so that its
 RetryStrategy restarts it from its checkpoint prefix. Each experiment is killed twice, then
@@ -8,14 +8,14 @@ finishes. Counted: resumes that completed, completed trials lost (completed in w
 the kill, not completed at the end), repeated trial ids (one id for two configs, or a new id
 not past every trial that had started), budget overrun (the experiment's wall-clock time over
 all its runs minus an unkilled run's, same settings, in the same bench run), leftovers.
-R4: SIGINT or SIGTERM (alternating) at seeded random times of `run --backend sagemaker` (on
-the endpoint, with warm pools), `run --backend docker` and a launched orchestrator (SIGTERM
+signal-*: SIGINT or SIGTERM (alternating) at seeded random times of `run --backend sagemaker`
+(on the endpoint, with warm pools), `run --backend docker` and a launched orchestrator (SIGTERM
 is StopTrainingJob, as SageMaker sends it; SIGINT goes to its container through Docker).
 Leftovers are counted on the endpoint (ListTrainingJobs: jobs InProgress or Stopping,
 WarmPoolStatus Available or InUse) and on the Docker engine (containers and volumes labelled
 with the study's tag), and, locally, as processes still running in the run's folder.
 
-    python bench/reliability_kills.py [--kills 20] [--only r2-local r4-docker ...] [--write]
+    python bench/reliability_kills.py [--kills 20] [--only kill-local signal-docker ...] [--write]
 
 Needs a Docker engine, both images (`make build`) and Debian's docker-registry.
 """
@@ -60,7 +60,8 @@ ORCHESTRATORS_PER_LAUNCH = 4  # plus one that is never killed: the overrun's anc
 BUDGET = {"local": 8.0, "docker": 12.0, "sagemaker": 10.0, "launch": 40.0}
 ENDPOINT = dict(cold_start_seconds=0.5, warm_start_seconds=0.2, log_delay_seconds=1.0,
                 checkpoint_sync_seconds=2.0, stop_grace_seconds=120.0)  # AWS's grace
-SECTIONS = ("r2-local", "r2-docker", "r2-launch", "r4-sagemaker", "r4-docker", "r4-launch")
+SECTIONS = ("kill-local", "kill-docker", "kill-launch", "signal-sagemaker", "signal-docker",
+            "signal-launch")
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Row:
     backend: str
     kills: int = 0
     experiments: int = 0
-    completed: int = 0  # resumes (R2) or runs (R4) that ended as they should
+    completed: int = 0  # resumes (kills) or runs (signals) that ended as they should
     lost: int = 0
     repeated: int = 0
     overruns: list[float] = field(default_factory=list)
@@ -102,7 +103,7 @@ def repeated_ids(found: list[dict], unreported: set[int]) -> int:
     return sum(len(c) > 1 for c in configs.values()) + len(unreported & set(configs))
 
 
-# --- R2: local processes and docker -----------------------------------------------------------
+# --- kill -9 and resume: local processes and docker ------------------------------------------
 
 
 def timed_run(command: list[str], cwd: Path, env: dict[str, str], kill_after: float | None,
@@ -145,7 +146,7 @@ def kill_and_resume(backend: str, kills: int, rng: np.random.Generator, root: Pa
     experiment = -1
     while row.kills < kills:  # a run may end before its kill: then one more experiment
         experiment += 1
-        tag = f"r2-{backend}-{experiment}"
+        tag = f"kill-{backend}-{experiment}"
         where = root / tag
         where.mkdir()
         folder = experiment_dir(where / "results", tag, "synthetic_curves", "RS", 0)
@@ -307,7 +308,7 @@ def kill_launched(kills: int, rng: np.random.Generator, emulator: Emulator,
     row = Row("kill -9, restart", "launch (endpoint)")
     per_round = ORCHESTRATORS_PER_LAUNCH * KILLS_PER_EXPERIMENT
     for round_ in range(math.ceil(kills / per_round)):
-        tag = f"r2-launch-{round_}"
+        tag = f"kill-launch-{round_}"
         names = launch(emulator, images, tag, ORCHESTRATORS_PER_LAUNCH + 1)
         began = {name: first_training(emulator, name) for name in names}
         plan = sorted((began[name] + float(rng.uniform(3, BUDGET["launch"] - 5)), name)
@@ -344,7 +345,7 @@ def kill_launched(kills: int, rng: np.random.Generator, emulator: Emulator,
     return row
 
 
-# --- R4: stop signals -------------------------------------------------------------------------
+# --- stop signals -----------------------------------------------------------------------------
 
 
 def signal_runs(backend: str, signals: int, rng: np.random.Generator, root: Path, client: Any,
@@ -353,7 +354,7 @@ def signal_runs(backend: str, signals: int, rng: np.random.Generator, root: Path
     env = endpoint_env(emulator) if emulator else dict(os.environ)
     attempt = 0
     while row.kills < signals:
-        tag = f"r4-{backend}-{attempt}"
+        tag = f"signal-{backend}-{attempt}"
         sig = (signal.SIGINT, signal.SIGTERM)[row.kills % 2]
         where = root / tag
         where.mkdir()
@@ -381,7 +382,7 @@ def signal_launched(signals: int, rng: np.random.Generator, emulator: Emulator,
     round_ = 0
     while row.kills < signals:
         round_ += 1
-        tag = f"r4-launch-{round_}"
+        tag = f"signal-launch-{round_}"
         names = launch(emulator, images, tag, ORCHESTRATORS_PER_LAUNCH)
         began = {name: first_training(emulator, name) for name in names}
         plan = sorted((began[n] + float(rng.uniform(1, BUDGET["launch"] + 5)), n) for n in names)
@@ -412,8 +413,8 @@ def signal_launched(signals: int, rng: np.random.Generator, emulator: Emulator,
 
 def table(results: list[Row], seed: int, wall: float, load: str, command: str) -> list[str]:
     lines = [SECTION, "",
-             f"Measured {time.strftime('%Y-%m-%d')} on this 2-core machine (load average "
-             f"{load}) in {wall / 60:.0f} min, seed {seed}: `{command}`. Budgets: local "
+             f"Measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine (load "
+             f"average {load}) in {wall / 60:.0f} min, seed {seed}: `{command}`. Budgets: local "
              f"{BUDGET['local']:g} s, docker {BUDGET['docker']:g} s, sagemaker "
              f"{BUDGET['sagemaker']:g} s, launched orchestrators {BUDGET['launch']:g} s; 2 "
              "workers, synthetic_curves, RS.", "",
@@ -449,30 +450,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stbench-kills-") as tmp:
         root = Path(tmp)
         for backend in ("local", "docker"):
-            if f"r2-{backend}" in args.only:
-                (root / f"r2-{backend}").mkdir()
-                results.append(kill_and_resume(backend, args.kills, rngs[f"r2-{backend}"],
-                                               root / f"r2-{backend}", client))
-        if "r4-docker" in args.only:
-            (root / "r4-docker").mkdir()
-            results.append(signal_runs("docker", args.kills, rngs["r4-docker"],
-                                       root / "r4-docker", client))
-        if {"r2-launch", "r4-sagemaker", "r4-launch"} & set(args.only):
+            if f"kill-{backend}" in args.only:
+                (root / f"kill-{backend}").mkdir()
+                results.append(kill_and_resume(backend, args.kills, rngs[f"kill-{backend}"],
+                                               root / f"kill-{backend}", client))
+        if "signal-docker" in args.only:
+            (root / "signal-docker").mkdir()
+            results.append(signal_runs("docker", args.kills, rngs["signal-docker"],
+                                       root / "signal-docker", client))
+        if {"kill-launch", "signal-sagemaker", "signal-launch"} & set(args.only):
             quotas = {f"{TRIAL_TYPE} for training warm pool usage": 40.0,
                       f"{TRIAL_TYPE} for training job usage": 60.0,
                       "ml.m5.large for training job usage": 20.0}
             with registry(root) as address, Emulator(EmulatorConfig(quotas=quotas,
                                                                      **ENDPOINT)) as emulator:
                 images = push_images(address)
-                if "r4-sagemaker" in args.only:
-                    (root / "r4-sagemaker").mkdir()
-                    results.append(signal_runs("sagemaker", args.kills, rngs["r4-sagemaker"],
-                                               root / "r4-sagemaker", client, emulator, images))
-                if "r2-launch" in args.only:
-                    results.append(kill_launched(args.kills, rngs["r2-launch"], emulator,
+                if "signal-sagemaker" in args.only:
+                    (root / "signal-sagemaker").mkdir()
+                    results.append(signal_runs("sagemaker", args.kills,
+                                               rngs["signal-sagemaker"], root / "signal-sagemaker",
+                                               client, emulator, images))
+                if "kill-launch" in args.only:
+                    results.append(kill_launched(args.kills, rngs["kill-launch"], emulator,
                                                  images, root))
-                if "r4-launch" in args.only:
-                    results.append(signal_launched(args.kills, rngs["r4-launch"], emulator,
+                if "signal-launch" in args.only:
+                    results.append(signal_launched(args.kills, rngs["signal-launch"], emulator,
                                                    images, client))
     command = "python bench/reliability_kills.py " + " ".join(sys.argv[1:])
     publish(table(results, args.seed, time.monotonic() - began, load, command.strip()),

@@ -115,13 +115,14 @@ def main() -> None:
             for label, yaml in folders.items():
                 one_round(yaml, Path(tmp), run, args.reused, measured[label])
     lines = [SECTION, "",
+             f"Measured on {time.strftime('%Y-%m-%d')} with `python bench/user_code.py --rounds "
+             f"{args.rounds} --reused {args.reused} --write`. "
              f"Seconds from CreateTrainingJob to the first report, median over {args.rounds} "
              f"rounds (each a fresh job service: 1 trial on a new instance, then {args.reused} "
              "on the reused one), `--backend docker` with keep-alive, trainer image "
              f"`{IMAGE}`, a user benchmark folder as the `code` channel; the two folders "
              "alternate, on a 2-core machine shared with other work, so single figures are "
-             "noisy. pip install: the trainer's own timing of it. "
-             f"`python bench/user_code.py --rounds {args.rounds} --reused {args.reused}`.", "",
+             "noisy. pip install: the trainer's own timing of it.", "",
              "| benchmark folder | new instance | reused instance | pip install (new) "
              "| pip skipped when reused |", "|---|---|---|---|---|"]
     for label, arm in measured.items():
