@@ -159,7 +159,8 @@ def endpoint_rows(results: list[dict[str, Any]]) -> list[str]:
     """The endpoint arm's table and what it shows."""
     lines = [
         "", ENDPOINT_HEADING, "",
-        "Measured with `python bench/scale.py --workers --endpoint_workers 8 16 32 --write` "
+        f"Measured on {time.strftime('%Y-%m-%d')} with `python bench/scale.py --workers "
+        f"--endpoint_workers {' '.join(str(r['workers']) for r in results)} --write` "
         "(not in the default run; the load average at each variant's end is in the table): "
         "stbench's SageMaker adapter over boto3, real trainer "
         f"containers, random search on `synthetic_curves`, {EPOCHS} epochs of "
