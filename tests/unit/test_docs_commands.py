@@ -17,8 +17,8 @@ quick ones run. A renamed flag, command or make variable then fails CI, not a re
 
 An inline span is often part of a sentence ("`stbench run --dry_run` does the same"): the
 flags it leaves out are filled in (a benchmark, a method, a tag), and one that ends in a
-flag names that flag, without its value. Placeholders a reader
-replaces (`TRAINER_URI`, `<role ARN>`, `"$S3_ROOT"`) become plausible values.
+flag names that flag, without its value. Placeholders a reader replaces (`TRAINER_URI`,
+`<role ARN>`, `"$S3_ROOT"`) become plausible values.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import pytest
 from docs_commands import PAGES, ROOT, DocCommand, all_doc_commands
 
 from stbench.cli import main as cli
-from stbench.cli.arguments import OneLineParser
 from stbench.cli.launch import study_from_args
 from stbench.methods.registry import get_method
 from stbench.model.catalog import builtin_names, load_benchmark
@@ -95,9 +94,11 @@ def check_spec(spec: ExperimentSpec) -> None:
 
 def parse(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Parse `stbench ARGV` as stbench does; raise UserError (or exit 2) if it would not."""
-    if not argv or argv[0] in ("-h", "--help") or "--help" in argv or "-h" in argv:
-        return  # run, not only parsed: test_quick_commands_run
+    if not argv or argv[0] in ("-h", "--help"):
+        return  # `stbench --help` runs in test_quick_commands_run
     name, rest = argv[0], argv[1:]
+    if name in cli.COMMANDS and ("--help" in rest or "-h" in rest):
+        return  # argparse's own help: it runs in test_quick_commands_run
     if name == "run":
         check_spec(cli.run_request(rest)[0])
         return
@@ -107,13 +108,15 @@ def parse(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
         return
     if name not in cli.COMMANDS:
         raise UserError(f"unknown command '{name}'")
-    real_parse_args = OneLineParser.parse_args
+    real_parse_args = argparse.ArgumentParser.parse_args
 
-    def parse_then_stop(self: OneLineParser, *args: Any, **kwargs: Any) -> argparse.Namespace:
+    def parse_then_stop(self: argparse.ArgumentParser, *args: Any,
+                        **kwargs: Any) -> argparse.Namespace:
         real_parse_args(self, *args, **kwargs)
         raise Parsed
 
-    monkeypatch.setattr(OneLineParser, "parse_args", parse_then_stop)
+    # every parser (OneLineParser is one): a command parsing another way must not run here
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
     with pytest.raises(Parsed):
         cli.COMMANDS[name](rest)
 
