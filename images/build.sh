@@ -20,12 +20,14 @@
 #    Offline fallback: WHEELHOUSE=1, or automatically when pip inside the build cannot reach
 #    an index, installs from build/wheelhouse/ instead (images/wheelhouse.sh, built on the
 #    host; needs CPython 3.11 on linux x86_64). WHEELHOUSE=0 never falls back.
-# 3. images/trainer and images/orchestrator on top of the runtime image (an entrypoint each),
+# 3. images/trainer and images/orchestrator (an entrypoint each) on top of the runtime images:
+#    stbench-runtime for the trainer, stbench-orchestrator-runtime (a later stage of the same
+#    Dockerfile, only what the orchestrator loads: images/slim.py) for the orchestrator; both
 #    tagged stbench-<role>:<version>-<gitsha> and stbench-<role>:latest (version from
 #    pyproject.toml, sha from `git rev-parse --short HEAD`, `nogit` without git), or with
 #    IMAGE_TAG=<tag> only stbench-<role>:<tag> (`make push IMAGE_TAG=<tag>` pushes those).
-# Reruns reuse the layer cache: unchanged dependencies are not reinstalled (seconds), and the
-# two images share every layer but their ENTRYPOINT.
+# Reruns reuse the layer cache: unchanged dependencies are not reinstalled (seconds). The
+# trainer is the orchestrator's dependency layer plus one layer with what only trials need.
 # 4. with GPU=1 also stbench-trainer-gpu: the trainer plus a CUDA build of PyTorch (about
 #    6 GB; images/trainer-gpu/Dockerfile, the wheelhouse fallback images/torch-wheels.sh)
 # Environment: BASE_IMAGE (default python:3.11-slim), IMAGES (default "trainer orchestrator"),
@@ -207,10 +209,17 @@ step "base image"
 # The runtime image first: the role images are its layers plus an entrypoint.
 build_deps_image stbench-runtime images/runtime/Dockerfile images/wheelhouse.sh build/wheelhouse \
     --build-arg "BASE_IMAGE=$BASE_IMAGE"
+case " $IMAGES " in
+    *" orchestrator "*) # a stage the build above made: from the layer cache
+        docker_build stbench-orchestrator-runtime images/runtime/Dockerfile . \
+            --target orchestrator-runtime --build-arg "BASE_IMAGE=$BASE_IMAGE" ;;
+esac
 for role in $IMAGES; do
+    runtime=stbench-runtime
+    [ "$role" = orchestrator ] && runtime=stbench-orchestrator-runtime
     # The role Dockerfiles COPY nothing: their folder is the whole build context.
     docker_build "stbench-$role" "images/$role/Dockerfile" "images/$role" \
-        --build-arg "RUNTIME_IMAGE=stbench-runtime:$tag"
+        --build-arg "RUNTIME_IMAGE=$runtime:$tag"
 done
 
 if [ "${GPU:-0}" = 1 ]; then

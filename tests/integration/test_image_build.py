@@ -21,7 +21,7 @@ import pytest
 from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-ROLES = ("runtime", "trainer", "orchestrator")
+ROLES = ("runtime", "orchestrator-runtime", "trainer", "orchestrator")
 
 
 def build(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
