@@ -45,7 +45,7 @@ from stbench.benchmarks.cifar10_data import (  # noqa: E402
 )
 
 IMPORT_ERROR = ""
-try:  # the trial supervisor preloads these top-level imports; a missing torch fails below, in one line
+try:  # the trial supervisor preloads these imports; a missing torch fails below, in one line
     import torch
 
     from stbench.benchmarks.resnet_training import Trainer, resolve_precision

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from stbench.backends.aws import check_credentials
 from stbench.cli.arguments import OneLineParser
-from stbench.cli.launched import add_study_arguments, study_session
+from stbench.cli.launched_study import add_study_arguments, study_session
 from stbench.launch.cleanup import cleanup_sagemaker
 from stbench.model.errors import UserError
 

@@ -104,7 +104,7 @@ def run_and_report(spec: ExperimentSpec, dry_run: bool = False,
 
 def cmd_results(argv: list[str]) -> int:
     from stbench.analysis.report import report
-    from stbench.cli.launched import add_study_arguments, fetch_launched, needs_fetch
+    from stbench.cli.launched_study import add_study_arguments, fetch_launched, needs_fetch
 
     parser = OneLineParser(prog="stbench results", description="Summarize a study.")
     add_study_arguments(parser)

@@ -6,7 +6,7 @@ import sys
 
 from stbench.backends.aws import check_credentials
 from stbench.cli.arguments import OneLineParser
-from stbench.cli.launched import add_study_arguments, study_session
+from stbench.cli.launched_study import add_study_arguments, study_session
 from stbench.launch.status import collect, format_status, job_directory
 
 

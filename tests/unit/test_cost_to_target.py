@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stbench.analysis.report import report
-from stbench.cli.launched import LAUNCHED_RECORD, needs_fetch
+from stbench.cli.launched_study import LAUNCHED_RECORD, needs_fetch
 
 TAG = "dollars"
 # (time, y, trial cost) per report, one trial each
