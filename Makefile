@@ -66,7 +66,7 @@ push: $(VENV)/.installed
 ## S3_ROOT=s3://bucket/prefix and IMAGE=<trainer ECR URI printed by make push>.
 ## Takes make run's BENCH (a built-in name or a YAML path), METHODS, SEEDS and BUDGET=<seconds>,
 ## and N_WORKERS=, WARM_POOL=1, ARGS="--inputs dataset=s3://... --epochs 3" (any other
-## `stbench launch` flags or benchmark arguments). STUDY=launch/tutorial.yaml launches a
+## `stbench launch` flags or benchmark arguments). STUDY=examples/tutorial.yaml launches a
 ## study file instead of BENCH/METHODS/SEEDS. It prints a cost estimate before the first job;
 ## ARGS=--dry_run prints the plan and the estimate and launches nothing.
 STUDY ?=

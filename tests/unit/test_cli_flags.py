@@ -11,7 +11,7 @@ from stbench.cli.launch import study_from_args
 from stbench.cli.main import spec_from_args
 from stbench.model.spec import ExperimentSpec
 
-TUTORIAL = Path(__file__).resolve().parents[2] / "launch" / "tutorial.yaml"  # warm_pool: true
+TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "tutorial.yaml"  # warm_pool: true
 RUN = ["--benchmark", "synthetic_curves", "--method", "RS"]
 
 

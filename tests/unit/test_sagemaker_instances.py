@@ -46,7 +46,7 @@ def test_every_builtin_benchmark_runs_on_a_sagemaker_training_instance(name: str
     assert instance_type in training_instance_types()
 
 
-@pytest.mark.parametrize("study", sorted((REPO / "launch").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("study", sorted((REPO / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_study_and_its_orchestrators_use_training_instances(study: Path) -> None:
     valid = training_instance_types()
     assert ORCHESTRATOR_INSTANCE in valid

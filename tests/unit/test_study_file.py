@@ -1,4 +1,4 @@
-"""Study files under launch/: the bundled tutorial loads, and command-line flags win."""
+"""Study files under examples/: the bundled tutorial loads, and command-line flags win."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from stbench.launch.study_file import load_study
 from stbench.model.errors import UserError
 
-TUTORIAL = Path(__file__).resolve().parents[2] / "launch" / "tutorial.yaml"
+TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "tutorial.yaml"
 
 
 def test_tutorial_study_has_one_spec_per_benchmark_and_flags_override_it() -> None:
