@@ -78,7 +78,7 @@ def fetch_launched(root: Path, args: argparse.Namespace) -> None:
     fetched before is shown, else the report says there are no results)."""
     from stbench.backends.aws import check_credentials
     from stbench.launch.status import fetch_results, job_directory
-    from stbench.orchestration.store import atomic_write
+    from stbench.model.atomic_files import atomic_write
 
     tag = args.experiment_tag
     session = study_session(args)

@@ -22,11 +22,12 @@ from syne_tune.backend.trial_status import Status
 from stbench.backends.aws import denial_line, one_line, read_s3_text, retrying, split_s3_uri
 from stbench.backends.jobs.sagemaker import LIST_PAGE_SIZE
 from stbench.launch.study_jobs import study_matcher
+from stbench.model.atomic_files import atomic_write
 from stbench.model.job_statuses import BUSY_JOB_STATUSES
 from stbench.model.naming import JOB_NAME, name_key
 from stbench.model.prices import load_prices, trial_cost
 from stbench.model.spec import ExperimentSpec
-from stbench.orchestration.store import RESULTS, UPDATES, atomic_write, json_lines, merge_updates
+from stbench.orchestration.store import RESULTS, UPDATES, json_lines, merge_updates
 
 RUNNING = BUSY_JOB_STATUSES  # SageMaker bills these jobs, but only once they end
 # written into a fetched experiment's metadata.json, read by `stbench results`

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import platform
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import syne_tune
 from syne_tune.backend.trial_status import Status
 
 import stbench
+from stbench.model.atomic_files import atomic_write, atomic_write_lines
 from stbench.model.errors import UserError
 
 METADATA = "metadata.json"
@@ -42,10 +41,6 @@ INTERRUPTED = "Interrupted"
 
 def experiment_dir(root: Path, tag: str, benchmark: str, method: str, seed: int) -> Path:
     return Path(root) / tag / benchmark / method / str(seed)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    atomic_write_lines(path, (text,))
 
 
 def versions() -> dict[str, str]:
@@ -176,23 +171,6 @@ class ResultStore:
         updates = self.folder / UPDATES
         if updates.exists():
             atomic_write(updates, "")
-
-
-def atomic_write_lines(path: Path, lines: Iterable[str]) -> int:
-    """`atomic_write` of many lines, without joining them first; returns how many."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count
 
 
 def read_rows(folder: Path) -> list[dict[str, Any]]:
