@@ -18,7 +18,7 @@ paths load; the trainer image runs user scripts and keeps everything. This scrip
    - headers, static libraries, Cython declarations and type stubs,
    - the byte code of modules the orchestrator does not import (WARM: what its entry point,
      every method and every back-end load); a module missing here compiles when imported;
-3. checks that WARM still imports from VENV alone.
+3. checks that the WARM modules that imported before still import from VENV alone.
 """
 
 from __future__ import annotations
@@ -145,24 +145,32 @@ def move(path: Path, extras: Path) -> int:
     return size
 
 
-def loaded_files(python: Path) -> set[str]:
-    """Every file that importing WARM and running CHECK loads: modules' sources and the
-    shared objects mapped into the process (no byte code is written meanwhile, so the second
-    run sees only what the image has)."""
+def loaded_files(python: Path, modules: list[str], strict: bool) -> tuple[set[str], list[str]]:
+    """Every file that importing MODULES and running CHECK loads (modules' sources and the
+    shared objects mapped into the process), and the modules that imported. No byte code is
+    written meanwhile, so the strict second run sees only what the image has. Not strict, a
+    module that does not import is left out: WARM names modules of today's versions."""
     code = ("import importlib, json, os, sys\n"
-            f"for name in {list(WARM)!r}:\n"
-            "    importlib.import_module(name)\n"
+            "imported = []\n"
+            f"for name in {modules!r}:\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "        imported.append(name)\n"
+            "    except ImportError:\n"
+            f"        if {strict!r}:\n"
+            "            raise\n"
             + CHECK.format(aws=AWS) +
             "files = {os.path.realpath(m.__file__) for m in list(sys.modules.values())\n"
             "         if getattr(m, '__file__', None)}\n"
             "with open('/proc/self/maps') as maps:\n"
             "    files.update(line.split()[5] for line in maps if len(line.split()) > 5)\n"
-            "print(json.dumps(sorted(files)))\n")
+            "print(json.dumps([sorted(files), imported]))\n")
     result = subprocess.run([str(python), "-B", "-c", code], capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stderr)
         raise SystemExit("slim: the orchestrator's modules do not import")
-    return set(json.loads(result.stdout.splitlines()[-1]))
+    files, imported = json.loads(result.stdout.splitlines()[-1])
+    return set(files), imported
 
 
 def to_move(site: Path, loaded: set[str]) -> dict[str, list[Path]]:
@@ -210,14 +218,17 @@ def main() -> int:
     stripped = sum(strip_elf(p) for p in sorted(site.rglob("*.so*"))
                    if p.is_file() and not p.is_symlink())
     print(f"slim: {stripped / 1e6:.0f} MB of symbol tables and debug sections cut", flush=True)
-    for what, paths in to_move(site, loaded_files(python)).items():
+    loaded, imported = loaded_files(python, list(WARM), strict=False)
+    if len(imported) < len(WARM):
+        print(f"slim: not in these versions: {sorted(set(WARM) - set(imported))}", flush=True)
+    for what, paths in to_move(site, loaded).items():
         size = sum(move(path, extras) for path in paths)
         print(f"slim: {what}: {len(paths)} files, {size / 1e6:.0f} MB for the trainer only",
               flush=True)
     for folder in sorted(site.rglob("*"), reverse=True):  # folders the moves left empty
         if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
-    loaded_files(python)  # everything the orchestrator loads is still there
+    loaded_files(python, imported, strict=True)  # what the orchestrator loads is still there
     return 0
 
 
