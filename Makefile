@@ -3,10 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TAG ?= demo-$(shell date +%Y%m%d-%H%M%S)
+# make remote's defaults (make run has its own, below)
 BENCH ?= mlp_digits
 METHODS ?= ASHA RS
 SEEDS ?= 2
-BUDGET ?= 40
+BUDGET ?=
+# make run's study: a comparison benchmark on which the methods finish apart, about three
+# minutes on 2 cores; BENCH=, METHODS=, SEEDS= and BUDGET= (seconds) replace them
+RUN_BENCH ?= hartmann6_curves
+RUN_METHODS ?= MOBSTER RS
+RUN_SEEDS ?= 3
+RUN_BUDGET ?= 25
 
 .PHONY: run test lint bench clean
 
@@ -22,10 +29,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,torch]'
 	touch $@ $(VENV)/.installed
 
-## run: a real local HPO study (trials as local processes), then a table and a plot
+## run: a real local HPO study (trials as local processes), then a table and a plot: by
+## default MOBSTER vs random search on hartmann6_curves, 3 seeds of 25 s (RUN_* above);
+## BENCH=, METHODS=, SEEDS=, BUDGET= and TAG= choose another
+run_or_default = $(if $(call given,$(1)),$($(1)),$(RUN_$(1)))
 run: $(VENV)/.installed
-	$(METHOD_HINT)$(BIN)/stbench run --benchmark $(BENCH) --method $(METHODS) --num_seeds $(SEEDS) \
-		--max_wallclock_time $(BUDGET) --experiment_tag $(TAG)
+	$(METHOD_HINT)$(BIN)/stbench run --benchmark $(call run_or_default,BENCH) \
+		--method $(call run_or_default,METHODS) --num_seeds $(call run_or_default,SEEDS) \
+		--max_wallclock_time $(call run_or_default,BUDGET) --experiment_tag $(TAG)
 
 ## test: install the dev extras and run every test
 test: $(VENV)/.installed-dev
@@ -64,7 +75,7 @@ push: $(VENV)/.installed
 ## remote: one SageMaker orchestrator job per (benchmark, method, seed); relaunching skips
 ## experiments that are running or done. Needs ROLE=<execution role ARN>,
 ## S3_ROOT=s3://bucket/prefix and IMAGE=<trainer ECR URI printed by make push>.
-## Takes make run's BENCH (a built-in name or a YAML path), METHODS, SEEDS and BUDGET=<seconds>,
+## Takes BENCH (a built-in name or a YAML path), METHODS, SEEDS and BUDGET=<seconds>,
 ## and N_WORKERS=, WARM_POOL=1, ARGS="--inputs dataset=s3://... --epochs 3" (any other
 ## `stbench launch` flags or benchmark arguments). STUDY=examples/tutorial.yaml launches a
 ## study file instead of BENCH/METHODS/SEEDS. It prints a cost estimate before the first job;
