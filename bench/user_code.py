@@ -33,10 +33,10 @@ from user_benchmark import write_user_benchmark  # noqa: E402
 
 from stbench.backends.jobs.code_upload import publish_code  # noqa: E402
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request  # noqa: E402
-from stbench.backends.jobs.job_service import COMPLETED  # noqa: E402
 from stbench.backends.jobs.local_docker import LocalDockerJobService  # noqa: E402
 from stbench.model.catalog import load_benchmark  # noqa: E402
 from stbench.model.code_package import pack_benchmark  # noqa: E402
+from stbench.model.job_statuses import COMPLETED  # noqa: E402
 
 IMAGE = "stbench-trainer:latest"
 SECTION = "## User benchmark folders on warm slots (bench/user_code.py)"

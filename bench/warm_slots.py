@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 from docs_section import publish  # noqa: E402  (this folder)
 
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request  # noqa: E402
-from stbench.backends.jobs.job_service import COMPLETED, FAILED  # noqa: E402
 from stbench.backends.jobs.local_docker import LocalDockerJobService  # noqa: E402
 from stbench.cli.main import main as stbench_main  # noqa: E402
+from stbench.model.job_statuses import COMPLETED, FAILED  # noqa: E402
 
 IMAGE = "stbench-trainer:latest"
 SECTION = "## Warm slots (bench/warm_slots.py)"

@@ -21,17 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from stbench.backends.jobs.job_service import (
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    STOPPED,
-    STOPPING,
-    TERMINAL,
-    CapacityError,
-    Throttled,
-)
+from stbench.backends.jobs.job_service import CapacityError, Throttled
 from stbench.benchmarks.synthetic_curves import loss_at
+from stbench.model.job_statuses import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL
 
 STOP_SECONDS = 0.03
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from stbench.emulator.config import TRAINING_USAGE, WARM_POOL_USAGE, EmulatorConfig
-from stbench.emulator.jobs import IN_PROGRESS, STOPPING, TrainingJob, WarmPool
+from stbench.emulator.jobs import TrainingJob, WarmPool
 from stbench.emulator.protocol import AwsError
+from stbench.model.job_statuses import IN_PROGRESS, STOPPING
 
 
 def is_available(pool: WarmPool, now: float) -> bool:

@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stbench.backends.jobs.local_instances import match_key
+from stbench.model.job_statuses import IN_PROGRESS, TERMINAL, WARM_IN_USE
 
-IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = (
-    "InProgress", "Completed", "Failed", "Stopping", "Stopped")
-ENDED = (COMPLETED, FAILED, STOPPED)
-AVAILABLE, IN_USE, REUSED, TERMINATED = "Available", "InUse", "Reused", "Terminated"
-MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
 DEFAULT_MAX_RUNTIME = 86400  # CreateTrainingJob's default StoppingCondition
 ACCOUNT_ID = "123456789012"  # moto's default account: every key pair maps to it
 # Request fields echoed by DescribeTrainingJob as sent.
@@ -124,7 +120,7 @@ class TrainingJob:
         self.secondary = secondary
         self.status = status or self.status
         self.modified = now
-        if self.status in ENDED:
+        if self.status in TERMINAL:
             self.transitions[-1]["EndTime"] = now
 
     def billable_seconds(self) -> int:
@@ -136,7 +132,7 @@ class TrainingJob:
         if self.pool_status is None:
             return None
         status: dict[str, Any] = {"Status": self.pool_status}
-        if self.pool_status != IN_USE and self.ended is not None:
+        if self.pool_status != WARM_IN_USE and self.ended is not None:
             until = self.pool_ended if self.pool_ended is not None else now
             status["ResourceRetainedBillableTimeInSeconds"] = max(0, int(until - self.ended))
         if self.reused_by:

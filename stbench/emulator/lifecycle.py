@@ -28,15 +28,9 @@ from stbench.backends.jobs.closing import STOP_GRACE_ENV
 from stbench.emulator.containers import CACHE_DIR, ImageUnavailable
 from stbench.emulator.iam_policy import Request
 from stbench.emulator.iam_requests import image_repository_arn, log_group_arn
-from stbench.emulator.jobs import (
-    ACCOUNT_ID,
-    COMPLETED,
-    FAILED,
-    STOPPED,
-    STOPPING,
-    TrainingJob,
-)
+from stbench.emulator.jobs import ACCOUNT_ID, TrainingJob
 from stbench.emulator.logs import LOG_GROUP
+from stbench.model.job_statuses import COMPLETED, FAILED, STOPPED, STOPPING
 
 if TYPE_CHECKING:
     from stbench.emulator.service import TrainingService

@@ -20,22 +20,21 @@ from stbench.backends.aws import retrying
 from stbench.emulator import capacity
 from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
 from stbench.emulator.containers import DockerJobs, registry_of
-from stbench.emulator.jobs import (
-    AVAILABLE,
-    ENDED,
-    IN_PROGRESS,
-    IN_USE,
-    REUSED,
-    STOPPED,
-    STOPPING,
-    TERMINATED,
-    TrainingJob,
-    WarmPool,
-)
+from stbench.emulator.jobs import TrainingJob, WarmPool
 from stbench.emulator.listing import list_training_jobs
 from stbench.emulator.logs import LogDelivery
 from stbench.emulator.protocol import AwsError, not_found, validation_error
 from stbench.emulator.validation import check_request
+from stbench.model.job_statuses import (
+    IN_PROGRESS,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+    WARM_AVAILABLE,
+    WARM_IN_USE,
+    WARM_REUSED,
+    WARM_TERMINATED,
+)
 
 if TYPE_CHECKING:
     from stbench.emulator.iam_gate import Authorizer
@@ -104,9 +103,9 @@ class TrainingService:
             if pool is not None:
                 previous = self.jobs[(region, pool.owner)]
                 previous.pool_status, previous.reused_by, previous.pool_ended = (
-                    REUSED, name, now)
+                    WARM_REUSED, name, now)
                 pool.owner, pool.expires_at = name, None
-                job.pool, job.pool_status = pool, IN_USE
+                job.pool, job.pool_status = pool, WARM_IN_USE
             self.jobs[(region, name)] = job
             self.stop_events[job.arn] = threading.Event()
         run = JobRun(self, job)
@@ -200,9 +199,9 @@ class TrainingService:
             pool = job.pool
             if pool is not None and retain:
                 pool.owner, pool.expires_at = job.name, job.ended + job.keep_alive
-                job.pool_status = AVAILABLE
+                job.pool_status = WARM_AVAILABLE
             elif pool is not None:
-                job.pool_status, job.pool_ended = TERMINATED, job.ended
+                job.pool_status, job.pool_ended = WARM_TERMINATED, job.ended
                 self.pools.remove(pool)
                 drop.append(pool.volume)
             elif (retain and volume is not None
@@ -210,7 +209,7 @@ class TrainingService:
                 job.pool = WarmPool(job.match_key, job.instance_type, job.instance_count,
                                     volume, job.name, job.region, job.ended + job.keep_alive)
                 self.pools.append(job.pool)
-                job.pool_status = AVAILABLE
+                job.pool_status = WARM_AVAILABLE
             elif volume is not None:
                 drop.append(volume)
             self.stop_events.pop(job.arn, None)
@@ -300,10 +299,10 @@ class TrainingService:
             raise validation_error(
                 f"Training job {job.name} was not created with a warm pool "
                 "(ResourceConfig.KeepAlivePeriodInSeconds); its warm pool cannot be updated.")
-        if job.status not in ENDED:
+        if job.status not in TERMINAL:
             job.keep_alive = keep_alive  # applies when the job ends
             return
-        if job.pool_status != AVAILABLE or job.pool is None:
+        if job.pool_status != WARM_AVAILABLE or job.pool is None:
             state = job.pool_status or "not retained"
             raise validation_error(f"The warm pool of training job {job.name} is {state}: "
                                    "there is no warm pool to update.")
@@ -315,7 +314,7 @@ class TrainingService:
     def _terminate(self, pool: WarmPool, when: float) -> None:
         owner = next(job for job in self.jobs.values()
                      if job.name == pool.owner and job.pool is pool)
-        owner.pool_status, owner.pool_ended = TERMINATED, when
+        owner.pool_status, owner.pool_ended = WARM_TERMINATED, when
         self.pools.remove(pool)
         threading.Thread(target=self.docker.remove_volume, args=(pool.volume,),
                          daemon=True).start()

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
-from stbench.backends.jobs.job_service import COMPLETED, FAILED, STOPPED, STOPPING
 from stbench.backends.jobs.local_docker import LocalDockerJobService
 from stbench.cli.main import main
+from stbench.model.job_statuses import COMPLETED, FAILED, STOPPED, STOPPING
 
 pytestmark = pytest.mark.docker
 

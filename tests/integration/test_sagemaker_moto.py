@@ -21,9 +21,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
-from stbench.backends.jobs.job_service import COMPLETED, CapacityError, Throttled
+from stbench.backends.jobs.job_service import CapacityError, Throttled
 from stbench.backends.jobs.sagemaker import SageMakerJobService
 from stbench.model.container_contract import end_line
+from stbench.model.job_statuses import COMPLETED
 from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 
 REGION = "us-east-1"

@@ -38,8 +38,8 @@ from sagemaker_endpoint import (
 )
 
 from stbench.backends.jobs import sagemaker as sagemaker_module
-from stbench.backends.jobs.job_service import COMPLETED, FAILED, IN_PROGRESS, STOPPING
 from stbench.model.container_contract import end_line, find_end
+from stbench.model.job_statuses import COMPLETED, FAILED, IN_PROGRESS, STOPPING
 from stbench.model.naming import experiment_base
 
 pytestmark = pytest.mark.docker

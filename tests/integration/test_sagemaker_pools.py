@@ -24,8 +24,8 @@ from sagemaker_endpoint import (
     wait_for,
 )
 
-from stbench.backends.jobs.job_service import COMPLETED
 from stbench.backends.jobs.sagemaker import SageMakerJobService
+from stbench.model.job_statuses import COMPLETED
 from stbench.model.naming import experiment_base
 
 pytestmark = pytest.mark.docker

@@ -11,15 +11,9 @@ from syne_tune.backend.trial_status import Status
 
 from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.job_requests import JobTemplate, hyperparameters, trial_request
-from stbench.backends.jobs.job_service import (
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    STOPPED,
-    STOPPING,
-    CapacityError,
-)
+from stbench.backends.jobs.job_service import CapacityError
 from stbench.model.errors import UserError
+from stbench.model.job_statuses import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING
 from stbench.model.naming import MAX_JOB_NAME, experiment_base, job_name
 
 

@@ -15,9 +15,9 @@ from simulated_jobs import SimulatedJobService
 
 from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.job_requests import JobTemplate
-from stbench.backends.jobs.job_service import COMPLETED, STOPPED
 from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
+from stbench.model.job_statuses import COMPLETED, STOPPED
 from stbench.orchestration.experiment import Budget, ExperimentLoop
 from stbench.orchestration.progress import SilentProgress
 from stbench.orchestration.store import ResultStore

@@ -17,10 +17,10 @@ from simulated_jobs import SimulatedJobService
 
 from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.job_requests import JobTemplate
-from stbench.backends.jobs.job_service import IN_PROGRESS, STOPPING
 from stbench.cli.main import _raise_interrupt
 from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
+from stbench.model.job_statuses import IN_PROGRESS, STOPPING
 from stbench.orchestration.experiment import Budget, ExperimentLoop
 from stbench.orchestration.progress import SilentProgress
 from stbench.orchestration.store import ResultStore

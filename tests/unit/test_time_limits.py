@@ -17,10 +17,11 @@ from test_job_backend import PRICES, TEMPLATE, FakeJobService
 
 from stbench.backends.jobs import closing
 from stbench.backends.jobs.backend import JobBackend
-from stbench.backends.jobs.job_service import COMPLETED, STOPPED, STOPPING, CapacityError
+from stbench.backends.jobs.job_service import CapacityError
 from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
 from stbench.model.container_contract import TRAINER_TIMESTAMP
+from stbench.model.job_statuses import COMPLETED, STOPPED, STOPPING
 from stbench.orchestration.experiment import Budget, ExperimentLoop
 from stbench.orchestration.progress import Progress
 from stbench.orchestration.store import METADATA, ResultStore

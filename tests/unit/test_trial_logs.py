@@ -16,9 +16,9 @@ from syne_tune.backend.trial_status import Status
 from test_job_backend import TEMPLATE, FakeJobService
 
 from stbench.backends.jobs.backend import JobBackend
-from stbench.backends.jobs.job_service import COMPLETED, FAILED
 from stbench.backends.jobs.sagemaker_logs import read_job_log
 from stbench.backends.jobs.trial_logs import job_header
+from stbench.model.job_statuses import COMPLETED, FAILED
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 

@@ -23,13 +23,6 @@ from stbench.backends.jobs.closing import JobClosing
 from stbench.backends.jobs.job_ledger import JobLedger
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.job_service import (
-    BUSY_JOB_STATUSES,
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    STOPPED,
-    STOPPING,
-    TERMINAL,
     CapacityError,
     JobDescription,
     JobService,
@@ -39,6 +32,15 @@ from stbench.backends.jobs.job_service import (
 from stbench.backends.jobs.trial_logs import TrialLogs
 from stbench.model.container_contract import TRAINER_TIMESTAMP
 from stbench.model.errors import UserError
+from stbench.model.job_statuses import (
+    BUSY_JOB_STATUSES,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+)
 from stbench.model.naming import JOB_NAME, job_name
 
 RECEIVE_TIMESTAMP = "st_receive_timestamp"

@@ -21,7 +21,7 @@ from typing import Any
 
 from syne_tune.backend.trial_status import Status
 
-from stbench.backends.jobs.job_service import BUSY_JOB_STATUSES
+from stbench.model.job_statuses import BUSY_JOB_STATUSES
 
 # SIGTERM to SIGKILL of a stopped training job, as AWS documents it; the local endpoint sets
 # STBENCH_STOP_GRACE_SECONDS in its containers to its own `stop_grace_seconds`.

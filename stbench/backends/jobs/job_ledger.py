@@ -13,13 +13,8 @@ import time
 from typing import Any
 
 from stbench.backends.jobs.job_requests import JobTemplate
-from stbench.backends.jobs.job_service import (
-    FINAL_POOL_STATUSES,
-    IN_PROGRESS,
-    TERMINAL,
-    WARM_AVAILABLE,
-    JobDescription,
-)
+from stbench.backends.jobs.job_service import JobDescription
+from stbench.model.job_statuses import FINAL_POOL_STATUSES, IN_PROGRESS, TERMINAL, WARM_AVAILABLE
 from stbench.model.prices import SECONDS_PER_HOUR, trial_cost
 
 STARTING = "Starting"  # SecondaryStatus before the instances are ready: nothing billed yet

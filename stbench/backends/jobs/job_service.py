@@ -10,17 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = (
-    "InProgress", "Completed", "Failed", "Stopping", "Stopped",
-)
-TERMINAL = (COMPLETED, FAILED, STOPPED)
-BUSY_JOB_STATUSES = (IN_PROGRESS, STOPPING)  # a stopping job still holds its instance
-WARM_AVAILABLE, WARM_IN_USE, WARM_REUSED, WARM_TERMINATED = (
-    "Available", "InUse", "Reused", "Terminated",
-)
-# A pool that was reused or terminated never changes again: its retained time is final.
-FINAL_POOL_STATUSES = (WARM_REUSED, WARM_TERMINATED)
-
 JobRequest = dict[str, Any]
 JobDescription = dict[str, Any]
 

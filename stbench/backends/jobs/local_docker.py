@@ -30,7 +30,11 @@ from stbench.backends.jobs.docker_engine import (
     connect,
     remove_labelled,
 )
-from stbench.backends.jobs.job_service import (
+from stbench.backends.jobs.job_service import JobDescription, JobRequest
+from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
+from stbench.model.container_contract import write_failure
+from stbench.model.errors import UserError
+from stbench.model.job_statuses import (
     COMPLETED,
     FAILED,
     IN_PROGRESS,
@@ -40,12 +44,7 @@ from stbench.backends.jobs.job_service import (
     WARM_IN_USE,
     WARM_REUSED,
     WARM_TERMINATED,
-    JobDescription,
-    JobRequest,
 )
-from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
-from stbench.model.container_contract import write_failure
-from stbench.model.errors import UserError
 
 CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 METRICS_DIR = "/stbench/metrics"

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.jobs.checkpoints import CheckpointStore
-from stbench.backends.jobs.job_service import IN_PROGRESS, WARM_IN_USE, JobDescription, JobRequest
+from stbench.backends.jobs.job_service import JobDescription, JobRequest
+from stbench.model.job_statuses import IN_PROGRESS, WARM_IN_USE
 
 MATCH_KEYS = ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
 MATCH_REQUEST_KEYS = ("RoleArn", "VpcConfig", "EnableNetworkIsolation",

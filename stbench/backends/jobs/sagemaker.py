@@ -23,7 +23,15 @@ import boto3
 from botocore.exceptions import ClientError
 
 from stbench.backends.aws import THROTTLING_CODES, error_code, error_message, retrying
-from stbench.backends.jobs.job_service import (
+from stbench.backends.jobs.job_service import CapacityError, JobDescription, JobRequest, RetryCounts
+from stbench.backends.jobs.sagemaker_logs import read_job_log
+from stbench.backends.jobs.sagemaker_metrics import (
+    METRICS_MARGIN_SECONDS,
+    LogMetricsReader,
+    raise_if_throttled,
+    server_time,
+)
+from stbench.model.job_statuses import (
     FINAL_POOL_STATUSES,
     IN_PROGRESS,
     STOPPING,
@@ -31,17 +39,6 @@ from stbench.backends.jobs.job_service import (
     WARM_AVAILABLE,
     WARM_IN_USE,
     WARM_REUSED,
-    CapacityError,
-    JobDescription,
-    JobRequest,
-    RetryCounts,
-)
-from stbench.backends.jobs.sagemaker_logs import read_job_log
-from stbench.backends.jobs.sagemaker_metrics import (
-    METRICS_MARGIN_SECONDS,
-    LogMetricsReader,
-    raise_if_throttled,
-    server_time,
 )
 from stbench.model.naming import is_trial_job, trial_job_prefix
 
