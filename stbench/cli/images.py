@@ -10,26 +10,10 @@ import argparse
 import re
 import sys
 import time
-from typing import Any
-
-from stbench.model.errors import UserError
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def connect() -> Any:
-    """The local Docker engine, or a one-line error naming the fix."""
-    import docker
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:  # no engine, no socket, no permission
-        raise UserError(f"no Docker engine ({type(err).__name__}): start one "
-                        "(images/docker-up.sh) and build the images with `make build`") from err
-    return client
 
 
 DOCKER_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # Docker's reference grammar
@@ -67,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_images(argv: list[str]) -> int:
     """`stbench images push ...`; raises `UserError` for anything the user can fix."""
+    from stbench.backends.jobs.docker_engine import connect
     from stbench.launch import push
 
     args = _parser().parse_args(argv)

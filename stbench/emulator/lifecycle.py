@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stbench.backends.jobs import files
+from stbench.backends.jobs import opt_ml_layout
 from stbench.backends.jobs.channels import ChannelError, prepare_channels
 from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
 from stbench.backends.jobs.closing import STOP_GRACE_ENV
@@ -100,7 +100,7 @@ class JobRun(threading.Thread):
             docker.ensure_image(image)
             store = self._checkpoint_store()
             self.folder.mkdir(parents=True, exist_ok=True)
-            files.prepare_instance_folder(
+            opt_ml_layout.prepare_instance_folder(
                 self.folder, {**job.request, "HyperParameters": job.request.get(
                     "HyperParameters") or {}}, store)
             prepare_channels(self.folder, job.request, lambda: self.service.job_s3(job))
@@ -143,7 +143,7 @@ class JobRun(threading.Thread):
         elif exit_code == 0 and not errors:
             self._end(COMPLETED, None)
         else:
-            self._end(FAILED, files.failure_reason(self.folder, exit_code) if exit_code
+            self._end(FAILED, opt_ml_layout.failure_reason(self.folder, exit_code) if exit_code
                       else errors[0])
         return True
 

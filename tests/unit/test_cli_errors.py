@@ -268,8 +268,19 @@ def test_docker_backend_without_an_engine_is_a_one_line_error(
                  "docker", "--results_root", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert "cannot reach the Docker engine" in err[0]
+    assert "cannot reach the Docker engine" in err[0] and "or use --backend local" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_images_push_without_an_engine_gives_the_same_advice_without_the_backend(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One Docker connection for every command: the same fix, and `--backend local` only
+    where a study could use it."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    assert main(["images", "push"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "cannot reach the Docker engine" in line and "images/docker-up.sh as root" in line
+    assert "--backend" not in line
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from stbench.backends.aws import split_s3_uri
+from stbench.model.atomic_files import atomic_write
 from stbench.model.code_package import CodePackage
 
 
@@ -29,10 +30,7 @@ def publish_code(package: CodePackage, study_root: str,
     if parsed.scheme == "file":
         path = Path(parsed.path)
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(package.data)
-            tmp.replace(path)
+            atomic_write(path, package.data)
         return uri
     if s3 is None:
         raise ValueError("an S3 client is needed for an s3:// study root")

@@ -1,5 +1,6 @@
-"""The Docker engine as the local adapter and the local SageMaker endpoint see it: the
-connection, the hint for a missing image, and removing what carries a label."""
+"""The Docker engine as every stbench command that needs one sees it (the local adapter, the
+local SageMaker endpoint, `images push`, `cleanup`): the connection, the hint for a missing
+image, and removing what carries a label."""
 
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ from stbench.model.errors import UserError
 STUDY_LABEL = "stbench.study"  # the experiment tag, on every container and volume of a study
 # the experiment's job-name base, on every container and volume of one experiment
 EXPERIMENT_LABEL = "stbench.experiment"
+OR_LOCAL_PROCESSES = " or use --backend local"  # what a study can do without an engine
 
 
-def connect(client: Any) -> Any:
+def connect(client: Any = None, otherwise: str = "") -> Any:
+    """`client` (else the engine the environment names) once it answers; else a one-line
+    UserError naming the fix, and `otherwise` what the command could do without Docker."""
     import docker
     from docker.errors import DockerException
 
     try:
         client = client or docker.from_env()
         client.ping()
-    except DockerException as err:
+    except (DockerException, OSError) as err:  # no engine, no socket, no permission
         raise UserError(
             f"cannot reach the Docker engine ({type(err).__name__}); start it "
-            "(images/docker-up.sh as root) or use --backend local"
+            f"(images/docker-up.sh as root){otherwise}"
         ) from None
     return client
 

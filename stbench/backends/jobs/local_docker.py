@@ -20,11 +20,12 @@ from typing import Any
 
 from stbench.backends.events import ActivitySignal
 from stbench.backends.gpus import least_busy, visible_gpus
-from stbench.backends.jobs import files
+from stbench.backends.jobs import opt_ml_layout
 from stbench.backends.jobs.channels import prepare_channels
 from stbench.backends.jobs.checkpoints import S3Store, store_for
 from stbench.backends.jobs.docker_engine import (
     EXPERIMENT_LABEL,
+    OR_LOCAL_PROCESSES,
     STUDY_LABEL,
     build_hint,
     connect,
@@ -62,7 +63,7 @@ class LocalDockerJobService:
                  experiment: str | None = None):
         """`experiment` (its job-name base) labels the containers, so that a resumed
         experiment finds those of an earlier run that was killed."""
-        self.client = connect(client)
+        self.client = connect(client, OR_LOCAL_PROCESSES)
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="stbench-jobs-")).resolve()
         self.metrics_dir = self.work_dir / "metrics"
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ class LocalDockerJobService:
     def probe(cls) -> LocalDockerJobService:
         """A connected service used only for checks; it starts no watcher threads."""
         service = cls.__new__(cls)
-        service.client = connect(None)
+        service.client = connect(None, OR_LOCAL_PROCESSES)
         return service
 
     # --- port ------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class LocalDockerJobService:
                 }
             if job.keep_alive:
                 job.warm_pool = {"Status": WARM_IN_USE}
-        files.prepare_instance_folder(slot.folder, request, store)
+        opt_ml_layout.prepare_instance_folder(slot.folder, request, store)
         try:
             prepare_channels(slot.folder, request, self._s3)
         except Exception as err:  # noqa: BLE001 - as SageMaker fails a job whose data is missing
@@ -147,9 +148,6 @@ class LocalDockerJobService:
     def describe_training_jobs(self, names: list[str]) -> dict[str, JobDescription]:
         with self._lock:
             return {n: describe_job(n, self._jobs[n]) for n in names if n in self._jobs}
-
-    def request_of(self, name: str) -> JobRequest:
-        return self._jobs[name].request
 
     def stop_training_job(self, name: str) -> None:
         with self._lock:
@@ -207,7 +205,7 @@ class LocalDockerJobService:
             job = self._jobs.get(name)
             if job is None:
                 continue
-            reports, job.metrics_offset = files.read_new_reports(
+            reports, job.metrics_offset = opt_ml_layout.read_new_reports(
                 self.metrics_dir / f"{name}.jsonl", job.metrics_offset
             )
             if reports:
@@ -268,7 +266,7 @@ class LocalDockerJobService:
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The end of a job's output, for failures a user has to read."""
-        return files.tail(self.logs_dir / f"{name}.log", lines)
+        return opt_ml_layout.tail(self.logs_dir / f"{name}.log", lines)
 
     def _take_slot(self, request: JobRequest) -> tuple[Slot, str | None]:
         key = match_key(request)
@@ -373,7 +371,8 @@ class LocalDockerJobService:
                 job.status = COMPLETED
             else:
                 job.status = FAILED
-                job.failure_reason = upload_error or files.failure_reason(slot.folder, exit_code)
+                job.failure_reason = upload_error or opt_ml_layout.failure_reason(
+                    slot.folder, exit_code)
             slot.job = None
             if job.keep_alive > 0:
                 slot.last_job, slot.expires_at = name, job.ended_at + job.keep_alive
@@ -397,7 +396,7 @@ class LocalDockerJobService:
                         job.failure_reason = "MaxRuntimeExceeded"
                         self.stop_training_job(name)
                     if job.status in (IN_PROGRESS, STOPPING):
-                        size = files.size_of(self.metrics_dir / f"{name}.jsonl")
+                        size = opt_ml_layout.size_of(self.metrics_dir / f"{name}.jsonl")
                         if size != sizes.get(name, 0):
                             sizes[name], changed = size, True
                 for slot in list(self._slots):

@@ -9,9 +9,9 @@ that names the job. SageMaker merges stdout and stderr into one log, so there is
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from stbench.model.atomic_files import atomic_write
 
 STDOUT = "std.out"
 
@@ -32,18 +32,9 @@ class TrialLogs:
     def add_job(self, trial_id: int, job: str, lines: list[str], first: bool) -> None:
         """The log of one of the trial's jobs; the first job's log starts the file."""
         path = self.path(trial_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
         before = "" if first or not path.is_file() else path.read_text(errors="replace")
         header = [] if first else [job_header(job)]
-        text = before + "".join(line + "\n" for line in [*header, *lines])
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{STDOUT}.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, before + "".join(line + "\n" for line in [*header, *lines]))
 
     def lines(self, trial_id: int) -> list[str]:
         path = self.path(trial_id)
