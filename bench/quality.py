@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stbench.analysis.frame import load  # noqa: E402
-from stbench.backends.simulated_sources import code_curves  # noqa: E402
+from stbench.backends.simulated.sources import code_curves  # noqa: E402
 from stbench.model.benchmark import Benchmark  # noqa: E402
 from stbench.model.catalog import load_benchmark  # noqa: E402
 from stbench.model.spec import ExperimentSpec  # noqa: E402

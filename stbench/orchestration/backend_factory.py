@@ -25,7 +25,7 @@ def with_backend_defaults(spec: ExperimentSpec) -> ExperimentSpec:
     """The spec with what its back-end fills in where the command line gives nothing: a
     simulated `--from_study` takes the recorded study's benchmark, workers and budget."""
     if spec.backend == SIMULATED and spec.from_study:
-        from stbench.backends.simulated_sources import with_study_defaults
+        from stbench.backends.simulated.sources import with_study_defaults
 
         return with_study_defaults(spec)
     return spec
@@ -44,7 +44,7 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
     Returns what the checks confirmed (the SageMaker setup), so experiments reuse it."""
     if spec.backend == SIMULATED:  # the curves, and the surrogate fit once per study
-        from stbench.backends.simulated import prepare_simulation
+        from stbench.backends.simulated.backend import prepare_simulation
 
         return prepare_simulation(benchmark, spec.from_study, Path(spec.results_root),
                                   spec.simulated_start_seconds)
@@ -78,12 +78,12 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     """One experiment's back-end; `setup` is what `check_backend` confirmed, `files` the
     run's planned channels and packed code."""
     if spec.backend == SIMULATED:
-        from stbench.backends.simulated import SimulatedBackend
+        from stbench.backends.simulated.backend import SimulatedBackend
 
         return SimulatedBackend(setup.blackbox, benchmark.max_resource_attr, setup.start_latency,
                                 int(spec.n_workers or 1), first_trial_id=first_trial_id)
     if spec.backend == LOCAL:
-        from stbench.backends.local_process import LocalProcessBackend
+        from stbench.backends.process.backend import LocalProcessBackend
 
         backend = LocalProcessBackend(benchmark.script, folder / "trials",
                                       first_trial_id=first_trial_id,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stbench.backends.local_process import LocalProcessBackend
+from stbench.backends.process.backend import LocalProcessBackend
 from stbench.cli.main import main
 from stbench.orchestration.store import METADATA, RESULTS, experiment_dir
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stbench.backends.gpus import HOST_GPUS_ENV, least_busy, visible_gpus
-from stbench.backends.local_process import LocalProcessBackend
+from stbench.backends.process.backend import LocalProcessBackend
 
 
 def test_each_new_trial_gets_the_least_busy_gpu() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from syne_tune.backend.trial_status import Status
 
-from stbench.backends.local_process import LocalProcessBackend
+from stbench.backends.process.backend import LocalProcessBackend
 
 SCRIPT = """
 import argparse, os, sys, time

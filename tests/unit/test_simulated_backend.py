@@ -14,9 +14,9 @@ from syne_tune.blackbox_repository.blackbox_surrogate import BlackboxSurrogate
 from syne_tune.config_space import choice, loguniform, randint
 
 from stbench.analysis.frame import load
-from stbench.backends.simulated import SimulatedBackend, prepare_simulation
-from stbench.backends.simulated_sources import CurveBlackbox, StartLatency
-from stbench.backends.surrogate_predictor import PipelinePredictor
+from stbench.backends.simulated.backend import SimulatedBackend, prepare_simulation
+from stbench.backends.simulated.sources import CurveBlackbox, StartLatency
+from stbench.backends.simulated.surrogate_predictor import PipelinePredictor
 from stbench.model.catalog import load_benchmark
 from stbench.model.spec import ExperimentSpec
 from stbench.orchestration.store import RESULTS, experiment_dir

@@ -13,7 +13,7 @@ import numpy  # noqa: F401 - the orchestrator has numpy's BLAS loaded, as stbenc
 import syne_tune  # noqa: F401
 from syne_tune.backend.trial_status import Status
 
-from stbench.backends.local_process import LocalProcessBackend
+from stbench.backends.process.backend import LocalProcessBackend
 
 SCRIPT = """
 import os

@@ -26,8 +26,8 @@ from syne_tune.backend.trial_status import Status
 from syne_tune.blackbox_repository.blackbox import Blackbox
 from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
 
-from stbench.backends.simulated_sources import ELAPSED, StartLatency, code_curves, load_recorded
-from stbench.backends.simulated_surrogate import RecordedBlackbox, SurrogateFit
+from stbench.backends.simulated.sources import ELAPSED, StartLatency, code_curves, load_recorded
+from stbench.backends.simulated.surrogate import RecordedBlackbox, SurrogateFit
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
 

@@ -15,7 +15,7 @@ Curves in code (the convention a benchmark script follows to be simulated withou
 A recorded study (`--from_study TAG`) gives every (config, resource) it reported, with the
 seconds each epoch took (from `worker_time`, the seconds since the trial's script started).
 Configurations it never reported, or resources beyond where a trial was stopped, come from a
-scikit-learn surrogate fit on (config, resource), see `simulated_surrogate.py`.
+scikit-learn surrogate fit on (config, resource), see `surrogate.py`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 
 from stbench.backends.events import ActivitySignal
 from stbench.backends.gpus import least_busy, visible_gpus
-from stbench.backends.trial_supervisor import ForkedSupervisor, fork_supervisor
+from stbench.backends.process.trial_supervisor import ForkedSupervisor, fork_supervisor
 from stbench.model.failures import killed_by
 from stbench.model.script_args import script_arguments
 
@@ -76,7 +76,7 @@ class LocalProcessBackend(TrialBackend):
         env.setdefault("OMP_NUM_THREADS", "1")  # n_workers trials share the cores
         env["PYTHONUNBUFFERED"] = "1"
         self._supervisor = fork_supervisor(env) or subprocess.Popen(
-            [sys.executable, "-m", "stbench.backends.trial_supervisor"],
+            [sys.executable, "-m", "stbench.backends.process.trial_supervisor"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
             start_new_session=True,  # Ctrl-C goes to us; we end the trials in order
         )

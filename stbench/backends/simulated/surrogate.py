@@ -21,8 +21,8 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from syne_tune.blackbox_repository.blackbox_surrogate import BlackboxSurrogate
 from syne_tune.config_space import Domain, randint
 
-from stbench.backends.simulated_sources import RecordedCurves, ResourceCurvesBlackbox
-from stbench.backends.surrogate_predictor import PipelinePredictor
+from stbench.backends.simulated.sources import RecordedCurves, ResourceCurvesBlackbox
+from stbench.backends.simulated.surrogate_predictor import PipelinePredictor
 from stbench.model.benchmark import Benchmark
 
 CV_FOLDS = 5
