@@ -1,11 +1,8 @@
-"""Local Docker adapter: runs `CreateTrainingJob` requests as trainer containers, with warm slots.
+"""Local Docker adapter: runs `CreateTrainingJob` requests as trainer containers.
 
-An *instance* is a container of the job's image kept alive (`sleep infinity`) with a host
-folder mounted as `/opt/ml`; a job is the image's entrypoint with `train` executed in it, like
-SageMaker runs `docker run IMAGE train` on an instance. When a job ends with a keep-alive period the
-instance stays as a warm slot (its warm-pool cache volume included) that the next job with
-a matching resource configuration reuses; otherwise it is removed. Exec exits come from the
-Docker event stream, so status needs no per-job polling.
+A job is the image's entrypoint with `train` executed in an instance, a container kept alive
+(warm_slots.py), like SageMaker runs `docker run IMAGE train` on an instance. Exec exits come
+from the Docker event stream, so status needs no per-job polling.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.events import ActivitySignal
-from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.backends.jobs import opt_ml_layout
 from stbench.backends.jobs.channels import prepare_channels
 from stbench.backends.jobs.checkpoints import S3Store, store_for
@@ -32,7 +28,8 @@ from stbench.backends.jobs.docker_engine import (
     remove_labelled,
 )
 from stbench.backends.jobs.job_service import JobDescription, JobRequest
-from stbench.backends.jobs.local_instances import LocalJob, Slot, describe_job, match_key
+from stbench.backends.jobs.local_instances import LocalJob, describe_job
+from stbench.backends.jobs.warm_slots import CACHE_DIR, LOGS_DIR, METRICS_DIR, WarmSlots
 from stbench.model.container_contract import write_failure
 from stbench.model.errors import UserError
 from stbench.model.job_statuses import (
@@ -41,15 +38,10 @@ from stbench.model.job_statuses import (
     IN_PROGRESS,
     STOPPED,
     STOPPING,
-    WARM_AVAILABLE,
     WARM_IN_USE,
     WARM_REUSED,
-    WARM_TERMINATED,
 )
 
-CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
-METRICS_DIR = "/stbench/metrics"
-LOGS_DIR = "/stbench/logs"  # a job's stdout and stderr, what CloudWatch holds on SageMaker
 TICK_SECONDS = 0.05
 
 
@@ -72,7 +64,6 @@ class LocalDockerJobService:
         self.stop_grace_seconds = stop_grace_seconds
         self.sync_seconds = sync_seconds
         self._commands: dict[str, list[str]] = {}
-        self.gpus = visible_gpus()  # each trainer slot gets the least busy one
         self.label = f"stbench-{uuid.uuid4().hex[:12]}"
         # every container and volume names its service and study (`docker ps --filter label=...`)
         self.labels = {"stbench.service": self.label, **({STUDY_LABEL: study} if study else {}),
@@ -81,7 +72,8 @@ class LocalDockerJobService:
         self._lock = threading.RLock()
         self._jobs: dict[str, LocalJob] = {}
         self._by_exec: dict[str, str] = {}
-        self._slots: list[Slot] = []
+        self.slots = WarmSlots(self.client, self.work_dir, self.label, self.labels,
+                               self.metrics_dir, self.logs_dir)
         self._closed = threading.Event()
         self._events = self.client.events(decode=True, filters={"event": "exec_die"})
         threading.Thread(target=self._watch_events, daemon=True).start()
@@ -111,7 +103,7 @@ class LocalDockerJobService:
         with self._lock:
             if name in self._jobs:
                 raise UserError(f"training job {name} already exists; job names must be unique")
-            slot, reused_from = self._take_slot(request)
+            slot, reused_from = self.slots.take(request)
             job = LocalJob(request=request, slot=slot, store=store, reused_from=reused_from)
             self._jobs[name] = job
             if reused_from is not None:
@@ -156,7 +148,7 @@ class LocalDockerJobService:
                 return
             job.status = STOPPING
             job.kill_at = time.time() + self.stop_grace_seconds
-        self._signal(job.slot, "TERM")
+        self.slots.signal(job.slot, "TERM")
 
     def previous_jobs(self) -> dict[str, JobDescription]:
         """An earlier run's containers cannot be taken over (each job is an exec of a process
@@ -172,7 +164,7 @@ class LocalDockerJobService:
                         "stbench.service") != self.label:
                     item.remove(force=True)
         for folder in (self.work_dir / "instances").glob("*"):
-            if all(slot.folder != folder for slot in self._slots):
+            if folder not in self.slots.folders():
                 shutil.rmtree(folder, ignore_errors=True)
         names = {p.stem for p in self.logs_dir.glob("*.log")}
         names |= {p.stem for p in self.metrics_dir.glob("*.jsonl")}
@@ -186,7 +178,7 @@ class LocalDockerJobService:
             job.request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = 0
             slot = job.slot
             if slot.job is None and slot.last_job == name:
-                self._terminate_slot(slot)
+                self.slots.terminate(slot, self._jobs)
 
     def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
         with self._lock:
@@ -228,8 +220,7 @@ class LocalDockerJobService:
                     job.status = STOPPED if job.status == STOPPING else FAILED
                     job.failure_reason = job.failure_reason or "ended with the experiment"
                     job.ended_at = time.time()
-            for slot in list(self._slots):
-                self._terminate_slot(slot)
+            self.slots.terminate_all(self._jobs)
             # and what no slot records: a stop signal can land between creating a container
             # and recording its slot
             remove_labelled(self.client, f"stbench.service={self.label}")
@@ -239,7 +230,7 @@ class LocalDockerJobService:
         except Exception:  # the stream may already be gone with the engine
             pass
 
-    # --- slots -----------------------------------------------------------------------------
+    # --- helpers ---------------------------------------------------------------------------
 
     def _command(self, image: str) -> list[str]:
         """`docker run IMAGE train` runs the image's entrypoint with the argument `train`;
@@ -267,77 +258,6 @@ class LocalDockerJobService:
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The end of a job's output, for failures a user has to read."""
         return opt_ml_layout.tail(self.logs_dir / f"{name}.log", lines)
-
-    def _take_slot(self, request: JobRequest) -> tuple[Slot, str | None]:
-        key = match_key(request)
-        image = request["AlgorithmSpecification"]["TrainingImage"]
-        now = time.time()
-        for slot in self._slots:
-            usable = slot.job is None and slot.expires_at is not None and slot.expires_at > now
-            # A container is its image: locally a slot serves only jobs of the same image.
-            if usable and slot.key == key and slot.image == image:
-                slot.job, slot.expires_at = request["TrainingJobName"], None
-                return slot, slot.last_job
-        return self._new_slot(request, key, image), None
-
-    def _new_slot(self, request: JobRequest, key: str, image: str) -> Slot:
-        from docker.errors import ImageNotFound
-        from docker.types import DeviceRequest, Mount
-
-        folder = self.work_dir / "instances" / uuid.uuid4().hex[:12]
-        folder.mkdir(parents=True)
-        volume = f"{self.label}-cache-{folder.name}"
-        self.client.volumes.create(volume, labels=self.labels)
-        mounts = [
-            Mount("/opt/ml", str(folder), type="bind"),
-            Mount(CACHE_DIR, volume, type="volume"),
-            Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
-            Mount(LOGS_DIR, str(self.logs_dir), type="bind"),
-        ]
-        gpu = least_busy(self.gpus, [s.gpu for s in self._slots])
-        devices = [] if gpu is None else [DeviceRequest(device_ids=[gpu],
-                                                        capabilities=[["gpu"]])]
-        try:
-            container = self.client.containers.create(
-                image, entrypoint=["sleep", "infinity"], network_mode="host",
-                labels=self.labels, mounts=mounts,
-                device_requests=devices,
-            )
-        except ImageNotFound:
-            self.client.volumes.get(volume).remove(force=True)
-            raise UserError(f"image {image} not found; {build_hint(image)}") from None
-        container.start()
-        self._command(image)
-        slot = Slot(container.id, image, key, folder, volume, job=request["TrainingJobName"],
-                    gpu=gpu)
-        self._slots.append(slot)
-        return slot
-
-    def _terminate_slot(self, slot: Slot) -> None:
-        from docker.errors import NotFound
-
-        self._slots.remove(slot)
-        if slot.last_job and slot.last_job in self._jobs:
-            last = self._jobs[slot.last_job]
-            if last.warm_pool and last.warm_pool.get("Status") == WARM_AVAILABLE:
-                last.warm_pool["Status"] = WARM_TERMINATED
-                last.pool_ended_at = time.time()
-        for remove in (
-            lambda: self.client.containers.get(slot.container_id).remove(force=True),
-            lambda: self.client.volumes.get(slot.volume).remove(force=True),
-        ):
-            try:
-                remove()
-            except NotFound:
-                pass
-        shutil.rmtree(slot.folder, ignore_errors=True)
-
-    def _signal(self, slot: Slot, signal_name: str) -> None:
-        """Signal every process of the job; PID 1 (`sleep`) ignores it, so the slot lives."""
-        exec_id = self.client.api.exec_create(
-            slot.container_id, ["sh", "-c", f"kill -{signal_name} -1"]
-        )["Id"]
-        self.client.api.exec_start(exec_id, detach=True)
 
     # --- background ------------------------------------------------------------------------
 
@@ -373,12 +293,7 @@ class LocalDockerJobService:
                 job.status = FAILED
                 job.failure_reason = upload_error or opt_ml_layout.failure_reason(
                     slot.folder, exit_code)
-            slot.job = None
-            if job.keep_alive > 0:
-                slot.last_job, slot.expires_at = name, job.ended_at + job.keep_alive
-                job.warm_pool = {"Status": WARM_AVAILABLE}
-            else:
-                self._terminate_slot(slot)
+            self.slots.job_ended(slot, name, job, self._jobs)
         self.activity.notify()
 
     def _tick(self) -> None:
@@ -391,7 +306,7 @@ class LocalDockerJobService:
                 for name, job in self._jobs.items():
                     if job.status == STOPPING and job.kill_at and now >= job.kill_at:
                         job.kill_at = None
-                        self._signal(job.slot, "KILL")
+                        self.slots.signal(job.slot, "KILL")
                     elif job.status == IN_PROGRESS and now - job.created_at > job.max_runtime:
                         job.failure_reason = "MaxRuntimeExceeded"
                         self.stop_training_job(name)
@@ -399,9 +314,7 @@ class LocalDockerJobService:
                         size = opt_ml_layout.size_of(self.metrics_dir / f"{name}.jsonl")
                         if size != sizes.get(name, 0):
                             sizes[name], changed = size, True
-                for slot in list(self._slots):
-                    if slot.job is None and slot.expires_at and now >= slot.expires_at:
-                        self._terminate_slot(slot)
+                self.slots.expire(now, self._jobs)
             if changed:
                 self.activity.notify()
 

@@ -1,6 +1,6 @@
 """The bookkeeping of the local Docker adapter: instances (slots), jobs and their descriptions.
 
-Pure data and functions, kept apart from the Docker calls in local_docker.py.
+Pure data and functions, kept apart from the Docker calls in local_docker.py and warm_slots.py.
 """
 
 from __future__ import annotations
