@@ -20,7 +20,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 from syne_tune.constants import ST_WORKER_TIMESTAMP
 
 from stbench.backends.jobs.closing import JobClosing
-from stbench.backends.jobs.job_ledger import JobLedger
+from stbench.backends.jobs.job_ledger import JobLedger, trials_to_adopt
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.job_service import (
     CapacityError,
@@ -41,7 +41,7 @@ from stbench.model.job_statuses import (
     STOPPING,
     TERMINAL,
 )
-from stbench.model.naming import JOB_NAME, job_name
+from stbench.model.naming import job_name
 
 RECEIVE_TIMESTAMP = "st_receive_timestamp"
 TRIAL_STATUS = {IN_PROGRESS: Status.in_progress, STOPPING: Status.stopping,
@@ -116,25 +116,14 @@ class JobBackend(JobClosing, TrialBackend):
         kill -9, or an orchestrator job restarted after its instance failed). New trial ids
         start past every one of them, so no trial id and no job name repeats, whatever the
         results had recorded. Those still running are stopped now; they hold a worker until
-        they end, and their warm pools are released at the end, as our own are. Every trial
-        whose jobs the service can still bill goes into the ledger with all its jobs, and its
-        rows get what it really kept and cost: a kill -9 may have come before a bill or a
-        pool's end was known. Only a trial whose jobs all ended with no bill to read (a
-        local Docker run's, whose containers are gone) is left as its rows say. Also at the
-        end of a run that a stop signal interrupted in CreateTrainingJob: the job may exist."""
+        they end, and their warm pools are released at the end, as our own are. The trials
+        whose jobs the service can still bill (`trials_to_adopt`) go into the ledger. Also at
+        the end of a run that a stop signal interrupted in CreateTrainingJob: the job may exist."""
         previous = self._with_backoff(self.service.previous_jobs)
         self._creating = None
-        trials: dict[int, list[str]] = {}
-        for name in sorted(previous):
-            match = JOB_NAME.match(name)
-            if match is not None and match["kind"][0] == "t" and name not in self.ledger.trial_of:
-                trials.setdefault(int(match["kind"][1:7]), []).append(name)
-        for trial_id, names in trials.items():
-            self.first_trial_id = max(self.first_trial_id, trial_id + 1)
-            if not any(previous[name].get("TrainingJobStatus") in BUSY_JOB_STATUSES
-                       or previous[name].get("WarmPoolStatus") for name in names) and not all(
-                    previous[name].get("BillableTimeInSeconds") is not None for name in names):
-                continue  # no bill to read: its rows say all there is to say about it
+        last, adopted = trials_to_adopt(previous, set(self.ledger.trial_of))
+        self.first_trial_id = max(self.first_trial_id, last + 1)
+        for trial_id, names in adopted.items():
             jobs = self._trials.setdefault(trial_id, TrialJobs(intent=Status.stopped))
             for name in names:
                 self._adopt(jobs, trial_id, name, previous[name])

@@ -14,10 +14,38 @@ from typing import Any
 
 from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.backends.jobs.job_service import JobDescription
-from stbench.model.job_statuses import FINAL_POOL_STATUSES, IN_PROGRESS, TERMINAL, WARM_AVAILABLE
+from stbench.model.job_statuses import (
+    BUSY_JOB_STATUSES,
+    FINAL_POOL_STATUSES,
+    IN_PROGRESS,
+    TERMINAL,
+    WARM_AVAILABLE,
+)
+from stbench.model.naming import JOB_NAME
 from stbench.model.prices import SECONDS_PER_HOUR, trial_cost
 
 STARTING = "Starting"  # SecondaryStatus before the instances are ready: nothing billed yet
+
+
+def trials_to_adopt(previous: dict[str, JobDescription],
+                    known: set[str]) -> tuple[int, dict[int, list[str]]]:
+    """An earlier run's trial jobs (not in `known`): the last trial id among them (-1: none),
+    and the trials a resumed experiment takes into its ledger with all their jobs. Those are
+    every trial whose jobs the service can still bill, so that its rows get what it really
+    kept and cost: a kill -9 may have come before a bill or a pool's end was known. Only a
+    trial whose jobs all ended with no bill to read (a local Docker run's, whose containers
+    are gone) is left as its rows say."""
+    trials: dict[int, list[str]] = {}
+    for name in sorted(previous):
+        match = JOB_NAME.match(name)
+        if match is not None and match["kind"][0] == "t" and name not in known:
+            trials.setdefault(int(match["kind"][1:7]), []).append(name)
+    adopted = {trial_id: names for trial_id, names in trials.items()
+               if any(previous[name].get("TrainingJobStatus") in BUSY_JOB_STATUSES
+                      or previous[name].get("WarmPoolStatus") for name in names)
+               or all(previous[name].get("BillableTimeInSeconds") is not None
+                      for name in names)}
+    return max(trials, default=-1), adopted
 
 
 class JobLedger:
