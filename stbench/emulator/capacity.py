@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from stbench.emulator.config import TRAINING_USAGE, WARM_POOL_USAGE, EmulatorConfig
-from stbench.emulator.jobs import TrainingJob, WarmPool
+from stbench.emulator.job_records import TrainingJob, WarmPool
 from stbench.emulator.protocol import AwsError
 from stbench.model.job_statuses import IN_PROGRESS, STOPPING
 

@@ -34,7 +34,7 @@ from stbench.emulator.iam_policy import (
     evaluate,
 )
 from stbench.emulator.iam_requests import Incoming, requests_of
-from stbench.emulator.jobs import ACCOUNT_ID
+from stbench.emulator.job_records import ACCOUNT_ID
 from stbench.emulator.protocol import ACCESS_KEY, CREDENTIAL_SCOPE, StartResponse, respond
 
 SAGEMAKER_SESSION = "SageMaker"  # the session name SageMaker gives a job's role session

@@ -19,21 +19,19 @@ import tarfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stbench.backends.jobs import opt_ml_layout
 from stbench.backends.jobs.channels import ChannelError, prepare_channels
 from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
 from stbench.backends.jobs.closing import STOP_GRACE_ENV
-from stbench.emulator.containers import CACHE_DIR, ImageUnavailable
+from stbench.emulator.config import EmulatorConfig
+from stbench.emulator.containers import CACHE_DIR, DockerJobs, ImageUnavailable
 from stbench.emulator.iam_policy import Request
 from stbench.emulator.iam_requests import image_repository_arn, log_group_arn
-from stbench.emulator.jobs import ACCOUNT_ID, TrainingJob
-from stbench.emulator.logs import LOG_GROUP
+from stbench.emulator.job_records import ACCOUNT_ID, TrainingJob
+from stbench.emulator.logs import LOG_GROUP, LogDelivery
 from stbench.model.job_statuses import COMPLETED, FAILED, STOPPED, STOPPING
-
-if TYPE_CHECKING:
-    from stbench.emulator.service import TrainingService
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.1
@@ -41,6 +39,37 @@ CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 # what a job whose instance failed (and that has no retry left) reports; AWS does not document
 # the wording beyond RetryStrategy's "fails due to an InternalServerError"
 INTERNAL_ERROR = "InternalServerError: the training job's instance failed"
+
+
+class JobHost(Protocol):
+    """What a job's life needs of the service that owns the job (service.TrainingService):
+    its settings and engines, and the steps that change the job's recorded status under the
+    service's lock."""
+
+    config: EmulatorConfig
+    docker: DockerJobs
+    logs: LogDelivery
+    endpoint_url: str
+    work_dir: Path
+    closed: threading.Event
+    stop_events: dict[str, threading.Event]
+
+    def launched(self, job: TrainingJob) -> None: ...
+
+    def progress(self, job: TrainingJob, secondary: str, message: str) -> bool: ...
+
+    def restart(self, job: TrainingJob) -> bool: ...
+
+    def request_stop(self, job: TrainingJob, reason: str) -> None: ...
+
+    def finish(self, job: TrainingJob, status: str, secondary: str, message: str,
+               volume: str | None, reason: str | None = None) -> None: ...
+
+    def job_s3(self, job: TrainingJob) -> Any: ...
+
+    def credentials_for(self, job: TrainingJob) -> dict[str, str]: ...
+
+    def role_denial(self, job: TrainingJob, requests: list[Request]) -> str | None: ...
 
 
 class NoCheckpoints:
@@ -54,7 +83,7 @@ class NoCheckpoints:
 
 
 class JobRun(threading.Thread):
-    def __init__(self, service: TrainingService, job: TrainingJob):
+    def __init__(self, service: JobHost, job: TrainingJob):
         super().__init__(name=f"job-{job.name}", daemon=True)
         self.service = service
         self.job = job
@@ -257,7 +286,7 @@ class JobRun(threading.Thread):
         self.service.finish(job, status, secondary, message, self.volume, reason)
 
 
-def pull_requests(service: TrainingService, job: TrainingJob, image: str) -> list[Request]:
+def pull_requests(service: JobHost, job: TrainingJob, image: str) -> list[Request]:
     """What pulling an ECR image asks of the role (ECR's docs for SageMaker: a token, then
     the image manifest and its layers); nothing for an image that is not in ECR."""
     registries = getattr(service.docker, "registry_auth", {})

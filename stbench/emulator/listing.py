@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from stbench.emulator.jobs import TrainingJob
+from stbench.emulator.job_records import TrainingJob
 from stbench.emulator.protocol import validation_error
 
 DEFAULT_MAX_RESULTS = 10

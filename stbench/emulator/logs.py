@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from stbench.emulator.jobs import ACCOUNT_ID
+from stbench.emulator.job_records import ACCOUNT_ID
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 MAX_MESSAGE_BYTES = 256 * 1024 - 26  # CloudWatch's event size limit less its overhead

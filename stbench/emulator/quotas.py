@@ -19,7 +19,7 @@ from stbench.emulator.config import (
     EmulatorConfig,
     quota_code,
 )
-from stbench.emulator.jobs import ACCOUNT_ID
+from stbench.emulator.job_records import ACCOUNT_ID
 from stbench.emulator.protocol import AwsError
 from stbench.emulator.validation import check_request, enum_of
 

@@ -20,7 +20,8 @@ from stbench.backends.aws import retrying
 from stbench.emulator import capacity
 from stbench.emulator.config import TEST_CREDENTIALS, EmulatorConfig
 from stbench.emulator.containers import DockerJobs, registry_of
-from stbench.emulator.jobs import TrainingJob, WarmPool
+from stbench.emulator.job_records import TrainingJob, WarmPool
+from stbench.emulator.lifecycle import JobRun
 from stbench.emulator.listing import list_training_jobs
 from stbench.emulator.logs import LogDelivery
 from stbench.emulator.protocol import AwsError, not_found, validation_error
@@ -78,8 +79,6 @@ class TrainingService:
     # --- actions ---------------------------------------------------------------------------
 
     def create(self, region: str, body: dict[str, Any]) -> dict[str, Any]:
-        from stbench.emulator.lifecycle import JobRun  # the lifecycle imports this module
-
         self._check_supported(body)
         image = body["AlgorithmSpecification"]["TrainingImage"]
         if not self.docker.image_exists(image):
