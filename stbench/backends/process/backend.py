@@ -24,6 +24,7 @@ from syne_tune.backend.trial_status import Status, TrialResult
 from stbench.backends.events import ActivitySignal
 from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.backends.process.trial_supervisor import ForkedSupervisor, fork_supervisor
+from stbench.backends.without_jobs import WithoutJobs
 from stbench.model.failures import killed_by
 from stbench.model.script_args import script_arguments
 
@@ -43,7 +44,7 @@ class TrialProcess:
     gpu: str | None = None  # the one device it sees, on a machine with GPUs
 
 
-class LocalProcessBackend(TrialBackend):
+class LocalProcessBackend(WithoutJobs, TrialBackend):
     """Runs each trial as a forked process of one supervisor; `first_trial_id` allows resume."""
 
     def __init__(self, entry_point: Path, trials_dir: Path, first_trial_id: int = 0,
@@ -220,18 +221,6 @@ class LocalProcessBackend(TrialBackend):
 
     def trial_annotations(self, trial_id: int) -> dict[str, Any]:
         return {}  # nothing beyond the reports: no jobs, no billing
-
-    def late_annotations(self) -> dict[int, dict[str, Any]]:
-        return {}
-
-    def retry_counts(self) -> dict[str, int]:
-        return {}  # no service calls to throttle, no capacity to wait for
-
-    def end_by(self, deadline: float) -> None:
-        pass  # trials start at once: nothing waits that the budget's end must cut short
-
-    def late_results(self) -> list[tuple[int, dict[str, Any]]]:
-        return []  # reports arrive as the trials make them
 
     def wait_for_activity(self, timeout: float) -> None:
         self.activity.wait(timeout)

@@ -28,6 +28,7 @@ from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackbox
 
 from stbench.backends.simulated.sources import ELAPSED, StartLatency, code_curves, load_recorded
 from stbench.backends.simulated.surrogate import RecordedBlackbox, SurrogateFit
+from stbench.backends.without_jobs import WithoutJobs
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
 
@@ -59,7 +60,7 @@ class SimulatedClock:
         return self.time_keeper.time()
 
 
-class SimulatedBackend(UserBlackboxBackend):
+class SimulatedBackend(WithoutJobs, UserBlackboxBackend):
     """Trials as replays of `blackbox`'s curves; `first_trial_id` allows --resume."""
 
     def __init__(self, blackbox: Blackbox, max_resource_attr: str | None,
@@ -123,18 +124,6 @@ class SimulatedBackend(UserBlackboxBackend):
 
     def trial_annotations(self, trial_id: int) -> dict[str, Any]:
         return {"simulated_start_seconds": self._latency_of.get(trial_id)}
-
-    def late_annotations(self) -> dict[int, dict[str, Any]]:
-        return {}
-
-    def retry_counts(self) -> dict[str, int]:
-        return {}  # no service calls to throttle, no capacity to wait for
-
-    def end_by(self, deadline: float) -> None:
-        pass  # trials start at once: nothing waits that the budget's end must cut short
-
-    def late_results(self) -> list[tuple[int, dict[str, Any]]]:
-        return []  # reports arrive as the trials make them
 
     def close(self) -> None:
         pass
