@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from stbench.backends.jobs.docker_engine import connect, remove_labelled
+from stbench.model.container_contract import WARMPOOL_CACHE_DIR
 
 LABEL = "stbench.emulator"
-CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 LOCAL_REGISTRIES = ("127.0.0.1", "localhost")
 DOCKER_POOL_SIZE = 64  # one log stream per running job holds a connection
 
@@ -135,7 +135,7 @@ class DockerJobs:
             detach=True, network_mode="host",
             name=f"{self.emulator_id}-{job}", labels=self.labels, environment=environment,
             mounts=[Mount("/opt/ml", str(folder), type="bind"),
-                    Mount(CACHE_DIR, volume, type="volume")])
+                    Mount(WARMPOOL_CACHE_DIR, volume, type="volume")])
 
     def log_lines(self, container: Any) -> Iterator[tuple[int, str]]:
         """(timestamp ms, line) of the container's stdout and stderr until it exits."""

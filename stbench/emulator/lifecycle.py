@@ -26,16 +26,16 @@ from stbench.backends.jobs.channels import ChannelError, prepare_channels
 from stbench.backends.jobs.checkpoints import CheckpointStore, store_for
 from stbench.backends.jobs.closing import STOP_GRACE_ENV
 from stbench.emulator.config import EmulatorConfig
-from stbench.emulator.containers import CACHE_DIR, DockerJobs, ImageUnavailable
+from stbench.emulator.containers import DockerJobs, ImageUnavailable
 from stbench.emulator.iam_policy import Request
 from stbench.emulator.iam_requests import image_repository_arn, log_group_arn
 from stbench.emulator.job_records import ACCOUNT_ID, TrainingJob
 from stbench.emulator.logs import LOG_GROUP, LogDelivery
+from stbench.model.container_contract import WARMPOOL_CACHE_DIR, WARMPOOL_CACHE_ENV
 from stbench.model.job_statuses import COMPLETED, FAILED, STOPPED, STOPPING
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.1
-CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 # what a job whose instance failed (and that has no retry left) reports; AWS does not document
 # the wording beyond RetryStrategy's "fails due to an InternalServerError"
 INTERNAL_ERROR = "InternalServerError: the training job's instance failed"
@@ -233,7 +233,7 @@ class JobRun(threading.Thread):
                # not AWS's: its grace is 120 s, which stbench assumes where this is unset
                STOP_GRACE_ENV: f"{self.service.config.stop_grace_seconds:g}"}
         if job.keep_alive > 0 or job.pool is not None:
-            env[CACHE_ENV] = CACHE_DIR
+            env[WARMPOOL_CACHE_ENV] = WARMPOOL_CACHE_DIR
         return env
 
     def _checkpoint_store(self) -> CheckpointStore:

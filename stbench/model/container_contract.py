@@ -23,6 +23,9 @@ METRIC_TAG = "[tune-metric]: "
 # Syne Tune's own pattern (syne_tune.report.retrieve): a report may follow other text on a line
 METRIC_PATTERN = re.compile(re.escape(METRIC_TAG) + r"(\{.*\})")
 TRAINER_TIMESTAMP = "st_trainer_timestamp"  # when the trainer saw a report (epoch seconds)
+# SageMaker's warm-pool cache: a folder that outlives the job on a kept instance, and its variable
+WARMPOOL_CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
+WARMPOOL_CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 
 
 def opt_ml_root() -> Path:

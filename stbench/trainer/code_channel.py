@@ -25,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stbench.model.code_package import CODE_CHANNEL, REQUIREMENTS, find_archive, unpack
+from stbench.model.container_contract import WARMPOOL_CACHE_ENV
 from stbench.model.errors import UserError
 from stbench.trainer.runner import StopSignals
 
-WARMPOOL_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 PIP_TAIL_LINES = 8  # of pip's output, in the FailureReason (1024 characters in all)
 
 
@@ -59,7 +59,7 @@ def requirements_target(root: Path, requirements: Path) -> Path:
     """Where the requirements of this content are (to be) installed."""
     digest = requirements_digest(requirements)[:16]
     key = f"py{sys.version_info.major}.{sys.version_info.minor}-{digest}"
-    cache = os.environ.get(WARMPOOL_ENV)
+    cache = os.environ.get(WARMPOOL_CACHE_ENV)
     base = Path(cache) / "stbench-requirements" if cache else root / "requirements"
     return base / key
 

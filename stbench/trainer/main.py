@@ -40,7 +40,6 @@ from stbench.trainer.toolkit_env import job_toolkit_environment, toolkit_folders
 PROG = "stbench-trainer"
 DEFAULT_JOB_NAME = "local-trial"
 DEFAULT_STOP_GRACE = 30.0
-WARMPOOL_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 INTERNAL_ERROR = 1
 BAD_INPUT = UserError.exit_code  # 2, like the stbench CLI
 # the line of a traceback that names the exception: the most useful part of a failure reason
@@ -105,8 +104,9 @@ def log_environment(root: Path) -> None:
             log(f"host {config.get('current_host')} of {config.get('hosts')}")
         except (OSError, ValueError, AttributeError) as err:
             log(f"ignoring unreadable {resources}: {err}")
-    cache = os.environ.get(WARMPOOL_ENV)
-    log(f"warm-pool cache: {cache}" if cache else f"warm-pool cache: not set ({WARMPOOL_ENV})")
+    cache = os.environ.get(contract.WARMPOOL_CACHE_ENV)
+    log(f"warm-pool cache: {cache}" if cache
+        else f"warm-pool cache: not set ({contract.WARMPOOL_CACHE_ENV})")
 
 
 def build_command(root: Path) -> list[str]:

@@ -29,8 +29,12 @@ from stbench.backends.jobs.docker_engine import (
 )
 from stbench.backends.jobs.job_service import JobDescription, JobRequest
 from stbench.backends.jobs.local_instances import LocalJob, describe_job
-from stbench.backends.jobs.warm_slots import CACHE_DIR, LOGS_DIR, METRICS_DIR, WarmSlots
-from stbench.model.container_contract import write_failure
+from stbench.backends.jobs.warm_slots import LOGS_DIR, METRICS_DIR, WarmSlots
+from stbench.model.container_contract import (
+    WARMPOOL_CACHE_DIR,
+    WARMPOOL_CACHE_ENV,
+    write_failure,
+)
 from stbench.model.errors import UserError
 from stbench.model.job_statuses import (
     COMPLETED,
@@ -125,7 +129,7 @@ class LocalDockerJobService:
             **request.get("Environment", {}),
             "TRAINING_JOB_NAME": name,
             "TRAINING_JOB_ARN": f"arn:aws:sagemaker:local:000000000000:training-job/{name}",
-            "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY": CACHE_DIR,
+            WARMPOOL_CACHE_ENV: WARMPOOL_CACHE_DIR,
             "STBENCH_METRICS_DIR": METRICS_DIR,
         }
         exec_id = self.client.api.exec_create(

@@ -18,10 +18,10 @@ from stbench.backends.gpus import least_busy, visible_gpus
 from stbench.backends.jobs.docker_engine import build_hint
 from stbench.backends.jobs.job_service import JobRequest
 from stbench.backends.jobs.local_instances import LocalJob, Slot, match_key
+from stbench.model.container_contract import WARMPOOL_CACHE_DIR
 from stbench.model.errors import UserError
 from stbench.model.job_statuses import WARM_AVAILABLE, WARM_TERMINATED
 
-CACHE_DIR = "/opt/ml/sagemaker/warmpoolcache"
 METRICS_DIR = "/stbench/metrics"
 LOGS_DIR = "/stbench/logs"  # a job's stdout and stderr, what CloudWatch holds on SageMaker
 
@@ -63,7 +63,7 @@ class WarmSlots:
         self.client.volumes.create(volume, labels=self.labels)
         mounts = [
             Mount("/opt/ml", str(folder), type="bind"),
-            Mount(CACHE_DIR, volume, type="volume"),
+            Mount(WARMPOOL_CACHE_DIR, volume, type="volume"),
             Mount(METRICS_DIR, str(self.metrics_dir), type="bind"),
             Mount(LOGS_DIR, str(self.logs_dir), type="bind"),
         ]
