@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import signal
 import socket
 import threading
 import time
@@ -26,12 +27,16 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
+from stbench.backends.jobs import sagemaker, sagemaker_checks
 from stbench.backends.jobs.job_requests import JobTemplate, trial_request
 from stbench.backends.jobs.sagemaker import SageMakerJobService
+from stbench.backends.jobs.sagemaker_checks import CheckedSetup
+from stbench.cli.main import main
 from stbench.emulator import Emulator, EmulatorConfig
 from stbench.model.naming import job_name
 
 TRAINER = "stbench-trainer:latest"  # what conftest's `images` fixture builds
+ROLE = "arn:aws:iam::123456789012:role/stbench"
 BUCKET = "adapter-tests"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 INSTANCE = "ml.c5.xlarge"  # training quota for 64 jobs at once, warm-pool quota 4
@@ -74,6 +79,28 @@ def running_endpoint(config: EmulatorConfig = CONFIG) -> Iterator[Endpoint]:
                      aws_access_key_id="testing", aws_secret_access_key="testing",
                      ).create_bucket(Bucket=BUCKET)
         yield Endpoint(emulator, iter(sorted(regions)))
+
+
+def run_in_process(endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, results: Any,
+                   prefix: str, *flags: str, poll_seconds: float | None = None) -> int:
+    """`stbench run --backend sagemaker` in this process on the endpoint, in a region of its
+    own, with the set-up check replaced by its result (the endpoint's bucket under `prefix`,
+    the local trainer image): what is under test is the experiment, not the set-up checks
+    (test_sagemaker_checks.py has those). `poll_seconds`: the adapter's poll interval."""
+    region = endpoint.session(monkeypatch).region_name
+    setup = CheckedSetup(region, "123456789012", ROLE, BUCKET, prefix, TRAINER)
+    monkeypatch.setattr(sagemaker_checks, "check_sagemaker_setup", lambda *a, **k: setup)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    if poll_seconds is not None:
+        real_init = sagemaker.SageMakerJobService.__init__
+
+        def fast_init(self: Any, *args: Any, **kwargs: Any) -> None:
+            real_init(self, *args, **{**kwargs, "poll_seconds": poll_seconds})
+
+        monkeypatch.setattr(sagemaker.SageMakerJobService, "__init__", fast_init)
+    return main(["run", "--backend", "sagemaker", "--region", region, "--role", ROLE,
+                 "--s3_root", f"s3://{BUCKET}/{prefix}", "--image", TRAINER,
+                 "--results_root", str(results), *flags])
 
 
 @pytest.fixture(scope="module")

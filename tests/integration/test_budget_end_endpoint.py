@@ -11,36 +11,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sagemaker_endpoint import (
-    BUCKET,
     CONFIG,
     INSTANCE,
     TEMPLATE,
-    TRAINER,
     Endpoint,
+    run_in_process,
     running_endpoint,
     service_of,
     start_trial,
     wait_ended,
 )
 
-from stbench.backends.jobs import sagemaker_checks
 from stbench.backends.jobs.backend import JobBackend
-from stbench.backends.jobs.sagemaker_checks import CheckedSetup
-from stbench.cli.main import main
 from stbench.model.naming import experiment_base
 from stbench.model.prices import load_prices, trial_cost
 from stbench.orchestration.store import experiment_dir, read_rows
 
 pytestmark = pytest.mark.docker
 
-ROLE = "arn:aws:iam::123456789012:role/stbench"
 LOG_DELAY = 3.0  # longer than a report's interval: the last reports arrive after the end
 BUDGET = 25.0
 STUDY = ["--benchmark", "synthetic_curves", "--method", "RS", "--epochs", "1000",
@@ -59,14 +53,9 @@ def slow_logs(images: dict[str, str]) -> Iterator[Endpoint]:
 
 def run_study(endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
               tag: str, *extra: str) -> tuple[int, Path, float]:
-    region = endpoint.session(monkeypatch).region_name
-    setup = CheckedSetup(region, "123456789012", ROLE, BUCKET, tag, TRAINER)
-    monkeypatch.setattr(sagemaker_checks, "check_sagemaker_setup", lambda *a, **k: setup)
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
     started = time.monotonic()
-    code = main(["run", "--backend", "sagemaker", "--region", region, "--role", ROLE,
-                 "--s3_root", f"s3://{BUCKET}/{tag}", "--image", TRAINER,
-                 "--experiment_tag", tag, "--results_root", str(tmp_path), *STUDY, *extra])
+    code = run_in_process(endpoint, monkeypatch, tmp_path, tag, "--experiment_tag", tag,
+                          *STUDY, *extra)
     return code, experiment_dir(tmp_path, tag, "synthetic_curves", "RS", 0), \
         time.monotonic() - started
 

@@ -11,22 +11,17 @@ budget plus what the running trials spend in one poll interval and in their stop
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sagemaker_endpoint as endpoints
-from sagemaker_endpoint import BUCKET, TRAINER, Endpoint
+from sagemaker_endpoint import Endpoint, run_in_process
 
-from stbench.backends.jobs import sagemaker, sagemaker_checks
-from stbench.backends.jobs.sagemaker_checks import CheckedSetup
 from stbench.cli.main import main
 from stbench.orchestration.store import experiment_dir, read_rows
 
 pytestmark = pytest.mark.docker
 
-ROLE = "arn:aws:iam::123456789012:role/stbench"
 QUICK = ["--benchmark", "synthetic_curves", "--method", "RS", "--epochs", "4",
          "--epoch_duration", "0.5", "--max_wallclock_time", "300", "--random_seed", "2",
          "--n_workers", "2"]
@@ -63,20 +58,9 @@ def test_docker_trials_stop_at_the_cost_budget(images: dict[str, str], tmp_path:
 def test_sagemaker_trials_stop_at_the_cost_budget(endpoint: Endpoint, isolated_aws_env: None,
                                                   monkeypatch: pytest.MonkeyPatch,
                                                   tmp_path: Path) -> None:
-    region = endpoint.session(monkeypatch).region_name
-    setup = CheckedSetup(region, "123456789012", ROLE, BUCKET, "budget", TRAINER)
-    monkeypatch.setattr(sagemaker_checks, "check_sagemaker_setup", lambda *a, **k: setup)
-    real_init = sagemaker.SageMakerJobService.__init__
-
-    def fast_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        real_init(self, *args, **{**kwargs, "poll_seconds": 0.5})
-
-    monkeypatch.setattr(sagemaker.SageMakerJobService, "__init__", fast_init)
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
-    code = main(["run", "--backend", "sagemaker", "--region", region, "--role", ROLE,
-                 "--s3_root", f"s3://{BUCKET}/budget", "--image", TRAINER, "--max_cost",
-                 str(MAX_COST), "--experiment_tag", "budget", "--results_root", str(tmp_path),
-                 *QUICK])
+    code = run_in_process(endpoint, monkeypatch, tmp_path, "budget", "--max_cost",
+                          str(MAX_COST), "--experiment_tag", "budget", *QUICK,
+                          poll_seconds=0.5)
     assert code == 0
     folder = experiment_dir(tmp_path, "budget", "synthetic_curves", "RS", 0)
     check_ended_at_the_budget(folder, poll_seconds=0.5 + 1.0, stop_seconds=2.0)

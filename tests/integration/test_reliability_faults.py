@@ -9,7 +9,6 @@ experiment, not the set-up checks (tests/integration/test_sagemaker_checks.py ha
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,13 @@ from fault_runs import (
     epochs_in_order,
     faulty_endpoint,
 )
-from sagemaker_endpoint import BUCKET, TRAINER, Endpoint, running_endpoint
+from sagemaker_endpoint import Endpoint, run_in_process, running_endpoint
 
-from stbench.backends.jobs import sagemaker, sagemaker_checks
-from stbench.backends.jobs.sagemaker_checks import CheckedSetup
 from stbench.cli.main import main
 from stbench.orchestration.store import experiment_dir
 
 pytestmark = pytest.mark.docker
 
-ROLE = "arn:aws:iam::123456789012:role/stbench"
 FAULTY = faulty_endpoint(cold_start_seconds=0.2, warm_start_seconds=0.05, log_delay_seconds=0.5,
                          stop_grace_seconds=2.0, checkpoint_sync_seconds=30.0)
 QUICK = ["--benchmark", "synthetic_curves", "--method", "RS", "--epochs", "3",
@@ -48,23 +44,12 @@ def faulty_endpoint(images: dict[str, str]) -> Iterator[Endpoint]:
 @pytest.fixture
 def sagemaker_run(faulty_endpoint: Endpoint, isolated_aws_env: None,
                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """`run(*flags)`: `stbench run --backend sagemaker` on the endpoint (a region of its
-    own), polling every 0.2 s; returns its exit code."""
-    region = faulty_endpoint.session(monkeypatch).region_name
-    setup = CheckedSetup(region, "123456789012", ROLE, BUCKET, "r13", TRAINER)
-    monkeypatch.setattr(sagemaker_checks, "check_sagemaker_setup", lambda *a, **k: setup)
-    real_init = sagemaker.SageMakerJobService.__init__
-
-    def fast_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        real_init(self, *args, **{**kwargs, "poll_seconds": 0.2})
-
-    monkeypatch.setattr(sagemaker.SageMakerJobService, "__init__", fast_init)
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's SIGTERM handler
+    """`run(tag, *flags)`: `stbench run --backend sagemaker` on the endpoint, polling every
+    0.2 s; returns its exit code."""
 
     def run(tag: str, *flags: str) -> int:
-        return main(["run", "--backend", "sagemaker", "--region", region, "--role", ROLE,
-                     "--s3_root", f"s3://{BUCKET}/r13", "--image", TRAINER, "--experiment_tag",
-                     tag, "--results_root", str(tmp_path), *flags])
+        return run_in_process(faulty_endpoint, monkeypatch, tmp_path, "r13",
+                              "--experiment_tag", tag, *flags, poll_seconds=0.2)
 
     return run
 
