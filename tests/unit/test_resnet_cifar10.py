@@ -394,7 +394,8 @@ def test_epoch_bench_prints_a_table_on_the_cpu() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0] == "## resnet_cifar10 epochs on the CPU (bench/gpu_epoch.py)"
-    assert "CPU (" in lines[2] and "54 training and 6 validation images" in lines[2]
+    assert lines[2].startswith("Rewritten by `python bench/gpu_epoch.py --tiny --cpu")
+    assert "CPU (" in lines[4] and "54 training and 6 validation images" in lines[4]
     rows = [line.split(" | ") for line in lines if line.startswith("| ") and "---" not in line]
     assert [row[0] for row in rows[1:]] == [
         "| fp32 NCHW, variable shapes (baseline)", "| fixed shapes", "| + channels_last",
