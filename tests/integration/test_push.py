@@ -20,7 +20,7 @@ import pytest
 from conftest import HTTP, free_port
 from moto import mock_aws
 
-from stbench.cli import images as images_cli
+from stbench.backends.jobs import docker_engine
 from stbench.cli.images import cmd_images
 from stbench.launch.push import DEFAULT_ROLES as ROLES
 from stbench.launch.push import default_tag, ecr_target, local_images, push_images
@@ -198,7 +198,7 @@ def test_ecr_repositories_created_once_and_token_used(aws: None) -> None:
 def test_cli_pushes_to_ecr_and_prints_the_uris(aws: None, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     client = FakeDocker()
-    monkeypatch.setattr(images_cli, "connect", lambda: client)
+    monkeypatch.setattr(docker_engine, "connect", lambda *a, **k: client)
     assert cmd_images(["push", "--roles", "trainer", "--tag", "9.9.9-feed"]) == 0
     assert capsys.readouterr().out == f"trainer       {ECR}/stbench-trainer:9.9.9-feed\n"
     assert [uri for uri, _ in client.pushes] == [f"{ECR}/stbench-trainer:9.9.9-feed",
@@ -211,7 +211,7 @@ def test_error_mid_stream_stops_the_push(aws: None, monkeypatch: pytest.MonkeyPa
         {"errorDetail": {"message": "denied: not\nauthorized"}, "error": "denied: not\nauthorized"},
         {"progressDetail": {}, "aux": {"Digest": "sha256:" + "0" * 64}},
     ])
-    monkeypatch.setattr(images_cli, "connect", lambda: client)
+    monkeypatch.setattr(docker_engine, "connect", lambda *a, **k: client)
     with pytest.raises(UserError) as failure:
         cmd_images(["push", "--tag", "t"])
     message = str(failure.value)
@@ -229,6 +229,6 @@ def test_missing_region_or_credentials_name_the_fix(aws: None, monkeypatch: pyte
     monkeypatch.delenv(unset)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role lookup
-    monkeypatch.setattr(images_cli, "connect", lambda: FakeDocker())
+    monkeypatch.setattr(docker_engine, "connect", lambda *a, **k: FakeDocker())
     with pytest.raises(UserError, match=f"^{fix}"):
         cmd_images(["push", "--tag", "t"])
