@@ -12,6 +12,7 @@ from stbench.model.benchmark import Benchmark
 from stbench.model.images import LOCAL_TRAINER
 from stbench.model.naming import TAG_ENV, experiment_base
 from stbench.model.spec import ExperimentSpec
+from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.trial_inputs import TrialFiles
 
 KEEP_ALIVE_SECONDS = 600
@@ -74,9 +75,11 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
 def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: int,
                  folder: Path, first_trial_id: int, note: Any, setup: Any,
-                 files: TrialFiles) -> TrialBackend:
+                 files: TrialFiles, pricing: TrialPricing | None) -> TrialBackend:
     """One experiment's back-end; `setup` is what `check_backend` confirmed, `files` the
-    run's planned channels and packed code."""
+    run's planned channels and packed code, `pricing` what its trials cost (None: unpriced).
+    Job back-ends bill their jobs at that price: on SageMaker the trials' own type, for
+    trainer containers the SageMaker jobs they stand for, not the (shared) local type."""
     if spec.backend == SIMULATED:
         from stbench.backends.simulated.backend import SimulatedBackend
 
@@ -107,31 +110,23 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
         import boto3
 
         from stbench.backends.jobs.sagemaker import SageMakerJobService
-        from stbench.model.prices import load_prices
 
         where = setup.experiment_uri(spec.experiment_tag, benchmark.name, method, seed)
-        image, role, prices = setup.image_uri, setup.role_arn, load_prices()
+        image, role = setup.image_uri, setup.role_arn
         session = boto3.session.Session(region_name=setup.region)
         service = SageMakerJobService(session, base, retries=retries)
         study_uri = setup.study_uri(spec.experiment_tag)
         inputs = files.job_inputs(benchmark, lambda package: publish_code(
             package, study_uri, lambda: session.client("s3")))
     else:  # local Docker: checkpoints and outputs in the experiment's folder
-        from stbench.model.prices import load_prices
-        from stbench.model.trial_pricing import TrialPricing
-
         where = f"file://{folder.resolve()}"
         image, role = trainer_image(spec, benchmark), LOCAL_ROLE
-        # the local adapter bills its containers as SageMaker would its jobs; they are
-        # priced as the SageMaker jobs they stand for (TrialPricing), not at the local type
-        pricing = TrialPricing.for_run(spec.backend, spec.instance_type, benchmark,
-                                       load_prices())
-        prices = ({str(spec.instance_type): pricing.usd_per_hour}
-                  if pricing.usd_per_hour is not None else {})
         service = LocalDockerJobService(work_dir=folder.resolve() / "jobs" / base,
                                         study=spec.experiment_tag, experiment=base)
         study_root = f"file://{folder.resolve().parents[2]}"
         inputs = files.job_inputs(benchmark, lambda package: publish_code(package, study_root))
+    price = pricing.usd_per_hour if pricing is not None else None
+    prices = {str(spec.instance_type): price} if price is not None else {}
     template = JobTemplate(
         image=image, benchmark=inputs.benchmark, instance_type=str(spec.instance_type),
         checkpoint_root=f"{where}/checkpoints/", output_root=f"{where}/output/", role_arn=role,

@@ -63,7 +63,7 @@ class StudyPlan:
     benchmark: Benchmark  # with the spec's extra args applied
     experiments: tuple[PlannedExperiment, ...]
     backend_setup: Any = None  # what the backend's checks confirmed (SageMaker setup)
-    pricing: TrialPricing | None = None  # what a trial costs (None: the table is unreadable)
+    pricing: TrialPricing | None = None  # what a trial costs (planning always sets it)
     files: TrialFiles = field(default_factory=TrialFiles)  # channels, a user folder packed
 
 
@@ -136,7 +136,7 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment, progress_stream:
                         log_interval=10.0 if live_progress else math.inf)
     backend = make_backend(spec, benchmark, planned.method, planned.seed, planned.folder,
                            previous.next_trial_id if previous else 0, progress.note,
-                           plan.backend_setup, plan.files)
+                           plan.backend_setup, plan.files, plan.pricing)
     state = LoopState(clock=getattr(backend, "clock", None) or RealClock(),
                       elapsed_offset=previous.elapsed_seconds if previous else 0.0,
                       trials_started=previous.trials_that_count if previous else 0)
