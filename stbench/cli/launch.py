@@ -52,6 +52,8 @@ def study_from_args(argv: list[str]) -> LaunchRequest:
         raise UserError(f"--max_instances must be at least 1, got {max_instances}")
     if "method" in given:
         given["method"] = tuple(given["method"])
+    if "method_args" in given:
+        given["method_args"] = tuple(given["method_args"])
     extra = parse_extra_args(rest)
     if study:
         from stbench.launch.study_file import load_study

@@ -50,6 +50,7 @@ def run_request(argv: list[str]) -> tuple[ExperimentSpec, bool]:
     values = vars(args)
     dry_run = values.pop("dry_run")
     values["method"] = tuple(values["method"])
+    values["method_args"] = tuple(values["method_args"])
     values["extra_args"] = parse_extra_args(rest)
     return ExperimentSpec(**values), dry_run
 
@@ -73,7 +74,7 @@ def run_and_report(spec: ExperimentSpec, dry_run: bool = False,
     seeds = f"{spec.seeds.start}..{spec.seeds.stop - 1}"
     print(
         f"{'dry run of ' if dry_run else ''}experiment tag {spec.experiment_tag}: "
-        f"{plan.benchmark.name} x {', '.join(spec.method)} x seeds {seeds}"
+        f"{plan.benchmark.name} x {', '.join(v.label for v in spec.variants())} x seeds {seeds}"
         f", {spec.n_workers} workers, {spec.max_wallclock_time:g} s each, "
         f"random_seed {spec.random_seed}",
         flush=True,
@@ -128,13 +129,19 @@ def cmd_benchmarks(argv: list[str]) -> int:
     from stbench.model.catalog import builtin_names, load_benchmark
 
     OneLineParser(prog="stbench benchmarks").parse_args(argv)
-    for name in builtin_names():
+    names = builtin_names()
+    width = max(map(len, names))
+    for name in names:
         bench = load_benchmark(name)
         tunable = ", ".join(bench.tunable_names())
         optimum = f", optimum {bench.optimum:g}" if bench.optimum is not None else ""
-        print(f"{name:18s} {bench.purpose:10s} {bench.metric} ({bench.mode}{optimum}), "
+        runs_on = (f"table {bench.table} (--backend simulated only)" if bench.tabulated
+                   else f"{bench.image} image")
+        print(f"{name:{width}s} {bench.purpose:10s} {bench.metric} ({bench.mode}{optimum}), "
               f"{bench.resource_attr} up to {bench.max_resource}, {bench.n_workers} workers, "
-              f"{bench.max_wallclock_time:g} s, {bench.image} image; tunes {tunable}")
+              f"{bench.max_wallclock_time:g} s, {runs_on}; tunes {tunable}")
+        if bench.optimum_source:
+            print(f"{'':{width}s}   optimum: {bench.optimum_source}")
     print("purpose: 'comparison' benchmarks separate HPO methods in minutes on a CPU and know "
           "their optimum (regret); 'example' ones show real models; 'testing' ones exercise "
           "stbench itself")
@@ -142,12 +149,24 @@ def cmd_benchmarks(argv: list[str]) -> int:
 
 
 def cmd_methods(argv: list[str]) -> int:
-    from stbench.methods.registry import METHODS
+    from stbench.methods.registry import all_methods
 
-    OneLineParser(prog="stbench methods").parse_args(argv)
-    for method in METHODS.values():
+    parser = OneLineParser(prog="stbench methods", description="List the HPO methods.")
+    parser.add_argument("--details", action="store_true",
+                        help="also each method's settings (set them with --method_args)")
+    details = parser.parse_args(argv).details
+    for method in all_methods().values():
         kind = "multi-fidelity" if method.multi_fidelity else "full-fidelity"
-        print(f"{method.name:10s} {kind:15s} {method.description}")
+        source = f" (package {method.package})" if method.package else ""
+        print(f"{method.name:10s} {kind:15s} {method.description}{source}")
+        for setting in method.settings if details else ():
+            where = setting.describe_range()
+            print(f"    {setting.name} ({setting.kind.__name__}{', ' + where if where else ''}"
+                  f"; default {setting.describe_default()}): {setting.meaning}")
+    if details:
+        print("set them with --method_args NAME:key=value[,key=value...], e.g. --method ASHA "
+              "--method_args ASHA:reduction_factor=4; several entries for one method run as "
+              "variants, labelled NAME(key=value,...)")
     return 0
 
 

@@ -40,6 +40,7 @@ from stbench.backends.jobs.sagemaker_instances import (
     read_quotas,
 )
 from stbench.launch.study_file import Study
+from stbench.methods.registry import get_method
 from stbench.model.backend_names import SAGEMAKER
 from stbench.model.code_package import CODE_CHANNEL, CodePackage
 from stbench.model.cost_estimate import (
@@ -51,6 +52,7 @@ from stbench.model.cost_estimate import (
 from stbench.model.errors import UserError
 from stbench.model.images import orchestrator_image_for
 from stbench.model.job_statuses import BUSY_JOB_STATUSES, COMPLETED
+from stbench.model.method_args import tag_value
 from stbench.model.naming import (
     JOB_NAME,
     TAG_ENV,
@@ -139,10 +141,12 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     image = target.orchestrator_image(setup, orchestrator_image)
     existing = target.existing_jobs(spec.experiment_tag)
     planned = []
-    for method in spec.method:
+    check_shippable(spec, orchestrator_image)
+    for variant in spec.variants():
+        method = variant.label  # each variant its own jobs, folders and name
         for seed in spec.seeds:
-            one = replace(resolved, method=(method,), num_seeds=1, start_seed=seed,
-                          region=setup.region, resume=False)
+            one = replace(resolved, method=(variant.method,), method_args=(variant,),
+                          num_seeds=1, start_seed=seed, region=setup.region, resume=False)
             base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
             runs = sorted(n for n in existing if n.startswith(f"{base}-o"))
             busy = [n for n in runs if existing[n] in SKIP_STATUSES]
@@ -154,6 +158,20 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
             planned.append(PlannedJob(name, one, request, skip, code,
                                       setup.study_uri(spec.experiment_tag)))
     return planned
+
+
+def check_shippable(spec: ExperimentSpec, orchestrator_image: str | None) -> None:
+    """A method of an installed package runs only where that package is installed: the
+    orchestrator image holds stbench's own methods, so such a study needs an image with the
+    package (--orchestrator_image), or `stbench run`, whose orchestrator is this process."""
+    for name in spec.method:
+        package = get_method(name).package
+        if package and not orchestrator_image:
+            raise UserError(
+                f"method {name} comes from the installed package {package}, which the "
+                "orchestrator image lacks: run the study with `stbench run` (any --backend; "
+                f"sagemaker runs its trials as SageMaker jobs), or pass --orchestrator_image "
+                f"naming an image with {package} installed")
 
 
 def check_study(study: Study, planned: list[PlannedJob],
@@ -234,7 +252,7 @@ def plan_lines(planned: list[PlannedJob]) -> list[str]:
         trials = trial_job_prefix(match["base"] if match else job.name)
         pools = ", with warm pools" if spec.warm_pool else ""
         lines.append(
-            f"  {job.name}: {spec.benchmark} {spec.method[0]} seed {spec.start_seed}: "
+            f"  {job.name}: {spec.benchmark} {spec.variants()[0].label} seed {spec.start_seed}: "
             f"orchestrator on {ORCHESTRATOR_INSTANCE} for at most {duration(runtime)}; trial "
             f"jobs {trials}… on {spec.instance_type}, {spec.n_workers} at once for "
             f"{duration(float(spec.max_wallclock_time or 0))}{pools}")
@@ -316,7 +334,7 @@ def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
         role_arn=setup.role_arn,
         max_runtime_seconds=int(float(spec.max_wallclock_time or 0)) + LAUNCH_MARGIN_SECONDS,
         tags={"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark,
-              "stbench:method": method, "stbench:seed": str(seed)},
+              "stbench:method": tag_value(method), "stbench:seed": str(seed)},
         inputs=inputs, environment={TAG_ENV: spec.experiment_tag},
     )
     # the orchestrator keeps its results in its checkpoints: uploaded while it runs, restored

@@ -114,7 +114,8 @@ class LaunchedExperiment:
     @property
     def folder(self) -> str:
         spec = self.spec
-        return f"{spec.experiment_tag}/{spec.benchmark}/{spec.method[0]}/{spec.start_seed}"
+        return (f"{spec.experiment_tag}/{spec.benchmark}/{spec.variants()[0].label}/"
+                f"{spec.start_seed}")
 
 
 class JobDirectory(Protocol):
@@ -237,7 +238,8 @@ def _summarize(spec: ExperimentSpec, job: str, job_status: str, running: int,
     warm = sum(1 for t in done if t.get("started_on_warm_pool_of"))
     if job_status in RUNNING:  # a local ledger lists no trial jobs
         running = max(running, len(trials) - len(done))
-    return ExperimentStatus(spec.benchmark, spec.method[0], spec.start_seed, job, job_status,
+    return ExperimentStatus(spec.benchmark, spec.variants()[0].label, spec.start_seed, job,
+                            job_status,
                             len(done), running, best, sum(costs) if costs else None, warm)
 
 

@@ -11,8 +11,8 @@ import yaml
 from stbench.model.errors import UserError, did_you_mean, read_user_text
 from stbench.model.spec import ExperimentSpec
 
-STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "num_seeds", "start_seed", "overrides",
-              "max_instances"}
+STUDY_KEYS = {"experiment_tag", "benchmarks", "methods", "method_args", "num_seeds",
+              "start_seed", "overrides", "max_instances"}
 HOW_NOT_WHAT = ("resume", "no_quota_check")
 
 
@@ -57,6 +57,7 @@ def load_study(path: Path, flags: dict[str, Any], max_instances: int | None = No
     specs = []
     for benchmark in data["benchmarks"]:
         values = {**overrides, "benchmark": benchmark, "method": tuple(data["methods"]),
+                  "method_args": data.get("method_args", overrides.get("method_args", [])),
                   "experiment_tag": str(data["experiment_tag"]),
                   "num_seeds": data.get("num_seeds", 1), "start_seed": data.get("start_seed", 0)}
         try:
@@ -72,7 +73,9 @@ def load_study(path: Path, flags: dict[str, Any], max_instances: int | None = No
 
 def _check_study_types(path: Path, data: dict[str, Any]) -> None:
     """The study's own keys (its overrides are checked as spec fields)."""
-    for key in ("benchmarks", "methods"):
+    for key in ("benchmarks", "methods", "method_args"):
+        if key not in data:
+            continue
         names = data[key]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise UserError(f"{path}: '{key}' must be a list of names, got {names!r}; write "

@@ -266,6 +266,7 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
         thompson_start: bool = True,
         gp_priors: bool = False,
         resource_kernel: str = "matern",
+        num_initial_random: int | None = None,
     ):
         super().__init__(config_space, points_to_evaluate=points_to_evaluate,
                          random_seed=random_seed)
@@ -275,10 +276,13 @@ class MultiFidelityGPEISearcher(_GPEIMixin, BaseSearcher):
                     exp_decay=resource_kernel == "exp-decay-sum")
         self.resource_levels = sorted(map(float, resource_levels)) if resource_levels else None
         self._metrics: dict[tuple[int, float], float] = {}  # latest per (trial, level)
+        # reports at one level before the GP proposes (BOHB's rule: d + 1)
+        self.num_initial_random = (self._encoder.dim + 1 if num_initial_random is None
+                                   else num_initial_random)
 
     def _target_level(self) -> float | None:
         counts = Counter(level for _, level in self._metrics)
-        eligible = [lvl for lvl, n in counts.items() if n >= self._encoder.dim + 1]
+        eligible = [lvl for lvl, n in counts.items() if n >= self.num_initial_random]
         return max(eligible) if eligible else None
 
     def _resource_feature(self, levels: np.ndarray) -> np.ndarray:
@@ -340,10 +344,12 @@ def make_bo_scheduler(
     do_minimize: bool,
     random_seed: int,
     points_to_evaluate: list[dict[str, Any]] | None,
+    num_initial_random: int | None = None,
 ) -> SingleObjectiveScheduler:
     """GP-EI Bayesian optimization: every trial runs to the full resource."""
     searcher_seed, scheduler_seed = spawn_seeds(random_seed, 2)
-    searcher = GPEISearcher(config_space, points_to_evaluate, random_seed=searcher_seed)
+    searcher = GPEISearcher(config_space, points_to_evaluate, random_seed=searcher_seed,
+                            num_initial_random=num_initial_random)
     return SingleObjectiveScheduler(config_space, metric=metric, do_minimize=do_minimize,
                                     searcher=searcher, random_seed=scheduler_seed)
 
@@ -358,12 +364,19 @@ def make_mobster_scheduler(
     max_t: int,
     grace_period: int = 1,
     reduction_factor: float = 3,
+    num_initial_random: int | None = None,
+    resource_kernel: str = "matern",
 ) -> AsynchronousSuccessiveHalving:
     """MOBSTER: asynchronous successive halving with joint-GP proposals."""
+    if not 0 < grace_period <= max_t or reduction_factor <= 1:
+        raise ValueError(f"grace_period must be in 1..{max_t} (max_t) and reduction_factor "
+                         "above 1")
     levels = _rung_levels(grace_period, max_t, reduction_factor)
     searcher_seed, scheduler_seed = spawn_seeds(random_seed, 2)
     searcher = MultiFidelityGPEISearcher(config_space, points_to_evaluate,
-                                         random_seed=searcher_seed, resource_levels=levels)
+                                         random_seed=searcher_seed, resource_levels=levels,
+                                         resource_kernel=resource_kernel,
+                                         num_initial_random=num_initial_random)
     return AsynchronousSuccessiveHalving(
         config_space, metric=metric, do_minimize=do_minimize, searcher=searcher,
         time_attr=time_attr, max_t=max_t, grace_period=grace_period,

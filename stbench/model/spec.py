@@ -21,6 +21,7 @@ from stbench.model.backend_names import LOCAL, SIMULATED, SPEC_BACKENDS
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
 from stbench.model.images import trainer_image_for
+from stbench.model.method_args import MethodArgs, variants_of
 from stbench.model.naming import MAX_HASHED_SEED
 
 MAX_TAG = 128  # a tag names folders, S3 prefixes and job tag values (SageMaker: 256 at most)
@@ -44,6 +45,13 @@ class ExperimentSpec:
     )
     method: tuple[str, ...] = field(
         default=(), metadata=_flag("one or more HPO methods (see `stbench methods`)", nargs="+")
+    )
+    method_args: tuple[MethodArgs, ...] = field(
+        default=(),
+        metadata=_flag("method settings, NAME:key=value[,key=value...] (see `stbench methods "
+                       "--details`); several entries for one method run each as a variant, "
+                       "labelled NAME(key=value,...)", nargs="+", metavar="NAME:KEY=VALUE,...",
+                       type=MethodArgs.parse),
     )
     experiment_tag: str = field(default="", metadata=_flag("name grouping a study's results"))
     num_seeds: int = field(default=1, metadata=_flag("how many seeds, from start_seed on"))
@@ -129,6 +137,7 @@ class ExperimentSpec:
         """Checks that need no benchmark file; raises UserError naming the fix."""
         if not self.method:
             raise UserError("no method given; pass --method NAME (see `stbench methods`)")
+        self.variants()
         if not self.benchmark:
             raise UserError("no benchmark given; pass --benchmark NAME (see `stbench "
                             "benchmarks`) or --from_study TAG with --backend simulated")
@@ -217,6 +226,10 @@ class ExperimentSpec:
             ),
         )
 
+    def variants(self) -> tuple[MethodArgs, ...]:
+        """The methods that run, each with its settings: one experiment per variant and seed."""
+        return variants_of(self.method, self.method_args)
+
     @property
     def seeds(self) -> range:
         return range(self.start_seed, self.start_seed + self.num_seeds)
@@ -231,6 +244,7 @@ class ExperimentSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["method"] = list(self.method)
+        data["method_args"] = [args.text for args in self.method_args]
         return data
 
     def to_hyperparameters(self) -> dict[str, str]:
@@ -258,6 +272,9 @@ class ExperimentSpec:
         missing = {"benchmark", "method"} - set(data)
         if missing:
             raise UserError(f"experiment fields {sorted(missing)} are missing")
+        if isinstance(data.get("method_args"), (list, tuple)):  # parsed flags, or their text
+            data = {**data, "method_args": [a.text if isinstance(a, MethodArgs) else a
+                                            for a in data["method_args"]]}
         hints = typing.get_type_hints(cls)
         for name, value in data.items():
             expected = _type_problem(value, hints[name])
@@ -265,6 +282,8 @@ class ExperimentSpec:
                 raise UserError(f"{name} must be {expected}, got {value!r}")
         values = dict(data)
         values["method"] = tuple(values.get("method", ()))
+        values["method_args"] = tuple(MethodArgs.parse(text)
+                                      for text in values.get("method_args", ()))
         values["inputs"] = tuple(values.get("inputs", ()))
         values["extra_args"] = dict(values.get("extra_args") or {})
         return cls(**values)

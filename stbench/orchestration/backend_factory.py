@@ -10,6 +10,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 from stbench.model.backend_names import CONTAINER_BACKENDS, DOCKER, LOCAL, SAGEMAKER, SIMULATED
 from stbench.model.benchmark import Benchmark
 from stbench.model.images import LOCAL_TRAINER
+from stbench.model.method_args import tag_value
 from stbench.model.naming import TAG_ENV, experiment_base
 from stbench.model.spec import ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
@@ -100,7 +101,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     from stbench.backends.jobs.local_docker import LocalDockerJobService
 
     tags = {"stbench:experiment-tag": spec.experiment_tag, "stbench:benchmark": benchmark.name,
-            "stbench:method": method, "stbench:seed": str(seed)}
+            "stbench:method": tag_value(method), "stbench:seed": str(seed)}
     base = experiment_base(spec.experiment_tag, benchmark.name, method, seed)
     max_runtime = int(float(spec.max_wallclock_time or 3600)) + 600
     keep_alive = KEEP_ALIVE_SECONDS if spec.warm_pool else 0

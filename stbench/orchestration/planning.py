@@ -11,11 +11,12 @@ code, pricing), so no later step reads `--inputs` or packs the folder again. `pl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
-from stbench.methods.registry import get_method
+from stbench.methods.registry import MethodContext, check_variant, get_method
 from stbench.model.benchmark import Benchmark
 from stbench.model.catalog import load_benchmark
+from stbench.model.errors import UserError
 from stbench.model.prices import load_prices
 from stbench.model.spec import ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
@@ -40,10 +41,26 @@ def plan_run(spec: ExperimentSpec) -> RunPlan:
     spec.validate()
     for name in spec.method:
         get_method(name)
+    spec = replace(spec, method_args=tuple(check_variant(a) for a in spec.method_args))
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, SPEC_FLAGS)
+    check_variants(spec, benchmark)
     spec = spec.with_trainer_image(benchmark.image)
     pricing = TrialPricing.for_run(spec.backend, spec.instance_type, benchmark, load_prices())
     pricing.require_price(spec.max_cost)
     files = TrialFiles.plan(spec, benchmark)
     check_trial_requests(spec, benchmark)
     return RunPlan(spec, benchmark, pricing, files)
+
+
+def check_variants(spec: ExperimentSpec, benchmark: Benchmark) -> None:
+    """Each variant once (canonical labels: `ASHA:grace_period=1` is `ASHA`), and each builds
+    a scheduler for this benchmark: Syne Tune's own checks (a grace period beyond the
+    benchmark's resource) fail here as one line, not in the first experiment."""
+    for variant in spec.variants():
+        try:
+            get_method(variant.method).make_scheduler(
+                MethodContext.for_benchmark(benchmark, 0), variant)
+        except (AssertionError, ValueError) as err:
+            raise UserError(f"{variant.label} does not fit benchmark {benchmark.name} "
+                            f"({benchmark.resource_attr} up to {benchmark.max_resource}): "
+                            f"{err}; change its --method_args") from None

@@ -21,7 +21,7 @@ from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 from threadpoolctl import threadpool_limits
 
-from stbench.methods.registry import MethodContext, get_method
+from stbench.methods.registry import MethodContext, variant_scheduler, variant_settings
 from stbench.model.backend_names import SIMULATED
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
@@ -79,7 +79,7 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
     _check_writable(root)
     previous_seed: int | None = None
     experiments = []
-    for method in spec.method:
+    for method in (variant.label for variant in spec.variants()):
         for seed in spec.seeds:
             folder = experiment_dir(root, spec.experiment_tag, benchmark.name, method, seed)
             previous = None
@@ -166,6 +166,9 @@ def _cost_meter(plan: StudyPlan, backend: Any, previous: PreviousRun | None) -> 
 def seeded_scheduler(method: str, benchmark: Benchmark, scheduler_seed: int) -> TrialScheduler:
     """The method's scheduler, with every RNG it draws from seeded from `scheduler_seed`.
 
+    `method` is a variant's label (`ASHA(reduction_factor=4)`): variants of one method get the
+    same seeds as the method, so they stay paired with it and with each other.
+
     Syne Tune 0.16's random searchers and ASHA's bracket choice draw from the global numpy
     RNG and ignore `random_seed`, so the global RNGs are seeded too, for reproducibility.
     Each generator gets its own derived seed: one seed in two generators makes them draw the
@@ -174,7 +177,7 @@ def seeded_scheduler(method: str, benchmark: Benchmark, scheduler_seed: int) -> 
     method_seed, numpy_seed, python_seed = spawn_seeds(scheduler_seed, 3)
     np.random.seed(numpy_seed)
     random.seed(python_seed)
-    return get_method(method).make_scheduler(MethodContext.for_benchmark(benchmark, method_seed))
+    return variant_scheduler(method, MethodContext.for_benchmark(benchmark, method_seed))
 
 
 def replay(scheduler: TrialScheduler, previous: PreviousRun, store: ResultStore,
@@ -221,6 +224,7 @@ def _metadata(plan: StudyPlan, planned: PlannedExperiment) -> dict[str, Any]:
         experiment_tag=plan.spec.experiment_tag,
         benchmark=benchmark.name,
         method=planned.method,
+        method_settings=variant_settings(planned.method),
         seed=planned.seed,
         scheduler_seed=plan.spec.scheduler_seed(planned.seed),
         metric=benchmark.metric,

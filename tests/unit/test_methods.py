@@ -79,14 +79,13 @@ def proposals_of_a_run(monkeypatch: pytest.MonkeyPatch, results: Path, name: str
     plan = study.plan_study(spec)
     proposals: list[dict] = []
 
-    class Capturing:
-        def make_scheduler(self, context: MethodContext) -> None:
-            scheduler = METHODS[name].make_scheduler(context)
-            proposals.extend(scheduler.suggest().config for _ in range(3))
-            raise _Stop
+    def capturing(label: str, context: MethodContext) -> None:
+        scheduler = METHODS[label].make_scheduler(context)
+        proposals.extend(scheduler.suggest().config for _ in range(3))
+        raise _Stop
 
     with monkeypatch.context() as patch:
-        patch.setattr(study, "get_method", lambda _: Capturing())
+        patch.setattr(study, "variant_scheduler", capturing)
         np.random.seed(unrelated_seed)  # whatever ran before in the process
         random.seed(unrelated_seed)
         with pytest.raises(_Stop):
