@@ -131,6 +131,7 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     inputs and requests fail here, not in every job), and packs a user benchmark's folder once
     for all of them."""
     run = plan_run(replace(spec, backend=SAGEMAKER))
+    check_shippable(run.spec, orchestrator_image)
     spec, benchmark, code = run.spec, run.benchmark, run.files.code
     if not spec.experiment_tag:
         raise UserError("remote launch needs --experiment_tag: it names the jobs and results")
@@ -141,7 +142,6 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     image = target.orchestrator_image(setup, orchestrator_image)
     existing = target.existing_jobs(spec.experiment_tag)
     planned = []
-    check_shippable(spec, orchestrator_image)
     for variant in spec.variants():
         method = variant.label  # each variant its own jobs, folders and name
         for seed in spec.seeds:
