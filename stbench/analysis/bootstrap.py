@@ -92,15 +92,62 @@ def _interval(groups: list[np.ndarray], rng: np.random.Generator, n_resamples: i
     if min(len(g) for g in groups) < 2:
         return {"n_pairs": n_pairs, "mean_difference": mean, "ci_low": math.nan,
                 "ci_high": math.nan, "verdict": "not shown"}
-    resampled = np.mean(
-        [g[rng.integers(0, len(g), size=(n_resamples, len(g)))].mean(axis=1) for g in groups],
-        axis=0,
-    )
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(resampled, [tail, 1.0 - tail])
+    low, high = percentile_interval(resampled_means(groups, rng, n_resamples), level)
     verdict = "A better" if high < 0 else "B better" if low > 0 else "not shown"
     return {"n_pairs": n_pairs, "mean_difference": mean, "ci_low": float(low),
             "ci_high": float(high), "verdict": verdict}
+
+
+def resampled_means(groups: list[np.ndarray], rng: np.random.Generator,
+                    n_resamples: int) -> np.ndarray:
+    """Bootstrap replicates of the mean over groups of each group's mean over its seeds.
+
+    Each group (a benchmark) is an array whose first axis is seeds (a value each, or a row
+    of values each, e.g. a curve); seeds are drawn with replacement within their group,
+    every group weighs the same. Returns ``n_resamples`` replicates (first axis)."""
+    return np.mean(
+        [g[rng.integers(0, len(g), size=(n_resamples, len(g)))].mean(axis=1) for g in groups],
+        axis=0,
+    )
+
+
+def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> np.ndarray:
+    """The percentile bootstrap's bounds (low, high) along the replicates' first axis."""
+    tail = (1.0 - level) / 2.0
+    return np.quantile(replicates, [tail, 1.0 - tail], axis=0)
+
+
+BAND_COLUMNS = ["method", "fraction", "mean_rank", "rank_low", "rank_high", "n_benchmarks"]
+
+
+def rank_bands(regret: pd.DataFrame, n_resamples: int = N_RESAMPLES, level: float = LEVEL,
+               seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+    """Mean rank over the budget with a bootstrap band, per method and fraction.
+
+    ``regret`` is ``regret.regret_over_time`` output. The point estimate is
+    ``regret.across_benchmarks``' mean rank (mean over seeds, then over benchmarks); the band
+    resamples whole seeds (their rank curves) within each benchmark, so it is the
+    uncertainty that more seeds would shrink. A method with one seed per benchmark gets a
+    band of its point estimate. Every method draws from its own generator, spawned in
+    method order from ``seed``.
+    """
+    if regret.empty:
+        return pd.DataFrame(columns=BAND_COLUMNS)
+    methods = sorted(regret["method"].unique())
+    generators = np.random.SeedSequence(seed).spawn(len(methods))
+    parts = []
+    for method, stream in zip(methods, generators, strict=True):
+        wide = regret[regret["method"] == method].pivot_table(
+            index=["benchmark", "seed"], columns="fraction", values="rank")
+        groups = [g.to_numpy(float) for _, g in wide.groupby(level="benchmark", sort=True)]
+        replicates = resampled_means(groups, np.random.default_rng(stream), n_resamples)
+        low, high = percentile_interval(replicates, level)
+        parts.append(pd.DataFrame({
+            "method": method, "fraction": wide.columns.to_numpy(float),
+            "mean_rank": np.mean([g.mean(axis=0) for g in groups], axis=0),
+            "rank_low": low, "rank_high": high, "n_benchmarks": len(groups),
+        }))
+    return pd.concat(parts, ignore_index=True)[BAND_COLUMNS]
 
 
 def format_pairs(pairs: pd.DataFrame, level: float = LEVEL) -> str:

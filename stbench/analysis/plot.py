@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from stbench.model.backend_names import SIMULATED  # noqa: E402
+
 FIGSIZE = (7.0, 4.5)
 DPI = 120
 LOG_DECADES = 1.5
@@ -55,14 +57,25 @@ def use_log_scale(values: np.ndarray) -> bool:
     return math.log10(values.max() / values.min()) > LOG_DECADES
 
 
+def time_label(backends: set[str]) -> str:
+    """The x axis of a plot over ``wallclock_time``: simulated seconds where the simulated
+    back-end ran the experiments, else real ones."""
+    if backends == {SIMULATED}:
+        return "simulated time (s)"
+    if SIMULATED in backends:
+        return "time (s; wallclock, simulated for the simulated back-end)"
+    return "wallclock time (s)"
+
+
 def plot_best_so_far(
-    curves: pd.DataFrame, benchmark: str, metric: str, mode: str, path: Path
+    curves: pd.DataFrame, benchmark: str, metric: str, mode: str, path: Path,
+    x_label: str = "wallclock time (s)",
 ) -> Path:
     """Write the benchmark's best-so-far PNG to ``path`` (parents created) and return it.
 
     ``curves`` is :func:`stbench.analysis.summary.best_so_far` output; rows of other
     benchmarks are ignored. A benchmark without reports gets a figure saying so, so that
-    every benchmark has a plot.
+    every benchmark has a plot. ``x_label``: see ``time_label``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +104,7 @@ def plot_best_so_far(
             ax.set_title(f"{benchmark} (no results yet)")
             ax.text(0.5, 0.5, "no reports yet", ha="center", va="center", transform=ax.transAxes)
         better = "lower" if mode == "min" else "higher"
-        ax.set_xlabel("wallclock time (s)")
+        ax.set_xlabel(x_label)
         ax.set_ylabel(f"best {metric} so far ({better} is better)")
         ax.grid(True, which="major", alpha=0.4)
         ax.set_xlim(left=0)

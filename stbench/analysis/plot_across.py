@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +18,22 @@ from stbench.analysis.plot import DPI, method_curve  # noqa: E402
 
 WIDE_FIGSIZE = (11.0, 4.5)
 COST_FIGSIZE = (7.0, 4.5)
+
+
+@contextmanager
+def _figure(path: Path) -> Iterator[plt.Axes]:
+    """One panel, written to ``path`` (parents created) when the block ends, with a grid and
+    the legend; the figure is closed however the block ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=COST_FIGSIZE, dpi=DPI)
+    try:
+        yield ax
+        ax.grid(True, alpha=0.4)
+        ax.legend(loc="best", fontsize="small")
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
 
 
 def plot_across_benchmarks(across: pd.DataFrame, benchmarks: list[str], path: Path) -> Path:
@@ -69,9 +87,7 @@ def plot_best_per_dollar(costs: pd.DataFrame, benchmark: str, metric: str, mode:
     where finite) as a dotted line in its colour; ``estimated`` says so on the x axis.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=COST_FIGSIZE, dpi=DPI)
-    try:
+    with _figure(path) as ax:
         data = costs[costs["benchmark"] == benchmark]
         for method, group in data.groupby("method", sort=True):
             spent, mean, se, n = method_curve(group, x="cost_usd")
@@ -92,10 +108,28 @@ def plot_best_per_dollar(costs: pd.DataFrame, benchmark: str, metric: str, mode:
                       + (", estimated)" if estimated else ")"))
         ax.set_ylabel(f"best {metric} so far ({better} is better)")
         ax.set_xlim(left=0)
-        ax.grid(True, alpha=0.4)
-        ax.legend(loc="best", fontsize="small")
-        fig.tight_layout()
-        fig.savefig(path, format="png")
-    finally:
-        plt.close(fig)
+    return path
+
+
+def plot_rank_bands(bands: pd.DataFrame, n_benchmarks: int, path: Path) -> Path:
+    """Mean rank over the fraction of the budget, one line per method, with its bootstrap
+    band over seeds (``bootstrap.rank_bands`` output)."""
+    path = Path(path)
+    with _figure(path) as ax:
+        for method, group in bands.groupby("method", sort=True):
+            x = group["fraction"].to_numpy(float) * 100
+            (line,) = ax.plot(x, group["mean_rank"].to_numpy(float), drawstyle="steps-post",
+                              lw=1.6, label=str(method))
+            ax.fill_between(x, group["rank_low"].to_numpy(float),
+                            group["rank_high"].to_numpy(float), step="post",
+                            color=line.get_color(), alpha=0.2)
+        n_methods = bands["method"].nunique()
+        ax.set_ylim(0.8, max(n_methods, 1) + 0.2)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of the time budget")
+        ax.set_ylabel(f"mean rank (1 = best of {n_methods})")
+        where = f"{n_benchmarks} benchmark{'s' if n_benchmarks != 1 else ''}"
+        ax.set_title(f"rank over time, mean over seeds and {where}\n"
+                     "(band: 95 % bootstrap interval over seeds)", fontsize="medium")
     return path

@@ -1,19 +1,29 @@
 """One call from a results folder to what a person looks at: a table and one plot per benchmark,
-and, where a tag holds several benchmarks, methods or costs, the comparisons across them."""
+and, where a tag holds several benchmarks, methods or costs, the comparisons across them.
+
+The table comes first and fast (``report_parts`` yields it before anything else is computed);
+matplotlib, scipy.stats and scikit-posthocs are imported only for what follows it."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from stbench.analysis.bootstrap import final_regrets, format_pairs, paired_bootstrap
+from stbench.analysis.bootstrap import final_regrets, format_pairs, paired_bootstrap, rank_bands
 from stbench.analysis.cost import cost_curves, cost_targets, dollars_to_target, format_to_target
+from stbench.analysis.critical_difference import (
+    FILENAME,
+    FriedmanNemenyi,
+    final_regret_blocks,
+    format_friedman,
+    friedman_nemenyi,
+    why_not_drawn,
+)
 from stbench.analysis.frame import load
-from stbench.analysis.plot import plot_best_so_far
-from stbench.analysis.plot_across import plot_across_benchmarks, plot_best_per_dollar
 from stbench.analysis.regret import (
     across_benchmarks,
     benchmark_references,
@@ -40,12 +50,19 @@ class Analysis:
     costs: pd.DataFrame  # best so far against dollars, priced experiments only (cost.py)
     targets: pd.DataFrame  # per benchmark: the value that counts as reached (cost.py)
     to_target: pd.DataFrame  # per method: trial dollars until it reached it (cost.py)
+    bands: pd.DataFrame  # mean rank over the budget with bootstrap bands (bootstrap.py)
+    blocks: pd.DataFrame  # benchmarks x methods: final normalized regret (critical_difference)
 
 
 def analyze(root: Path, experiment_tag: str) -> Analysis:
     """Load a tag's results and compute every frame of the report (no files written)."""
     df, experiments = load(Path(root), experiment_tag)
     curves = best_so_far(df)
+    return _analyze(df, experiments, curves, final_table(df, experiments, curves))
+
+
+def _analyze(df: pd.DataFrame, experiments: pd.DataFrame, curves: pd.DataFrame,
+             table: pd.DataFrame) -> Analysis:
     references = benchmark_references(curves, experiments)
     regret = regret_over_time(curves, experiments)
     across = across_benchmarks(regret)
@@ -54,7 +71,7 @@ def analyze(root: Path, experiment_tag: str) -> Analysis:
     return Analysis(
         results=df,
         experiments=experiments,
-        table=final_table(df, experiments),
+        table=table,
         curves=curves,
         references=references,
         regret=regret,
@@ -65,6 +82,8 @@ def analyze(root: Path, experiment_tag: str) -> Analysis:
         targets=targets,
         to_target=dollars_to_target(costs, experiment_costs(df), references, targets,
                                     experiments),
+        bands=rank_bands(regret),
+        blocks=final_regret_blocks(regret),
     )
 
 
@@ -79,63 +98,102 @@ def _status_line(experiment_tag: str, experiments: pd.DataFrame) -> str:
     )
 
 
+def report_parts(root: Path, experiment_tag: str, out_dir: Path | None = None,
+                 csv: Path | None = None) -> Iterator[str | Path]:
+    """The report piece by piece, so that a terminal shows the table at once: texts (str)
+    in the order they are printed, then each PNG (Path) once written.
+
+    First a status line and the table; with ``csv``, the results frame (one row per report)
+    is written there and a line says so; then the comparisons (see ``report``) and the plots.
+    PNGs go to ``out_dir``, by default ``<root>/<experiment_tag>/plots/``. Raises
+    ``UserError`` if the tag has no results.
+    """
+    root = Path(root)
+    out_dir = Path(out_dir) if out_dir is not None else root / experiment_tag / "plots"
+    df, experiments = load(root, experiment_tag)
+    curves = best_so_far(df)
+    table = final_table(df, experiments, curves)
+    yield f"{_status_line(experiment_tag, experiments)}\n\n{format_table(table)}"
+    if csv is not None:
+        df.to_csv(csv, index=False)
+        yield f"csv: {csv} ({len(df)} rows, one per report; its columns: docs/results.md)"
+    analysis = _analyze(df, experiments, curves, table)
+    friedman = None
+    if analysis.experiments["method"].nunique() > 1:
+        n_benchmarks = analysis.experiments["benchmark"].nunique()
+        reason = why_not_drawn(analysis.blocks, n_benchmarks)
+        friedman = friedman_nemenyi(analysis.blocks) if reason is None else None
+        yield reason or format_friedman(friedman)  # type: ignore[arg-type]
+    yield from _comparison_texts(analysis)
+    yield from _plots(analysis, out_dir, friedman)
+
+
 def report(root: Path, experiment_tag: str, out_dir: Path | None = None) -> tuple[str, list[Path]]:
     """Build the summary text and write ``<benchmark>.png`` per benchmark.
 
     PNGs go to ``out_dir``, by default ``<root>/<experiment_tag>/plots/``. Returns the text
-    (a status line, a blank line, then the table) and the PNG paths sorted by benchmark.
-    With several benchmarks the text adds normalized regret and mean rank at 25/50/100 % of
-    the budget (and ``across_benchmarks.png``); with several methods, paired bootstrap
-    verdicts; with costs, the trial dollars each method spent until it reached a target and
-    ``<benchmark>_cost.png``. Raises ``UserError`` if the tag has no results.
+    (a status line, a blank line, then the table) and the PNG paths. With several methods the
+    text adds the critical-difference line (``critical_difference.png`` from 3 benchmarks
+    and 3 methods on), paired bootstrap verdicts and ``rank_over_time.png``; with several
+    benchmarks, normalized regret and mean rank at 25/50/100 % of the budget (and
+    ``across_benchmarks.png``); with costs, the trial dollars each method spent until it
+    reached a target and ``<benchmark>_cost.png``. Raises ``UserError`` if the tag has no
+    results.
     """
-    root = Path(root)
-    out_dir = Path(out_dir) if out_dir is not None else root / experiment_tag / "plots"
-    analysis = analyze(root, experiment_tag)
-    experiments, curves = analysis.experiments, analysis.curves
-    text = f"{_status_line(experiment_tag, experiments)}\n\n{format_table(analysis.table)}"
-    paths: list[Path] = []
-    for benchmark, exps in experiments.groupby("benchmark", sort=True):
-        paths.append(
-            plot_best_so_far(
-                curves,
-                benchmark=str(benchmark),
-                metric=str(exps["metric"].iloc[0]),
-                mode=str(exps["mode"].iloc[0]),
-                path=out_dir / f"{benchmark}.png",
-            )
-        )
-    extra_text, extra_paths = _comparisons(analysis, out_dir)
-    return "\n\n".join([text, *extra_text]), paths + extra_paths
+    parts = list(report_parts(root, experiment_tag, out_dir))
+    text = "\n\n".join(part for part in parts if isinstance(part, str))
+    return text, [part for part in parts if isinstance(part, Path)]
 
 
-def _comparisons(analysis: Analysis, out_dir: Path) -> tuple[list[str], list[Path]]:
+def _comparison_texts(analysis: Analysis) -> Iterator[str]:
     """The sections that compare across benchmarks, between methods and per dollar."""
-    texts: list[str] = []
-    paths: list[Path] = []
+    if len(analysis.references) > 1 and not analysis.across.empty:
+        yield ("across benchmarks: normalized regret (0 = optimum, 1 = the worst final "
+               "result) and mean rank at % of the budget\n"
+               + format_checkpoints(analysis.checkpoints, analysis.references))
+    if analysis.experiments["method"].nunique() > 1:
+        yield format_pairs(analysis.pairs)
+    if not analysis.to_target.empty:
+        metrics = analysis.experiments.groupby("benchmark")["metric"].first().astype(str)
+        yield format_to_target(analysis.to_target, analysis.targets, metrics.to_dict())
+
+
+def _plots(analysis: Analysis, out_dir: Path, friedman: FriedmanNemenyi | None
+           ) -> Iterator[Path]:
+    """Every PNG, each yielded once written: per benchmark, then across them, then costs."""
+    from stbench.analysis.critical_difference import plot_critical_difference
+    from stbench.analysis.plot import plot_best_so_far, time_label
+    from stbench.analysis.plot_across import (
+        plot_across_benchmarks,
+        plot_best_per_dollar,
+        plot_rank_bands,
+    )
+
+    experiments, curves = analysis.experiments, analysis.curves
+    by_benchmark = list(experiments.groupby("benchmark", sort=True))
+    for benchmark, exps in by_benchmark:
+        yield plot_best_so_far(
+            curves, benchmark=str(benchmark), metric=str(exps["metric"].iloc[0]),
+            mode=str(exps["mode"].iloc[0]), path=out_dir / f"{benchmark}.png",
+            x_label=time_label(set(exps["backend"])),
+        )
     benchmarks = sorted(analysis.references["benchmark"])
     if len(benchmarks) > 1 and not analysis.across.empty:
-        texts.append("across benchmarks: normalized regret (0 = optimum, 1 = the worst final "
-                     "result) and mean rank at % of the budget\n"
-                     + format_checkpoints(analysis.checkpoints, analysis.references))
-        paths.append(plot_across_benchmarks(analysis.across, benchmarks,
-                                            out_dir / "across_benchmarks.png"))
-    if analysis.experiments["method"].nunique() > 1:
-        texts.append(format_pairs(analysis.pairs))
-    experiments = analysis.experiments
-    if not analysis.to_target.empty:
-        metrics = experiments.groupby("benchmark")["metric"].first().astype(str).to_dict()
-        texts.append(format_to_target(analysis.to_target, analysis.targets, metrics))
+        yield plot_across_benchmarks(analysis.across, benchmarks,
+                                     out_dir / "across_benchmarks.png")
+    if experiments["method"].nunique() > 1 and not analysis.bands.empty:
+        yield plot_rank_bands(analysis.bands, len(benchmarks), out_dir / "rank_over_time.png")
+    if friedman is not None:
+        yield plot_critical_difference(friedman, out_dir / FILENAME)
     targets = analysis.targets.set_index("benchmark")["target"]
     estimated = experiments.get("cost_estimated", pd.Series(False, index=experiments.index))
-    for benchmark, exps in experiments.groupby("benchmark", sort=True):
+    for benchmark, exps in by_benchmark:
         if (analysis.costs["benchmark"] == benchmark).any():
             to_target = analysis.to_target[analysis.to_target["benchmark"] == benchmark]
-            paths.append(plot_best_per_dollar(
+            yield plot_best_per_dollar(
                 analysis.costs, str(benchmark), str(exps["metric"].iloc[0]),
                 str(exps["mode"].iloc[0]), out_dir / f"{benchmark}_cost.png",
                 target=targets.get(benchmark),
                 to_target=to_target.set_index("method")["median_usd"].to_dict(),
                 estimated=bool(estimated[exps.index].astype(bool).all()),
-            ))
-    return texts, paths
+            )

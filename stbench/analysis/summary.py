@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import trim_mean
 
 from stbench.analysis.frame import metric_column
 from stbench.model.errors import UserError
@@ -38,35 +37,33 @@ def best_so_far(df: pd.DataFrame) -> pd.DataFrame:
     """Running best of each experiment's own metric, so curves show progress, not noise.
 
     Reports whose metric is missing, non-numeric or non-finite are ignored; an experiment
-    with no usable report contributes no rows.
+    with no usable report contributes no rows. ``df`` is in ``frame.load_results`` order
+    (by experiment, then time); the running best is one grouped pass over all experiments.
     """
-    parts: list[pd.DataFrame] = []
-    for (benchmark, method, seed), group in df.groupby(GROUP, sort=True):
-        column = metric_column(group["metric"].iloc[0])
-        if column not in group.columns:
-            continue
-        values = pd.to_numeric(group[column], errors="coerce").astype(float)
-        times = pd.to_numeric(group["wallclock_time"], errors="coerce").astype(float)
-        usable = np.isfinite(values) & np.isfinite(times)
-        if not usable.any():
-            continue
-        sub = pd.DataFrame({"wallclock_time": times[usable], "value": values[usable]})
-        sub = sub.sort_values("wallclock_time", kind="stable")
-        running = sub["value"].cummin() if group["mode"].iloc[0] == "min" else sub["value"].cummax()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "benchmark": benchmark,
-                    "method": method,
-                    "seed": seed,
-                    "wallclock_time": sub["wallclock_time"].to_numpy(),
-                    "best": running.to_numpy(),
-                }
-            )
-        )
-    if not parts:
+    if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=_curve_dtype(c)) for c in CURVE_COLUMNS})
-    return pd.concat(parts, ignore_index=True)
+    value = pd.Series(np.nan, index=df.index)
+    for metric, rows in df.groupby("metric", sort=False).groups.items():
+        column = metric_column(str(metric))
+        if column in df.columns:
+            value[rows] = pd.to_numeric(df.loc[rows, column], errors="coerce").astype(float)
+    times = pd.to_numeric(df["wallclock_time"], errors="coerce").astype(float)
+    usable = np.isfinite(value.to_numpy(float)) & np.isfinite(times.to_numpy(float))
+    sub = df.loc[usable, GROUP].assign(wallclock_time=times[usable])
+    sub = sub.sort_values([*GROUP, "wallclock_time"], kind="stable")
+    # running minimum of the value as "lower is better" (max mode negated), then back
+    sign = np.where(df.loc[sub.index, "mode"].to_numpy() == "min", 1.0, -1.0)
+    signed = pd.Series(sign * value[sub.index].to_numpy(float), index=sub.index)
+    sub["best"] = sign * signed.groupby([sub[c] for c in GROUP], sort=False).cummin().to_numpy()
+    return sub[CURVE_COLUMNS].reset_index(drop=True)
+
+
+def interquartile_mean(values: np.ndarray) -> float:
+    """Mean of the middle half: ``int(n / 4)`` values cut from each end (as
+    ``scipy.stats.trim_mean(values, 0.25)``, without importing scipy.stats for a table)."""
+    ordered = np.sort(np.asarray(values, dtype=float))
+    cut = int(0.25 * len(ordered))
+    return float(ordered[cut:len(ordered) - cut].mean())
 
 
 def _curve_dtype(column: str) -> str:
@@ -88,20 +85,22 @@ def experiment_costs(df: pd.DataFrame) -> pd.Series:
     return per_trial.groupby(level=GROUP, sort=True).sum().astype(float)
 
 
-def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
+def final_table(df: pd.DataFrame, experiments: pd.DataFrame,
+                curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (benchmark, method): how good the final best is across seeds, and the rank.
 
     ``n_seeds`` counts experiments with at least one usable report; ``missing`` counts the
     rest (no report yet, or no numeric value of the metric). ``se`` is NaN for one seed.
-    ``iqm`` is ``scipy.stats.trim_mean(x, 0.25)``. ``cost_usd`` is the mean over seeds of
+    ``iqm`` is ``interquartile_mean``. ``cost_usd`` is the mean over seeds of
     each experiment's trial cost (see ``experiment_costs``; NaN when no seed has one),
     ``cost_estimated`` whether a seed's was estimated (local or simulated seconds priced as
     SageMaker's). ``orchestrator_usd`` is the mean over seeds of a launched study's
     orchestrator jobs' cost, ``orchestrator_state`` "" (none), "billed", "running" (so far)
     or "unpriced" (then NaN). ``rank`` is 1 for the best mean within the benchmark (ties
-    share the average rank; methods without results get NaN).
+    share the average rank; methods without results get NaN). ``curves``: ``best_so_far(df)``
+    where the caller has it already.
     """
-    curves = best_so_far(df)
+    curves = best_so_far(df) if curves is None else curves
     finals = curves.groupby(GROUP, sort=True)["best"].last()
     trials = df.groupby(GROUP, sort=True)["trial_id"].nunique() if len(df) else pd.Series()
     costs = experiment_costs(df)
@@ -125,7 +124,7 @@ def final_table(df: pd.DataFrame, experiments: pd.DataFrame) -> pd.DataFrame:
                 "missing": len(keys) - n,
                 "mean": float(values.mean()) if n else math.nan,
                 "se": float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
-                "iqm": float(trim_mean(values, 0.25)) if n else math.nan,
+                "iqm": interquartile_mean(values) if n else math.nan,
                 "trials": (
                     float(np.mean([trials[k] for k in keys if k in finals.index]))
                     if n

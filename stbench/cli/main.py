@@ -104,7 +104,7 @@ def run_and_report(spec: ExperimentSpec, dry_run: bool = False,
 
 
 def cmd_results(argv: list[str]) -> int:
-    from stbench.analysis.report import report
+    from stbench.analysis.report import report_parts
     from stbench.cli.launched_study import add_study_arguments, fetch_launched, needs_fetch
 
     parser = OneLineParser(prog="stbench results", description="Summarize a study.")
@@ -114,14 +114,27 @@ def cmd_results(argv: list[str]) -> int:
     parser.add_argument("--refresh", action="store_true",
                         help="fetch a launched study's results from S3 again (done by itself "
                              "while an experiment of the copy here is unfinished)")
+    parser.add_argument("--csv", default=None, metavar="PATH",
+                        help="also write the results frame there, one row per report "
+                             "(columns: docs/results.md)")
     args = parser.parse_args(argv)
+    csv = Path(args.csv) if args.csv else None
+    if csv is not None and (csv.is_dir() or not csv.parent.is_dir()):
+        raise UserError(f"--csv {csv}: " + ("is a folder; name a file in it" if csv.is_dir()
+                        else f"folder {csv.parent} does not exist; create it first"))
     root = Path(args.results_root)
     if args.refresh or needs_fetch(root / args.experiment_tag):
         fetch_launched(root, args)
-    text, plots = report(root, args.experiment_tag, Path(args.out_dir) if args.out_dir else None)
-    print(text)
-    for path in plots:
-        print(f"plot: {path}")
+    out_dir = Path(args.out_dir) if args.out_dir else None
+    # each part as soon as it is ready: the table first, then the comparisons, then the plots
+    after_text = False
+    for index, part in enumerate(report_parts(root, args.experiment_tag, out_dir, csv)):
+        if isinstance(part, Path):
+            print(f"{chr(10) if after_text else ''}plot: {part}", flush=True)
+            after_text = False
+        else:
+            print(part if index == 0 else f"\n{part}", flush=True)
+            after_text = True
     return 0
 
 

@@ -324,9 +324,11 @@ def test_plot_writes_a_valid_png(results_root: Path, tmp_path: Path) -> None:
 def test_report_writes_one_png_per_benchmark_and_can_run_twice(results_root: Path) -> None:
     text, paths = report(results_root, TAG)
     plots = results_root / TAG / "plots"
-    # per benchmark, then across the two benchmarks and, as rows carry cost_usd, per dollar
+    # per benchmark, then across the two benchmarks, rank over time and, as rows carry
+    # cost_usd, per dollar (no critical-difference diagram: 2 benchmarks)
     assert paths == [plots / "toy_max.png", plots / "toy_min.png", plots / "across_benchmarks.png",
-                     plots / "toy_max_cost.png", plots / "toy_min_cost.png"]
+                     plots / "rank_over_time.png", plots / "toy_max_cost.png",
+                     plots / "toy_min_cost.png"]
     for path in paths:
         assert path.read_bytes().startswith(PNG_MAGIC)
     assert text.startswith(f"experiment tag '{TAG}': 12 experiments (12 completed)")

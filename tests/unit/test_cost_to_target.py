@@ -80,7 +80,7 @@ def test_without_an_optimum_the_target_is_the_median_of_the_methods_finals(
         "  B       not reached            0/2",
         "  C       not reached            1/2",
     ]
-    assert [p.name for p in plots] == ["b.png", "b_cost.png"]
+    assert [p.name for p in plots] == ["b.png", "rank_over_time.png", "b_cost.png"]
 
 
 def test_estimated_costs_say_so_in_both_tables(tmp_path: Path) -> None:

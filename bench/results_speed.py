@@ -1,0 +1,160 @@
+"""How long `stbench results` takes on a large tag: until the table is printed, until the plots
+are written.
+
+Workload: a generated tag of 120 experiments (6 benchmarks x 4 methods x 5 seeds) with 64k
+report rows in all, written under build/results-speed/ in the format the result store writes
+(metadata.json and results.jsonl per seed folder, simulated back-end). `stbench results` runs
+as a user runs it, in a fresh process (so import time counts), N times; the figures are
+medians. With `--anchor DIR` (a checkout of an older commit, e.g. made by
+`git worktree add /tmp/results-anchor <commit>`) the same tag is summarized by that code too,
+the two runs alternating, so both see the same machine load.
+
+    python bench/results_speed.py --anchor /tmp/results-anchor --repeats 5
+    python bench/results_speed.py --anchor /tmp/results-anchor --write   # docs/performance.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from docs_section import publish  # noqa: E402  (this folder)
+
+SECTION = "## Results summary speed (bench/results_speed.py)"
+TAG = "results-speed"
+BENCHMARKS = 6
+METHODS = ("ASHA", "BO", "MOBSTER", "RS")
+SEEDS = 5
+ROWS = 64_000
+BUDGET = 600.0
+GENERATOR_SEED = 20261206
+
+
+def generate(root: Path) -> int:
+    """Write the tag under ``root`` (replacing an earlier one); returns the number of rows."""
+    experiments = [(b, m, s) for b in range(BENCHMARKS) for m in METHODS for s in range(SEEDS)]
+    per_experiment = ROWS // len(experiments)
+    streams = np.random.SeedSequence(GENERATOR_SEED).spawn(len(experiments))
+    total = 0
+    for (bench, method, seed), stream in zip(experiments, streams, strict=True):
+        rng = np.random.default_rng(stream)
+        benchmark = f"bench_{bench}"
+        mode = "min" if bench % 2 == 0 else "max"
+        optimum = 0.1 if mode == "min" else 0.95
+        folder = root / TAG / benchmark / method / str(seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = []
+        time_now, trial_id = 0.0, 0
+        while len(lines) < per_experiment:
+            config = {"x": float(rng.uniform(-2, 2)), "log_lr": float(rng.uniform(-6, -1)),
+                      "width": int(rng.integers(8, 256)), "epochs": 9}
+            quality = rng.uniform(0, 1)
+            epochs = int(rng.integers(1, 10))
+            for epoch in range(1, epochs + 1):
+                time_now += float(rng.exponential(BUDGET / per_experiment))
+                curve = quality * (1 + 2.0 / epoch) + rng.normal(0, 0.02)
+                value = optimum + curve if mode == "min" else optimum - 0.5 * curve
+                status = "Completed" if epoch == 9 else "Stopped"
+                lines.append(json.dumps({
+                    "trial_id": trial_id, "status": status, "wallclock_time": round(time_now, 4),
+                    "worker_time": 0.1 * epoch, "config": config,
+                    "metrics": {"epoch": epoch, "score": value},
+                    "cost_usd": round(1e-5 * epoch, 9),
+                }))
+            trial_id += 1
+        (folder / "results.jsonl").write_text("\n".join(lines[:per_experiment]) + "\n")
+        total += per_experiment
+        metadata = {
+            "experiment_tag": TAG, "benchmark": benchmark, "method": method, "seed": seed,
+            "metric": "score", "mode": mode, "resource_attr": "epoch", "optimum": optimum,
+            "spec": {"benchmark": benchmark, "method": [method], "experiment_tag": TAG,
+                     "max_wallclock_time": BUDGET, "backend": "simulated", "n_workers": 2},
+            "status": "completed", "elapsed_seconds": 3.0, "cost_estimated": True,
+            "cost_instance_type": "ml.c5.xlarge", "cost_usd_per_hour": 0.204,
+        }
+        (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return total
+
+
+def time_results(code: Path, root: Path, out_dir: Path) -> tuple[float, float]:
+    """Seconds from process start until the table's rule line is on stdout, and until exit."""
+    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1",
+           "MPLBACKEND": "Agg"}
+    # cwd and PYTHONPATH (ahead of the venv's editable install) choose whose stbench runs
+    command = [sys.executable, "-c", "import sys; from stbench.cli.main import main; "
+               "sys.exit(main())", "results", "--experiment_tag", TAG,
+               "--results_root", str(root), "--out_dir", str(out_dir)]
+    start = time.perf_counter()
+    table = None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          cwd=code, env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if table is None and line.startswith("---"):
+                table = time.perf_counter() - start
+        if proc.wait() != 0:
+            raise SystemExit(f"stbench results failed with exit code {proc.returncode}")
+    done = time.perf_counter() - start
+    return (table if table is not None else done), done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--anchor", type=Path, default=None,
+                        help="a checkout of the code to compare with (git worktree)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help="update docs/performance.md")
+    args = parser.parse_args()
+
+    root = REPO / "build" / "results-speed"
+    rows = generate(root / "results")
+    codes = {"this tree": REPO}
+    if args.anchor is not None:
+        anchor = args.anchor.resolve()
+        commit = subprocess.run(["git", "-C", str(anchor), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        codes = {f"anchor ({commit})": anchor, **codes}
+    load_start = os.getloadavg()[0]
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in codes}
+    for repeat in range(args.repeats):
+        for name, code in codes.items():
+            times[name].append(time_results(code, root / "results", root / "plots" / name[:6]))
+            print(f"run {repeat + 1} {name}: table {times[name][-1][0]:.2f} s, "
+                  f"done {times[name][-1][1]:.2f} s", flush=True)
+    lines = [
+        SECTION, "",
+        f"`stbench results` on a generated tag of {BENCHMARKS * len(METHODS) * SEEDS} "
+        f"experiments ({BENCHMARKS} benchmarks x {len(METHODS)} methods x {SEEDS} seeds, "
+        f"{rows} report rows, simulated back-end), in a fresh process as a user runs it: "
+        "seconds from the process start until the table is printed, and until the plots are "
+        f"written (the process ends). Medians of {args.repeats} runs, the variants alternating. "
+        f"Measured on {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"1-minute load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} "
+        "at the end.",
+        "",
+        "| code | table printed (s) | plots done (s) | plots after the table (s) |",
+        "|---|---|---|---|",
+    ]
+    for name, runs in times.items():
+        table = statistics.median(t for t, _ in runs)
+        done = statistics.median(d for _, d in runs)
+        lines.append(f"| {name} | {table:.2f} | {done:.2f} | "
+                     f"{statistics.median(d - t for t, d in runs):.2f} |")
+    publish(lines, args.write)
+
+
+if __name__ == "__main__":
+    main()
