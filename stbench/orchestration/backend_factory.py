@@ -33,6 +33,17 @@ def with_backend_defaults(spec: ExperimentSpec) -> ExperimentSpec:
     return spec
 
 
+def check_tabulated_run(spec: ExperimentSpec, benchmark: Benchmark) -> None:
+    """A tabulated benchmark runs simulated only, final values with full-fidelity methods."""
+    if benchmark.tabulated:
+        from stbench.backends.simulated.tabulated import check_tabulated
+        from stbench.methods.registry import METHODS, get_method
+
+        multi = [name for name in spec.method if get_method(name).multi_fidelity]
+        full = [method.name for method in METHODS.values() if not method.multi_fidelity]
+        check_tabulated(spec, benchmark, multi, full)
+
+
 def check_trial_requests(spec: ExperimentSpec, benchmark: Benchmark) -> None:
     """Container trials are CreateTrainingJob requests: their hyperparameters must fit."""
     if spec.backend in CONTAINER_BACKENDS:
@@ -83,9 +94,13 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
     trainer containers the SageMaker jobs they stand for, not the (shared) local type."""
     if spec.backend == SIMULATED:
         from stbench.backends.simulated.backend import SimulatedBackend
+        from stbench.backends.simulated.tables import IndexedTable, TrialDraws
 
+        draws = (TrialDraws.for_experiment(int(spec.random_seed or 0), seed)
+                 if isinstance(setup.blackbox, IndexedTable) else None)
         return SimulatedBackend(setup.blackbox, benchmark.max_resource_attr, setup.start_latency,
-                                int(spec.n_workers or 1), first_trial_id=first_trial_id)
+                                int(spec.n_workers or 1), first_trial_id=first_trial_id,
+                                trial_seeds=draws)
     if spec.backend == LOCAL:
         from stbench.backends.process.backend import LocalProcessBackend
 

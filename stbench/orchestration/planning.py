@@ -20,7 +20,11 @@ from stbench.model.errors import UserError
 from stbench.model.prices import load_prices
 from stbench.model.spec import ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
-from stbench.orchestration.backend_factory import check_trial_requests, with_backend_defaults
+from stbench.orchestration.backend_factory import (
+    check_tabulated_run,
+    check_trial_requests,
+    with_backend_defaults,
+)
 from stbench.orchestration.trial_inputs import TrialFiles
 
 SPEC_FLAGS = tuple(f.name for f in fields(ExperimentSpec))  # a misspelled one lands in extra_args
@@ -43,6 +47,7 @@ def plan_run(spec: ExperimentSpec) -> RunPlan:
         get_method(name)
     spec = replace(spec, method_args=tuple(check_variant(a) for a in spec.method_args))
     benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, SPEC_FLAGS)
+    check_tabulated_run(spec, benchmark)
     check_variants(spec, benchmark)
     spec = spec.with_trainer_image(benchmark.image)
     pricing = TrialPricing.for_run(spec.backend, spec.instance_type, benchmark, load_prices())

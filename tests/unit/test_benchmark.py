@@ -57,8 +57,14 @@ def where(tmp_path: Path, line: int) -> str:
 
 
 def test_builtin_names() -> None:
-    assert builtin_names() == ["gbm_breast_cancer", "hartmann6_curves", "mlp_digits",
-                              "mlp_friedman", "resnet_cifar10", "synthetic_curves"]
+    tables = ["fcnet_naval", "fcnet_parkinsons", "fcnet_protein", "fcnet_slice",
+              *(f"hpobench_mlp_{d}" for d in ("australian", "blood_transfusion", "car",
+                                              "credit_g", "kc1", "phoneme", "segment",
+                                              "vehicle")),
+              "nb201_cifar10", "nb201_cifar100", "nb201_imagenet"]
+    assert builtin_names() == sorted(["gbm_breast_cancer", "hartmann6_curves", "mlp_digits",
+                                      "mlp_friedman", "resnet_cifar10", "synthetic_curves",
+                                      *tables])
 
 
 @pytest.mark.parametrize(
@@ -90,9 +96,10 @@ def test_builtin_points_to_evaluate_lie_in_the_space() -> None:
 
 
 def test_unknown_builtin_lists_valid_names() -> None:
-    with pytest.raises(UserError, match="unknown benchmark 'nope'; valid ones: gbm_breast_cancer, "
-                                        "hartmann6_curves, mlp_digits, mlp_friedman, "
-                                        "resnet_cifar10, synthetic_curves"):
+    with pytest.raises(UserError, match="unknown benchmark 'nope'; valid ones: fcnet_naval, "
+                                        ".*, gbm_breast_cancer, hartmann6_curves, "
+                                        "hpobench_mlp_australian, .*, mlp_digits, mlp_friedman, "
+                                        "nb201_cifar10, .*, resnet_cifar10, synthetic_curves"):
         load_benchmark("nope")
 
 

@@ -56,8 +56,8 @@ def test_unknown_benchmark_lists_valid_ones(capsys: pytest.CaptureFixture[str],
                                             tmp_path: Path) -> None:
     line = run_fails(capsys, tmp_path, run_args(tmp_path, "--benchmark", "nope", "--method", "RS"),
                      "unknown benchmark 'nope'")
-    assert ("valid ones: gbm_breast_cancer, hartmann6_curves, mlp_digits, mlp_friedman, "
-            "resnet_cifar10, synthetic_curves") in line
+    assert f"valid ones: {', '.join(builtin_names())} (or a path" in line
+    assert "gbm_breast_cancer, hartmann6_curves, hpobench_mlp_australian" in line
 
 
 def test_unknown_method_lists_valid_ones(capsys: pytest.CaptureFixture[str],
@@ -218,15 +218,20 @@ def test_benchmarks_lists_every_builtin(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["benchmarks"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    lines = out.splitlines()
+    lines = [line for line in out.splitlines() if not line.startswith(" ")]  # not sources
     names = [line.split()[0] for line in lines[:-1]]
-    assert names == builtin_names() == ["gbm_breast_cancer", "hartmann6_curves", "mlp_digits",
-                                        "mlp_friedman", "resnet_cifar10", "synthetic_curves"]
+    assert names == builtin_names()
+    assert {"gbm_breast_cancer", "hartmann6_curves", "mlp_digits", "mlp_friedman",
+            "resnet_cifar10", "synthetic_curves", "fcnet_protein", "nb201_cifar10",
+            "hpobench_mlp_vehicle"} <= set(names)
     assert "val_error (min)" in out and "tunes n_units" in out
     purposes = {line.split()[0]: line.split()[1] for line in lines[:-1]}
+    tables = {name for name in names if name.startswith(("fcnet_", "nb201_", "hpobench_"))}
+    assert len(tables) == 15
     assert {name for name, purpose in purposes.items() if purpose == "comparison"} == {
-        "hartmann6_curves", "mlp_friedman"}
+        "hartmann6_curves", "mlp_friedman", *tables}
     assert "loss (min, optimum -3.32237)" in out
+    assert "optimum: the Hartmann-6 global minimum" in out  # each optimum with its source
     assert lines[-1].startswith("purpose: 'comparison' benchmarks separate HPO methods")
 
 

@@ -14,6 +14,7 @@ loop needs (`EventBackend`: busy trials, waiting, annotations) and a clock for t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ class SimulatedBackend(WithoutJobs, UserBlackboxBackend):
     """Trials as replays of `blackbox`'s curves; `first_trial_id` allows --resume."""
 
     def __init__(self, blackbox: Blackbox, max_resource_attr: str | None,
-                 start_latency: StartLatency, n_workers: int, first_trial_id: int = 0):
+                 start_latency: StartLatency, n_workers: int, first_trial_id: int = 0,
+                 trial_seeds: Callable[[int], int] | None = None):
         super().__init__(blackbox=blackbox, elapsed_time_attr=ELAPSED,
                          max_resource_attr=max_resource_attr, simulator_config=NO_DELAYS)
         self._time_keeper = SimulationTimeKeeper()
@@ -76,6 +78,7 @@ class SimulatedBackend(WithoutJobs, UserBlackboxBackend):
         self.trial_ids.extend(range(first_trial_id))  # ids already used before a resume
         self._starts = 0
         self._latency_of: dict[int, float] = {}
+        self.trial_seeds = trial_seeds  # a table's recorded repetition per trial (tables.py)
 
     # --- scheduling with a start latency ---------------------------------------------------
 
@@ -93,6 +96,12 @@ class SimulatedBackend(WithoutJobs, UserBlackboxBackend):
             self.start_latency.cold)
         self._starts += 1
         return float(latency)
+
+    def _run_job_and_collect_results(self, trial_id: int,
+                                     config: dict | None = None) -> tuple[str, list[dict]]:
+        if self.trial_seeds is not None:  # Syne Tune queries the blackbox with `_seed`
+            self._seed = self.trial_seeds(trial_id)
+        return super()._run_job_and_collect_results(trial_id, config)
 
     def _process_on_trial_result_event(self, time_event: float, event: Any) -> None:
         result = event.result
@@ -170,6 +179,11 @@ def prepare_simulation(benchmark: Benchmark, from_study: str | None, results_roo
         return Simulation(blackbox, flag or recorded.start_latency(),
                           f"study {from_study} ({recorded.experiments} experiments, "
                           f"{len(recorded.curves)} configs)", blackbox.fit)
+    if benchmark.tabulated:
+        from stbench.backends.simulated.tabulated import tabulated_blackbox
+
+        table = tabulated_blackbox(benchmark)
+        return Simulation(table, flag or StartLatency(), table.source)
     curves = code_curves(benchmark)
     if curves is None:
         raise UserError(
