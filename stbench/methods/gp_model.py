@@ -15,12 +15,21 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.linalg.lapack import dpotrf, dpotri, dpotrs, dtrtrs
 from scipy.optimize import minimize
-from scipy.stats import norm
+from scipy.spatial.distance import cdist, pdist, squareform
+from scipy.special import ndtr
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import ConstantKernel, Kernel, Matern, WhiteKernel
+from sklearn.gaussian_process.kernels import (
+    ConstantKernel,
+    Kernel,
+    Matern,
+    Product,
+    Sum,
+    WhiteKernel,
+)
 from syne_tune.config_space import Categorical, Domain, FiniteRange, Float, Integer, Quantized
 
 LOCAL_SCALES = (0.02, 0.07, 0.2)  # perturbation std devs in the unit cube
@@ -163,10 +172,55 @@ class ConfigEncoder:
         return np.clip(X, 0.0, 1.0)
 
 
+SQRT_2PI = np.sqrt(2 * np.pi)  # scipy.stats.norm's pdf constant, so the same values
+
+
 def expected_improvement(mu: np.ndarray, sigma: np.ndarray, best: float) -> np.ndarray:
+    """scipy.stats.norm's cdf and pdf, written out: the same arithmetic without its argument
+    handling, which cost more than the formula on a few hundred candidates."""
     sigma = np.maximum(sigma, 1e-12)
     z = (best - mu) / sigma
-    return (best - mu) * norm.cdf(z) + sigma * norm.pdf(z)
+    return (best - mu) * ndtr(z) + sigma * (np.exp(-z**2 / 2.0) / SQRT_2PI)
+
+
+# LAPACK directly, as scipy.linalg's cholesky, cho_solve and solve_triangular call it (same
+# routines, same results) without their input checks and batch wrappers: those cost more than
+# the factorization itself on the GP's few dozen points, thousands of times per experiment.
+
+def cholesky_lower(K: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of K (Fortran order); LinAlgError if K is not positive
+    definite, as scipy.linalg.cholesky(K, lower=True)."""
+    L, info = dpotrf(K, lower=1, clean=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"cholesky failed (LAPACK potrf info {info})")
+    return L
+
+
+def cho_solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """K^-1 b from K's lower Cholesky factor (scipy.linalg.cho_solve((L, True), b))."""
+    x, info = dpotrs(L, b, lower=1)
+    if info != 0:
+        raise ValueError(f"LAPACK potrs info {info}")
+    return x
+
+
+def solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L^-1 b for a lower triangular L in Fortran order (scipy.linalg.solve_triangular)."""
+    x, info = dtrtrs(L, b, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"singular triangular matrix (LAPACK trtrs info {info})")
+    return x
+
+
+def inverse_from_cholesky(L: np.ndarray) -> np.ndarray:
+    """K^-1 from K's lower Cholesky factor: LAPACK's potri, a third of the time of solving
+    against the identity (cho_solve(L, I)); the two differ in rounding only."""
+    lower, info = dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"singular matrix (LAPACK potri info {info})")
+    full = lower + lower.T  # potri leaves the factor's upper triangle, zeros (potrf's clean)
+    np.fill_diagonal(full, np.diagonal(lower))
+    return full
 
 
 def make_kernel(dim: int) -> Kernel:
@@ -174,28 +228,33 @@ def make_kernel(dim: int) -> Kernel:
     return ConstantKernel(1.0, (1e-2, 1e2)) * matern + WhiteKernel(1e-2, (1e-6, 1.0))
 
 
-def fit_gp(X: np.ndarray, y: np.ndarray, start: Kernel | None,
-           restart: bool, priors: bool = False) -> GaussianProcessRegressor:
-    """A GP fitted to (X, y), its kernel's hyperparameters optimized from `start` (None: the
-    default kernel) and, with `restart`, also from the default kernel, keeping the better;
-    with `priors`, maximizing the posterior of `log_prior`'s priors instead (MAP)."""
+def fit_kernel(X: np.ndarray, y: np.ndarray, start: Kernel | None,
+               restart: bool, priors: bool = False) -> Kernel:
+    """`make_kernel`'s kernel with hyperparameters fitted to (X, y), optimized from `start`
+    (None: the default kernel) and, with `restart`, also from the default kernel, keeping the
+    better; with `priors`, maximizing the posterior of `log_prior`'s priors instead (MAP).
+    What scikit-learn's GaussianProcessRegressor.fit does with our optimizer, without the
+    factorization it adds after the search, which the searchers' `Posterior` makes anyway."""
     default = make_kernel(X.shape[1])
     objective = MaternLikelihood(X, y, priors)
-
-    def optimizer(obj: Any, theta0: np.ndarray, bounds: np.ndarray) -> tuple[Any, float]:
-        runs = [  # scikit-learn's `obj` computes the same, 2-3 times slower
-            minimize(objective, t, jac=True, method="L-BFGS-B", bounds=bounds,
-                     options={"maxiter": MAX_OPT_ITER, "maxfun": 2 * MAX_OPT_ITER})
-            for t in ([theta0, default.theta] if restart else [theta0])
-        ]
-        best = min(runs, key=lambda r: r.fun)
-        return best.x, float(best.fun)
-
-    gp = GaussianProcessRegressor(start or default, normalize_y=True, optimizer=optimizer)
+    kernel = clone(start or default)
+    starts = [kernel.theta, default.theta] if restart else [kernel.theta]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gp.fit(X, y)
-    return gp
+        runs = [minimize(objective, t, jac=True, method="L-BFGS-B", bounds=kernel.bounds,
+                         options={"maxiter": MAX_OPT_ITER, "maxfun": 2 * MAX_OPT_ITER})
+                for t in starts]
+    kernel.theta = min(runs, key=lambda r: r.fun).x
+    return kernel
+
+
+def fit_gp(X: np.ndarray, y: np.ndarray, start: Kernel | None,
+           restart: bool, priors: bool = False) -> GaussianProcessRegressor:
+    """scikit-learn's GP on (X, y) with `fit_kernel`'s hyperparameters (its likelihood and
+    predictions, to check ours against)."""
+    gp = GaussianProcessRegressor(fit_kernel(X, y, start, restart, priors), normalize_y=True,
+                                  optimizer=None)
+    return gp.fit(X, y)
 
 
 JITTER = 1e-10  # scikit-learn's default `alpha`, so fits and posteriors agree
@@ -224,27 +283,29 @@ class MaternLikelihood:
         std = float(y.std()) or 1.0
         self._y, self._priors = (y - y.mean()) / std, priors
         self._sq = (X.T[:, :, None] - X.T[:, None, :]) ** 2  # (d, n, n)
+        self._sq_rows = self._sq.reshape(len(self._sq), -1)  # (d, n * n), the same memory
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        n = len(self._y)
         scale, lengths, noise = np.exp(theta[0]), np.exp(theta[1:-1]), np.exp(theta[-1])
         inverse_sq = lengths**-2.0
-        r = np.sqrt(np.tensordot(inverse_sq, self._sq, axes=1))
-        decay = np.exp(-SQRT5 * r)
-        matern = scale * (1.0 + SQRT5 * r + 5.0 / 3.0 * r**2) * decay
+        r = np.sqrt(inverse_sq @ self._sq_rows).reshape(n, n)  # tensordot's own product
+        scaled = SQRT5 * r
+        decay = np.exp(-scaled)
+        linear = 1.0 + scaled
+        matern = scale * (linear + 5.0 / 3.0 * r**2) * decay
         K = matern.copy()
-        K[np.diag_indices_from(K)] += noise + JITTER
+        K.flat[:: n + 1] += noise + JITTER
         try:
-            L = cholesky(K, lower=True)
+            L = cholesky_lower(K)
+            W = np.outer(alpha := cho_solve_lower(L, self._y), alpha) - inverse_from_cholesky(L)
         except np.linalg.LinAlgError:
             return math.inf, np.zeros_like(theta)
-        alpha = cho_solve((L, True), self._y)
         lml = (-0.5 * self._y @ alpha - np.log(np.diag(L)).sum()
-               - 0.5 * len(self._y) * math.log(2 * math.pi))
-        W = np.outer(alpha, alpha) - cho_solve((L, True), np.eye(len(K)))
-        by_length = W * (scale * 5.0 / 3.0 * (1.0 + SQRT5 * r) * decay)
+               - 0.5 * n * math.log(2 * math.pi))
+        by_length = W * (scale * 5.0 / 3.0 * linear * decay)
         grad = np.concatenate([[np.sum(W * matern)],
-                               self._sq.reshape(len(lengths), -1) @ by_length.ravel()
-                               * inverse_sq,
+                               self._sq_rows @ by_length.ravel() * inverse_sq,
                                [noise * np.trace(W)]])
         if self._priors:  # MAP: the log prior joins the log likelihood
             value, d_scale, d_noise = log_prior(theta[0], theta[-1])
@@ -252,6 +313,52 @@ class MaternLikelihood:
             grad[0] += 2.0 * d_scale
             grad[-1] += 2.0 * d_noise
         return -float(lml), -0.5 * grad
+
+
+class FittedMatern:
+    """`make_kernel`'s kernel with fixed hyperparameters, evaluated without scikit-learn's
+    kernel algebra (its Sum, Product and ConstantKernel wrappers took longer than the
+    arithmetic on a few hundred candidates): its operations in its order, so its values."""
+
+    def __init__(self, constant: float, length_scale: np.ndarray, noise: float):
+        self.constant, self.length_scale, self.noise = constant, length_scale, noise
+
+    @classmethod
+    def of(cls, kernel: Any) -> Any:
+        """The fast twin of a `make_kernel`-shaped kernel; any other kernel as it is."""
+        if (isinstance(kernel, Sum) and isinstance(kernel.k1, Product)
+                and isinstance(kernel.k1.k1, ConstantKernel)
+                and isinstance(kernel.k1.k2, Matern) and kernel.k1.k2.nu == 2.5
+                and isinstance(kernel.k2, WhiteKernel)):
+            matern = kernel.k1.k2
+            return cls(kernel.k1.k1.constant_value,
+                       np.squeeze(matern.length_scale).astype(float), kernel.k2.noise_level)
+        return kernel
+
+    @staticmethod
+    def _matern(dists: np.ndarray) -> np.ndarray:
+        """(1 + K + K**2 / 3) * exp(-K) for K = sqrt(5) * dists, in place (dists is ours)."""
+        dists *= math.sqrt(5)
+        out = np.square(dists)
+        out /= 3.0
+        out += 1.0 + dists
+        np.negative(dists, out=dists)
+        out *= np.exp(dists, out=dists)
+        return out
+
+    def __call__(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
+        scaled = X / self.length_scale
+        if Y is None:
+            K = squareform(self._matern(pdist(scaled, metric="euclidean")))
+            np.fill_diagonal(K, 1)
+            K = self.constant * K
+            K[np.diag_indices_from(K)] += self.noise
+            return K
+        return self.constant * self._matern(
+            cdist(scaled, Y / self.length_scale, metric="euclidean"))
+
+    def diag(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.constant + self.noise)
 
 
 class Posterior:
@@ -262,14 +369,15 @@ class Posterior:
 
     def __init__(self, kernel: Kernel, X: np.ndarray, y: np.ndarray):
         self.kernel, self.X, self.y = kernel, X, y
+        self._k = FittedMatern.of(kernel)
         self._mean = float(y.mean())
         self._std = float(y.std()) or 1.0
         self._prior_mean = getattr(kernel, "prior_mean", lambda X: np.zeros(len(X)))
-        K = kernel(X)
+        K = self._k(X)
         K[np.diag_indices_from(K)] += JITTER
-        self._L = cholesky(K, lower=True)
-        self._alpha = cho_solve((self._L, True),
-                                (y - self._mean) / self._std - self._prior_mean(X))
+        self._L = cholesky_lower(K)
+        self._alpha = cho_solve_lower(self._L,
+                                      (y - self._mean) / self._std - self._prior_mean(X))
         self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def with_pending(self, X_pending: np.ndarray) -> Posterior:
@@ -278,20 +386,20 @@ class Posterior:
         moves away; computed as a low-rank update, without refactorizing."""
         out = copy.copy(self)
         if len(X_pending):
-            V = solve_triangular(self._L, self.kernel(X_pending, self.X).T, lower=True)
-            S = self.kernel(X_pending) - V.T @ V
+            V = solve_lower(self._L, self._k(X_pending, self.X).T)
+            S = self._k(X_pending) - V.T @ V
             S[np.diag_indices_from(S)] += JITTER
-            out._pending = (X_pending, V, cholesky(S, lower=True))
+            out._pending = (X_pending, V, cholesky_lower(S))
         return out
 
     def predict(self, Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation (noise included, as scikit-learn's)."""
-        Ks = self.kernel(Xc, self.X)
-        V = solve_triangular(self._L, Ks.T, lower=True)
-        var = self.kernel.diag(Xc) - np.einsum("ij,ij->j", V, V)
+        Ks = self._k(Xc, self.X)
+        V = solve_lower(self._L, Ks.T)
+        var = self._k.diag(Xc) - np.einsum("ij,ij->j", V, V)
         if self._pending is not None:
             Xp, Vp, Lp = self._pending
-            cross = solve_triangular(Lp, (self.kernel(Xc, Xp) - V.T @ Vp).T, lower=True)
+            cross = solve_lower(Lp, (self._k(Xc, Xp) - V.T @ Vp).T)
             var -= np.einsum("ij,ij->j", cross, cross)
         mu = Ks @ self._alpha + self._prior_mean(Xc)
         return (mu * self._std + self._mean,

@@ -15,10 +15,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky
 from scipy.optimize import minimize
 
-from stbench.methods.gp_model import JITTER, MAX_OPT_ITER, SQRT5, log_prior
+from stbench.methods.gp_model import (
+    JITTER,
+    MAX_OPT_ITER,
+    SQRT5,
+    cho_solve_lower,
+    cholesky_lower,
+    log_prior,
+)
 
 # theta = log(scale), log(length scales)..., log(v), log(alpha), log(lam), log(noise), c
 LENGTH_BOUNDS = (1e-2, 1e2)
@@ -103,7 +109,7 @@ class ExpDecaySumLikelihood:
         K = kern(self._X)
         K[np.diag_indices_from(K)] += JITTER
         try:
-            L = cholesky(K, lower=True)
+            L = cholesky_lower(K)
         except np.linalg.LinAlgError:
             return math.inf, np.zeros_like(theta)
         r, a, lam = self._r, kern.alpha, kern.lam
@@ -111,10 +117,10 @@ class ExpDecaySumLikelihood:
         rsum = r[:, None] + r[None, :]
         k12, (da12, dl12) = _kappa(rsum, a, lam), _dlog_kappa(rsum, a, lam)
         residual = self._y - kern.prior_mean(self._X)
-        alpha = cho_solve((L, True), residual)
+        alpha = cho_solve_lower(L, residual)
         nll = (0.5 * residual @ alpha + np.log(np.diag(L)).sum()
                + 0.5 * len(residual) * math.log(2 * math.pi))
-        W = np.outer(alpha, alpha) - cho_solve((L, True), np.eye(len(K)))
+        W = np.outer(alpha, alpha) - cho_solve_lower(L, np.eye(len(K)))
         inverse_sq = kern.lengths**-2.0
         dist = np.sqrt(np.tensordot(inverse_sq, self._sq, axes=1))
         decay = np.exp(-SQRT5 * dist)

@@ -23,7 +23,7 @@ from syne_tune.optimizer.schedulers.searchers.single_objective_searcher import (
 )
 from syne_tune.optimizer.schedulers.single_objective_scheduler import SingleObjectiveScheduler
 
-from stbench.methods.gp_model import ConfigEncoder, Posterior, expected_improvement, fit_gp
+from stbench.methods.gp_model import ConfigEncoder, Posterior, expected_improvement, fit_kernel
 from stbench.methods.gp_resource_kernel import fit_exp_decay_sum
 from stbench.model.seeding import spawn_seeds
 
@@ -66,6 +66,7 @@ class _GPEIMixin:
         self._max_fit_points = max_fit_points
         self._pending: list[dict[str, Any]] = []  # suggested without a result yet, oldest first
         self._trial_configs: dict[int, dict[str, Any]] = {}
+        self._trial_keys: set[tuple] = set()  # keys of _trial_configs, kept as they come
         self._failed: set[tuple] = set()
         self._kernel: Kernel | None = None  # last fitted kernel, warm-starts the next fit
         self._num_fits = 0  # hyperparameter (marginal-likelihood) searches so far
@@ -75,8 +76,7 @@ class _GPEIMixin:
 
     def _seen(self) -> set[tuple]:
         key = self._encoder.key
-        seen = {key(c) for c in self._trial_configs.values()} | self._failed
-        return seen | {key(c) for c in self._pending}
+        return self._trial_keys | self._failed | {key(c) for c in self._pending}
 
     def _emit(self, config: dict[str, Any] | None) -> dict[str, Any] | None:
         if config is not None:
@@ -102,6 +102,7 @@ class _GPEIMixin:
             return
         self._trial_configs[trial_id] = full = {**self.config_space, **config}
         key = self._encoder.key(full)
+        self._trial_keys.add(key)
         for i, c in enumerate(self._pending):
             if self._encoder.key(c) == key:
                 del self._pending[i]
@@ -147,7 +148,7 @@ class _GPEIMixin:
             self._kernel = (
                 fit_exp_decay_sum(X, y, self._kernel, restart, self._gp_priors)
                 if self._exp_decay else
-                fit_gp(X, y, self._kernel, restart, self._gp_priors).kernel_)
+                fit_kernel(X, y, self._kernel, restart, self._gp_priors))
             posterior = Posterior(self._kernel, X, y)
         self._gp_cache = (digest, posterior)
         return posterior
