@@ -56,11 +56,17 @@ def paired_bootstrap(
     benchmarks = sorted(finals["benchmark"].unique())
     scopes = [*benchmarks, ALL_BENCHMARKS] if len(benchmarks) > 1 else benchmarks
     generators = np.random.SeedSequence(seed).spawn(len(scopes) * len(pairs))
+    # benchmark and seed x method, once per column (not once per pair and scope)
+    wide = {column: finals.pivot_table(index=["benchmark", "seed"], columns="method",
+                                       values=column)
+            for column in ("regret", "normalized_regret")}
     rows = []
     for index, (scope, (a, b)) in enumerate(itertools.product(scopes, pairs)):
-        column = "normalized_regret" if scope == ALL_BENCHMARKS else "regret"
-        data = finals if scope == ALL_BENCHMARKS else finals[finals["benchmark"] == scope]
-        groups = _paired_differences(data, a, b, column)
+        if scope == ALL_BENCHMARKS:
+            data = wide["normalized_regret"]
+        else:
+            data = wide["regret"].loc[wide["regret"].index.get_level_values("benchmark") == scope]
+        groups = _paired_differences(data, a, b)
         rng = np.random.default_rng(generators[index])
         result = _interval(groups, rng, n_resamples, level)
         if result["mean_difference"] > 0:  # B looks better: say it as "B vs A"
@@ -72,9 +78,9 @@ def paired_bootstrap(
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
-def _paired_differences(data: pd.DataFrame, a: str, b: str, column: str) -> list[np.ndarray]:
-    """A minus B per common seed, one array per benchmark (the resampling strata)."""
-    wide = data.pivot_table(index=["benchmark", "seed"], columns="method", values=column)
+def _paired_differences(wide: pd.DataFrame, a: str, b: str) -> list[np.ndarray]:
+    """A minus B per common seed, one array per benchmark (the resampling strata); ``wide``
+    is (benchmark, seed) x method."""
     if a not in wide.columns or b not in wide.columns:
         return []
     diff = (wide[a] - wide[b]).dropna()

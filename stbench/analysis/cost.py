@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from stbench.analysis.frame import metric_column
 from stbench.analysis.regret import normalized_regret, regret_threshold
-from stbench.analysis.summary import GROUP, usd_text
+from stbench.analysis.summary import GROUP, metric_values, running_best, usd_text
 
 COST_COLUMNS = [*GROUP, "wallclock_time", "cost_usd", "best"]
 
@@ -24,29 +23,23 @@ def cost_curves(df: pd.DataFrame) -> pd.DataFrame:
     """
     if "cost_usd" not in df.columns or df.empty:
         return pd.DataFrame(columns=COST_COLUMNS)
-    parts = []
-    for (benchmark, method, seed), group in df.groupby(GROUP, sort=True):
-        group = group.sort_values("wallclock_time", kind="stable")
-        cost = pd.to_numeric(group["cost_usd"], errors="coerce").astype(float)
-        column = metric_column(group["metric"].iloc[0])
-        if column not in group.columns or not np.isfinite(cost).any():
-            continue
-        latest = cost.groupby(group["trial_id"]).cummax().groupby(group["trial_id"]).ffill()
-        increments = latest.fillna(0.0).groupby(group["trial_id"]).diff().fillna(latest.fillna(0))
-        spent = increments.cumsum()
-        values = pd.to_numeric(group[column], errors="coerce")
-        values = values.astype(float).where(np.isfinite(values.astype(float)))
-        best = values.cummin() if group["mode"].iloc[0] == "min" else values.cummax()
-        usable = best.notna()
-        parts.append(pd.DataFrame({
-            "benchmark": benchmark, "method": method, "seed": seed,
-            "wallclock_time": group["wallclock_time"][usable].to_numpy(float),
-            "cost_usd": spent[usable].to_numpy(float),
-            "best": best[usable].to_numpy(float),
-        }))
-    if not parts:
+    data = df.sort_values([*GROUP, "wallclock_time"], kind="stable")  # one pass, all groups
+    experiment = data.groupby(GROUP, sort=False).ngroup()
+    cost = pd.to_numeric(data["cost_usd"], errors="coerce").astype(float)
+    priced = pd.Series(np.isfinite(cost.to_numpy()), index=data.index)
+    priced = priced.groupby(experiment).transform("any")
+    trial = [experiment, data["trial_id"]]
+    latest = cost.groupby(trial).cummax().groupby(trial).ffill()
+    increments = latest.fillna(0.0).groupby(trial).diff().fillna(latest.fillna(0))
+    spent = increments.groupby(experiment).cumsum()
+    best = running_best(metric_values(data), data["mode"], [experiment])
+    usable = (priced & best.notna()).to_numpy()
+    if not usable.any():
         return pd.DataFrame(columns=COST_COLUMNS)
-    return pd.concat(parts, ignore_index=True)[COST_COLUMNS]
+    out = data.loc[usable, GROUP].assign(
+        wallclock_time=data["wallclock_time"][usable].to_numpy(float),
+        cost_usd=spent[usable].to_numpy(float), best=best[usable].to_numpy(float))
+    return out[COST_COLUMNS].reset_index(drop=True)
 
 
 TARGET_REGRET = 0.05  # normalized regret (regret.py) a method must reach, optimum known
@@ -95,11 +88,11 @@ def dollars_to_target(costs: pd.DataFrame, priced: pd.Series, references: pd.Dat
     refs = {ref.benchmark: ref for ref in references.itertuples(index=False)}
     goals = {row.benchmark: row for row in targets.itertuples(index=False)}
     spent: dict[tuple, list[float]] = {}
+    by_experiment = dict(iter(costs.groupby(GROUP, sort=False)))
     for benchmark, method, seed in priced.index:
         if benchmark not in goals:
             continue
-        own = costs[(costs["benchmark"] == benchmark) & (costs["method"] == method)
-                    & (costs["seed"] == seed)]
+        own = by_experiment.get((benchmark, method, seed), costs.iloc[:0])
         best = own["best"].to_numpy(float)
         goal = goals[benchmark]
         if refs[benchmark].optimum_known:  # the same normalized regret as regret.py's

@@ -81,8 +81,9 @@ def regret_over_time(
             continue
         exps = experiments[experiments["benchmark"] == ref.benchmark]
         data = curves[curves["benchmark"] == ref.benchmark]
+        by_experiment = dict(iter(data.groupby(["method", "seed"], sort=False)))
         for (method, seed), _ in exps.groupby(["method", "seed"], sort=True):
-            own = data[(data["method"] == method) & (data["seed"] == seed)]
+            own = by_experiment.get((method, seed), data.iloc[:0])
             best = step_values(own["wallclock_time"].to_numpy(float),
                                own["best"].to_numpy(float), fractions * ref.budget)
             parts.append(pd.DataFrame({

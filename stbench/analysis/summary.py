@@ -42,20 +42,33 @@ def best_so_far(df: pd.DataFrame) -> pd.DataFrame:
     """
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype=_curve_dtype(c)) for c in CURVE_COLUMNS})
+    value = metric_values(df)
+    times = pd.to_numeric(df["wallclock_time"], errors="coerce").astype(float)
+    usable = np.isfinite(value.to_numpy(float)) & np.isfinite(times.to_numpy(float))
+    sub = df.loc[usable, GROUP].assign(wallclock_time=times[usable])
+    sub = sub.sort_values([*GROUP, "wallclock_time"], kind="stable")
+    sub["best"] = running_best(value[sub.index], df.loc[sub.index, "mode"],
+                               [sub[c] for c in GROUP]).to_numpy()
+    return sub[CURVE_COLUMNS].reset_index(drop=True)
+
+
+def metric_values(df: pd.DataFrame) -> pd.Series:
+    """Each report's value of its experiment's own metric, NaN where missing, non-numeric
+    or non-finite."""
     value = pd.Series(np.nan, index=df.index)
     for metric, rows in df.groupby("metric", sort=False).groups.items():
         column = metric_column(str(metric))
         if column in df.columns:
             value[rows] = pd.to_numeric(df.loc[rows, column], errors="coerce").astype(float)
-    times = pd.to_numeric(df["wallclock_time"], errors="coerce").astype(float)
-    usable = np.isfinite(value.to_numpy(float)) & np.isfinite(times.to_numpy(float))
-    sub = df.loc[usable, GROUP].assign(wallclock_time=times[usable])
-    sub = sub.sort_values([*GROUP, "wallclock_time"], kind="stable")
-    # running minimum of the value as "lower is better" (max mode negated), then back
-    sign = np.where(df.loc[sub.index, "mode"].to_numpy() == "min", 1.0, -1.0)
-    signed = pd.Series(sign * value[sub.index].to_numpy(float), index=sub.index)
-    sub["best"] = sign * signed.groupby([sub[c] for c in GROUP], sort=False).cummin().to_numpy()
-    return sub[CURVE_COLUMNS].reset_index(drop=True)
+    return value.where(np.isfinite(value.to_numpy(float)))
+
+
+def running_best(value: pd.Series, mode: pd.Series, by: list[pd.Series]) -> pd.Series:
+    """Best so far within each group of ``by``, in row order (NaN rows stay NaN): a running
+    minimum of the value as "lower is better" (max mode negated), turned back."""
+    sign = np.where(mode.to_numpy() == "min", 1.0, -1.0)
+    signed = pd.Series(sign * value.to_numpy(float), index=value.index)
+    return signed.groupby(by, sort=False).cummin() * sign
 
 
 def interquartile_mean(values: np.ndarray) -> float:
