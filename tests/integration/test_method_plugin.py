@@ -4,52 +4,38 @@ endpoint (the method runs in the orchestrator, this process, in each); `stbench 
 whose orchestrator image lacks the package, refuses it in one line; a broken package is one
 line naming it.
 
-The package is installed with pip into a folder of its own, put on sys.path for the test
-only: the shared virtual environment and other tests never see it.
+The package is installed with pip into a folder of its own (`example_method.py`), put on
+sys.path for the test only: the shared virtual environment and other tests never see it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from example_method import install_example, on_path
 from sagemaker_endpoint import endpoint, run_in_process  # noqa: F401  (the module's fixture)
 
 from stbench.cli.main import main
 from stbench.methods.registry import all_methods
 from stbench.orchestration.store import experiment_dir, read_rows
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stbench-method-example"
 VARIANTS = ("RSMSR", "RSMSR(rank_cutoff=0.3)")
 FAST_TRIALS = ("--epochs", "3", "--epoch_duration", "0.05")
 
 
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`pip install` of the example (a copy: the build leaves nothing in the repository)."""
-    source = tmp_path_factory.mktemp("source") / EXAMPLE.name
-    shutil.copytree(EXAMPLE, source)
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "--target", str(target), str(source)],
-                   check=True)
-    assert (target / "stbench_method_example").is_dir()
-    return target
+    return install_example(tmp_path_factory.mktemp("plugin"))
 
 
 @pytest.fixture
-def installed(package_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.syspath_prepend(str(package_dir))
-    all_methods.cache_clear()
-    yield
-    monkeypatch.undo()
-    all_methods.cache_clear()
+def installed(package_dir: Path) -> Iterator[None]:
+    with on_path(package_dir):
+        yield
 
 
 def variants_ran(results: Path, tag: str) -> dict[str, Counter]:

@@ -29,16 +29,18 @@ import re
 import shlex
 import subprocess
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from docs_commands import PAGES, ROOT, DocCommand, all_doc_commands
+from example_method import install_example, on_path
 
 from stbench.cli import main as cli
 from stbench.cli.launch import study_from_args
-from stbench.methods.registry import get_method
+from stbench.methods.registry import check_variant, get_method
 from stbench.model.catalog import builtin_names, load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
@@ -55,6 +57,7 @@ INLINE_DEFAULTS = {  # what an inline span may leave out, per command
     "cleanup": ("--experiment_tag", "docs"),
 }
 MAKEFILE = (ROOT / "Makefile").read_text()
+EXAMPLE_METHOD = "RSMSR"  # examples/stbench-method-example's, installed as docs/methods.md says
 
 
 class Parsed(Exception):
@@ -84,6 +87,8 @@ def check_spec(spec: ExperimentSpec) -> None:
     spec.validate()
     for method in spec.method:
         get_method(method)
+    for args in spec.method_args:
+        check_variant(args)
     if spec.benchmark in builtin_names() or (ROOT / spec.benchmark).is_file():
         name = spec.benchmark if spec.benchmark in builtin_names() else str(ROOT / spec.benchmark)
         load_benchmark(name).with_fixed_values(spec.extra_args)
@@ -126,6 +131,12 @@ def in_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # the docs' paths (launch/tutorial.yaml) are the repository's
 
 
+@pytest.fixture(scope="module")
+def example_method(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/methods.md installs the example method package before it runs its method."""
+    return install_example(tmp_path_factory.mktemp("example"))
+
+
 def test_the_docs_show_commands_of_every_kind() -> None:
     """The extraction finds what the pages show: a broken reader would pass everything."""
     assert {c.argv[1] for c in STBENCH if len(c.argv) > 1} >= {
@@ -136,10 +147,13 @@ def test_the_docs_show_commands_of_every_kind() -> None:
 
 
 @pytest.mark.parametrize("command", STBENCH, ids=lambda c: f"{c.page}:{c.line}")
-def test_stbench_command_parses(command: DocCommand, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stbench_command_parses(command: DocCommand, monkeypatch: pytest.MonkeyPatch,
+                                request: pytest.FixtureRequest) -> None:
     argv = completed(command)
+    example = any(a.startswith(EXAMPLE_METHOD) for a in argv)
     try:
-        parse(argv, monkeypatch)
+        with on_path(request.getfixturevalue("example_method")) if example else nullcontext():
+            parse(argv, monkeypatch)
     except (UserError, SystemExit) as err:
         if command.inline and re.search(rf"{command.argv[-1]}\b.*: expected (at least )?one "
                                         "argument", str(err)):
