@@ -7,14 +7,18 @@ instead of on a fixed timer, so short trials keep the workers busy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
+from threadpoolctl import ThreadpoolController
 
 from stbench.model.errors import UserError
 from stbench.model.failures import crash_reason
@@ -105,14 +109,28 @@ class ExperimentOutcome:
     best: float | None
 
 
+def one_thread_calls() -> Callable[[], AbstractContextManager[Any]]:
+    """A context for the method's calls: one BLAS and OpenMP thread inside, the process's
+    own thread counts again outside. The GP searchers' NumPy/SciPy algebra otherwise runs
+    on every core's thread, and OpenBLAS and OpenMP threads spin while they wait for work,
+    against the trials on the same machine; a trial or trial supervisor forked later keeps
+    the process's own counts. Made once per experiment (finding the libraries takes ms;
+    each call then costs tens of microseconds)."""
+    controller = ThreadpoolController()
+    return lambda: controller.limit(limits=1)
+
+
 class ExperimentLoop:
     """Runs one experiment until its budget ends; the caller owns scheduler and backend."""
 
     def __init__(self, scheduler: TrialScheduler, backend: TrialBackend, store: ResultStore,
                  budget: Budget, metric: str, mode: str, progress: Progress,
-                 state: LoopState | None = None, cost: CostMeter | None = None):
+                 state: LoopState | None = None, cost: CostMeter | None = None,
+                 method_threads: Callable[[], AbstractContextManager[Any]] | None = None):
         """`cost`: prices the trials; needed for `budget.max_cost`, and where the back-end
-        bills nothing it writes each trial's estimated cost into its rows."""
+        bills nothing it writes each trial's estimated cost into its rows. `method_threads`:
+        the context of the scheduler's suggest and result calls (`one_thread_calls`; None:
+        as the process is, e.g. a simulated study limited as a whole)."""
         self.scheduler = scheduler
         self.backend = backend
         self.events: EventBackend = backend  # type: ignore[assignment]
@@ -126,6 +144,7 @@ class ExperimentLoop:
         if budget.max_cost is not None and cost is None:
             raise ValueError("a cost budget needs a CostMeter")
         self._ended_at: float | None = None  # elapsed seconds when the experiment ended
+        self._method_threads = method_threads or contextlib.nullcontext
 
     def run(self) -> ExperimentOutcome:
         state = self.state
@@ -201,7 +220,8 @@ class ExperimentLoop:
         if isinstance(value, (int, float)):
             if state.best is None or self.sign * value < self.sign * state.best:
                 state.best = float(value)
-        decision = self.scheduler.on_trial_result(trial=trial, result=result)
+        with self._method_threads():
+            decision = self.scheduler.on_trial_result(trial=trial, result=result)
         if decision == SchedulerDecision.STOP:
             self.backend.stop_trial(trial_id=trial.trial_id, result=result)
             self._retire(trial, Status.stopped)
@@ -219,7 +239,8 @@ class ExperimentLoop:
         else:
             reason = self.events.failure_reason(trial.trial_id)
         if status == Status.completed:
-            self.scheduler.on_trial_complete(trial, last)
+            with self._method_threads():
+                self.scheduler.on_trial_complete(trial, last)
             self._retire(trial, status)
         elif status == Status.failed:
             self.state.failures += 1
@@ -269,7 +290,8 @@ class ExperimentLoop:
         while free > 0 and not state.exhausted:
             if budget.max_num_trials is not None and state.trials_started >= budget.max_num_trials:
                 return
-            suggestion = self.scheduler.suggest()
+            with self._method_threads():
+                suggestion = self.scheduler.suggest()
             if suggestion is None:
                 state.exhausted = True
                 return

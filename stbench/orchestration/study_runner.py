@@ -36,6 +36,7 @@ from stbench.orchestration.experiment import (
     ExperimentOutcome,
     LoopState,
     RealClock,
+    one_thread_calls,
 )
 from stbench.orchestration.planning import plan_run
 from stbench.orchestration.progress import Progress
@@ -148,7 +149,8 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment, progress_stream:
         max_cost=spec.max_cost,
     )
     loop = ExperimentLoop(scheduler, backend, store, budget, benchmark.metric, benchmark.mode,
-                          progress, state, _cost_meter(plan, backend, previous))
+                          progress, state, _cost_meter(plan, backend, previous),
+                          None if spec.backend == SIMULATED else one_thread_calls())
     return loop.run()
 
 
