@@ -6,9 +6,12 @@ Layout (written by the orchestrator): ``<root>/<tag>/<benchmark>/<method>/<seed>
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +77,22 @@ def load_experiments(root: Path, experiment_tag: str) -> pd.DataFrame:
 
 def load(root: Path, experiment_tag: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both frames from a single pass, so counts agree while experiments are still running."""
-    experiments = _scan(Path(root), experiment_tag)
-    return _results_frame(experiments), _experiments_frame(experiments)
+    with _collector_paused():
+        experiments = _scan(Path(root), experiment_tag)
+        return _results_frame(experiments), _experiments_frame(experiments)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while reports are parsed: they hold no cycles, and at
+    64k reports its passes over the growing heap took a quarter of the loading time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _scan(root: Path, experiment_tag: str) -> list[_Experiment]:
