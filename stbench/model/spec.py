@@ -94,6 +94,13 @@ class ExperimentSpec:
         metadata=_flag("--backend simulated: seconds from a trial's start to its script's "
                        "start (default: what --from_study recorded, else 0)"),
     )
+    blackbox: str | None = field(
+        default=None,
+        metadata=_flag("--backend simulated: replay Syne Tune blackbox-repository files, "
+                       "NAME[:TASK] (a folder, or a name found in ~/.blackbox-repository or "
+                       "the Hugging Face cache; never downloaded); with --benchmark, its metric "
+                       "and mode", metavar="NAME[:TASK]"),
+    )
     jobs: int | None = field(
         default=None,
         metadata=_flag("--backend simulated: experiments run at once, each in its own process "
@@ -138,9 +145,10 @@ class ExperimentSpec:
         if not self.method:
             raise UserError("no method given; pass --method NAME (see `stbench methods`)")
         self.variants()
-        if not self.benchmark:
+        if not self.benchmark and not self.blackbox:
             raise UserError("no benchmark given; pass --benchmark NAME (see `stbench "
-                            "benchmarks`) or --from_study TAG with --backend simulated")
+                            "benchmarks`), or --from_study TAG or --blackbox NAME with "
+                            "--backend simulated")
         if self.num_seeds < 1:
             raise UserError(f"--num_seeds must be at least 1, got {self.num_seeds}")
         if self.start_seed < 0:
@@ -182,7 +190,7 @@ class ExperimentSpec:
             )
 
     def _validate_simulation(self) -> None:
-        simulated_only = {"from_study": self.from_study,
+        simulated_only = {"from_study": self.from_study, "blackbox": self.blackbox,
                           "simulated_start_seconds": self.simulated_start_seconds}
         for name, value in simulated_only.items():
             if value is not None and self.backend != SIMULATED:

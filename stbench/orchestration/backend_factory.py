@@ -9,6 +9,7 @@ from syne_tune.backend.trial_backend import TrialBackend
 
 from stbench.model.backend_names import CONTAINER_BACKENDS, DOCKER, LOCAL, SAGEMAKER, SIMULATED
 from stbench.model.benchmark import Benchmark
+from stbench.model.catalog import load_benchmark
 from stbench.model.images import LOCAL_TRAINER
 from stbench.model.method_args import tag_value
 from stbench.model.naming import TAG_ENV, experiment_base
@@ -31,6 +32,19 @@ def with_backend_defaults(spec: ExperimentSpec) -> ExperimentSpec:
 
         return with_study_defaults(spec)
     return spec
+
+
+def load_run_benchmark(spec: ExperimentSpec) -> Benchmark:
+    """The spec's benchmark; Syne Tune blackbox files (`--blackbox`, or a YAML's `blackbox:`)
+    give it their config space and resource."""
+    benchmark = load_benchmark(spec.benchmark) if spec.benchmark else None
+    blackbox = spec.blackbox or (benchmark.blackbox if benchmark else "")
+    if not blackbox:
+        assert benchmark is not None  # spec.validate: a benchmark or a blackbox
+        return benchmark
+    from stbench.backends.simulated.blackbox_files import blackbox_benchmark
+
+    return blackbox_benchmark(blackbox, benchmark)
 
 
 def check_tabulated_run(spec: ExperimentSpec, benchmark: Benchmark) -> None:

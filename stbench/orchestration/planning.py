@@ -15,7 +15,6 @@ from dataclasses import dataclass, fields, replace
 
 from stbench.methods.registry import MethodContext, check_variant, get_method
 from stbench.model.benchmark import Benchmark
-from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.prices import load_prices
 from stbench.model.spec import ExperimentSpec
@@ -23,6 +22,7 @@ from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.backend_factory import (
     check_tabulated_run,
     check_trial_requests,
+    load_run_benchmark,
     with_backend_defaults,
 )
 from stbench.orchestration.trial_inputs import TrialFiles
@@ -46,7 +46,7 @@ def plan_run(spec: ExperimentSpec) -> RunPlan:
     for name in spec.method:
         get_method(name)
     spec = replace(spec, method_args=tuple(check_variant(a) for a in spec.method_args))
-    benchmark = load_benchmark(spec.benchmark).with_fixed_values(spec.extra_args, SPEC_FLAGS)
+    benchmark = load_run_benchmark(spec).with_fixed_values(spec.extra_args, SPEC_FLAGS)
     check_tabulated_run(spec, benchmark)
     check_variants(spec, benchmark)
     spec = spec.with_trainer_image(benchmark.image)
