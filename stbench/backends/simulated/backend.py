@@ -14,12 +14,14 @@ loop needs (`EventBackend`: busy trials, waiting, annotations) and a clock for t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from syne_tune.backend.simulator_backend import simulator_backend
 from syne_tune.backend.simulator_backend.events import StartEvent
 from syne_tune.backend.simulator_backend.simulator_backend import SimulatorConfig
 from syne_tune.backend.simulator_backend.time_keeper import SimulatedTimeKeeper
@@ -111,6 +113,13 @@ class SimulatedBackend(WithoutJobs, UserBlackboxBackend):
         result[RECEIVE_TIMESTAMP] = self.clock.start_epoch + time_event
         result[WORKER_TIME] = round(float(result[ELAPSED]), 6)
         super()._process_on_trial_result_event(time_event=time_event, event=event)
+
+    @staticmethod
+    def _debug_message(event_name: str, time: float, trial_id: int, pushed: bool = False,
+                       **kwargs: Any) -> None:
+        """Syne Tune formats a debug line for every event, logged or not: only when logged."""
+        if simulator_backend.logger.isEnabledFor(logging.DEBUG):
+            UserBlackboxBackend._debug_message(event_name, time, trial_id, pushed, **kwargs)
 
     # --- what the experiment loop needs beyond TrialBackend --------------------------------
 
