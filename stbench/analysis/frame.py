@@ -168,7 +168,7 @@ def _parse_lines(lines: list[str], path: Path) -> list[Any]:
     return records
 
 
-_SCALARS = (type(None), str, int, float, bool)
+_SCALAR_TYPES = {type(None), str, int, float, bool}
 _ABSENT = object()  # a key a report does not have: an empty cell, unlike a stored null
 
 
@@ -187,7 +187,9 @@ def _columns(meta: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, l
     configs = [c if isinstance(c := r.get("config"), dict) else {} for r in records]
     for key in dict.fromkeys(k for c in configs for k in c):
         values = [c.get(key) for c in configs]
-        columns[f"config_{key}"] = [v if type(v) in _SCALARS else json.dumps(v) for v in values]
+        if not set(map(type, values)) <= _SCALAR_TYPES:  # a list or dict: its JSON text
+            values = [v if type(v) in _SCALAR_TYPES else json.dumps(v) for v in values]
+        columns[f"config_{key}"] = values
     # Other scalar keys (worker_time, cost_usd, ...) unless a metric already took the name.
     taken = set(columns)
     for key in dict.fromkeys(k for r in records for k in r):
@@ -198,9 +200,11 @@ def _columns(meta: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, l
 
 def _add_scalars(columns: dict[str, list[Any]], name: str, values: list[Any]) -> None:
     """The column of the scalar values (others empty); none if no report has one."""
-    scalars = [v if type(v) in _SCALARS else None for v in values]
-    if any(type(v) in _SCALARS for v in values):
-        columns[name] = scalars
+    types = set(map(type, values))
+    if types <= _SCALAR_TYPES:  # the usual case, checked at C speed
+        columns[name] = values
+    elif types & _SCALAR_TYPES:
+        columns[name] = [v if type(v) in _SCALAR_TYPES else None for v in values]
 
 
 def _results_frame(experiments: list[_Experiment]) -> pd.DataFrame:
