@@ -198,7 +198,8 @@ def test_unknown_subcommand(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     ("argv", "expected"),
     [
         (["--method", "RS"], "no benchmark given; pass --benchmark NAME (see `stbench "
-                             "benchmarks`) or --from_study TAG with --backend simulated"),
+                             "benchmarks`), or --from_study TAG or --blackbox NAME with "
+                             "--backend simulated"),
         (["--benchmark", "synthetic_curves"],
          "no method given; pass --method NAME (see `stbench methods`)"),
     ],
