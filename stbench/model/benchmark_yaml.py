@@ -137,15 +137,24 @@ def _parse_source(reader: _Reader) -> tuple[Path | None, str, str]:
                     "blackbox files)", "")
     if len(given) > 1:
         reader.fail(reader.node_of(given[1]), f"give only one of {', '.join(given)}", given[1])
-    if given[0] != "script":
-        value = reader.get(given[0], str)
-        if not value.strip():
-            reader.fail(reader.node_of(given[0]), "must not be empty", given[0])
-        return None, value if given[0] == "table" else "", value if given[0] != "table" else ""
+    if given[0] == "table":
+        return None, _non_empty(reader, "table"), ""
+    if given[0] == "blackbox":
+        name, colon, task = _non_empty(reader, "blackbox").partition(":")
+        if "/" in name or name.startswith("."):  # a folder, relative to this file
+            name = str((reader.path.parent / Path(name).expanduser()).resolve())
+        return None, "", f"{name}{colon}{task}"
     script = reader.path.parent / reader.get("script", str)
     if not script.is_file():
         reader.fail(reader.node_of("script"), f"script {script} not found", "script")
     return script.resolve(), "", ""
+
+
+def _non_empty(reader: _Reader, name: str) -> str:
+    value = reader.get(name, str)
+    if not value.strip():
+        reader.fail(reader.node_of(name), "must not be empty", name)
+    return value
 
 
 def _parse_purpose(reader: _Reader) -> dict[str, Any]:

@@ -92,10 +92,10 @@ def test_asha_and_bo_run_on_blackbox_files_with_curves(tmp_path: Path) -> None:
 
 
 def test_a_yaml_benchmark_names_the_blackbox_and_its_metric(tmp_path: Path) -> None:
-    folder = tmp_path / "toy"
-    write_blackbox(folder)
+    """Its folder relative to the YAML file, its metric not the files' default."""
+    write_blackbox(tmp_path / "toy")
     yaml_file = tmp_path / "toy_train.yaml"
-    yaml_file.write_text(f"name: toy_train\nblackbox: {folder}:task0\nmetric: metric_train_loss\n"
+    yaml_file.write_text("name: toy_train\nblackbox: ./toy:task0\nmetric: metric_train_loss\n"
                          "mode: min\nmax_wallclock_time: 100\nn_workers: 2\n"
                          "instance_type: ml.m5.large\n")
     assert main(["run", "--backend", "simulated", "--benchmark", str(yaml_file), "--method",

@@ -28,8 +28,8 @@ from stbench.model.errors import UserError
 REPO_ID = "synetune/blackbox-repository"  # Syne Tune's dataset on the Hugging Face hub
 # Syne Tune's default metrics (metadata "metric_default") and their direction, from its own
 # benchmark definitions; other files need a benchmark YAML naming `metric` and `mode`
-KNOWN_MODES = {"metric_valid_loss": "min", "metric_valid_error": "min",
-               "val_accuracy": "max", "metric_valid_accuracy": "max"}
+KNOWN_MODES = {"metric_valid_loss": "min", "metric_valid_error": "min",  # fcnet, nasbench201
+               "val_accuracy": "max"}  # lcbench
 FILES = ("metadata.json", "configspace.json", "fidelityspace.json", "hyperparameters.parquet",
          "objectives_evaluations.npy", "fidelities_values.npy")
 
