@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotri, dpotrs, dtrtrs
-from scipy.optimize import minimize
 from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.special import ndtr
 from sklearn.base import clone
@@ -31,6 +30,8 @@ from sklearn.gaussian_process.kernels import (
     WhiteKernel,
 )
 from syne_tune.config_space import Categorical, Domain, FiniteRange, Float, Integer, Quantized
+
+from stbench.methods.lbfgsb import minimize_lbfgsb
 
 LOCAL_SCALES = (0.02, 0.07, 0.2)  # perturbation std devs in the unit cube
 CATEGORY_FLIP_PROB = 0.2
@@ -241,10 +242,9 @@ def fit_kernel(X: np.ndarray, y: np.ndarray, start: Kernel | None,
     starts = [kernel.theta, default.theta] if restart else [kernel.theta]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        runs = [minimize(objective, t, jac=True, method="L-BFGS-B", bounds=kernel.bounds,
-                         options={"maxiter": MAX_OPT_ITER, "maxfun": 2 * MAX_OPT_ITER})
+        runs = [minimize_lbfgsb(objective, t, kernel.bounds, MAX_OPT_ITER, 2 * MAX_OPT_ITER)
                 for t in starts]
-    kernel.theta = min(runs, key=lambda r: r.fun).x
+    kernel.theta = min(runs, key=lambda run: run[1])[0]
     return kernel
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize
 
 from stbench.methods.gp_model import (
     JITTER,
@@ -25,6 +24,7 @@ from stbench.methods.gp_model import (
     cholesky_lower,
     log_prior,
 )
+from stbench.methods.lbfgsb import minimize_lbfgsb
 
 # theta = log(scale), log(length scales)..., log(v), log(alpha), log(lam), log(noise), c
 LENGTH_BOUNDS = (1e-2, 1e2)
@@ -156,7 +156,6 @@ def fit_exp_decay_sum(X: np.ndarray, y: np.ndarray, start: ExpDecaySumKernel | N
     default = ExpDecaySumKernel.default_theta(dim)
     starts = [default] if start is None else [start.theta, default][: 2 if restart else 1]
     objective, bounds = ExpDecaySumLikelihood(X, y, priors), ExpDecaySumKernel.bounds(dim)
-    runs = [minimize(objective, t, jac=True, method="L-BFGS-B", bounds=bounds,
-                     options={"maxiter": MAX_OPT_ITER, "maxfun": 2 * MAX_OPT_ITER})
+    runs = [minimize_lbfgsb(objective, t, bounds, MAX_OPT_ITER, 2 * MAX_OPT_ITER)
             for t in starts]
-    return ExpDecaySumKernel(min(runs, key=lambda run: run.fun).x)
+    return ExpDecaySumKernel(min(runs, key=lambda run: run[1])[0])

@@ -57,3 +57,23 @@ def test_lapack_helpers_are_scipys_calls_to_the_bit() -> None:
                                atol=1e-10)
     with pytest.raises(np.linalg.LinAlgError):
         cholesky_lower(-K)
+
+
+@pytest.mark.parametrize("n", [8, 60])
+def test_lbfgsb_driver_takes_scipys_steps_to_the_bit(n: int) -> None:
+    from scipy.optimize import minimize
+
+    from stbench.methods.gp_model import MaternLikelihood
+    from stbench.methods.lbfgsb import minimize_lbfgsb
+
+    rng = np.random.default_rng(n)
+    X = rng.random((n, 3))
+    y = np.sin(6 * X[:, 0]) + X[:, 1] ** 2 + 0.1 * rng.normal(size=n)
+    objective = MaternLikelihood(X, y)
+    kernel = make_kernel(3)
+    for start, maxiter in [(kernel.theta, 50), (kernel.theta + 1.5, 50), (kernel.theta, 3)]:
+        ours = minimize_lbfgsb(objective, start, kernel.bounds, maxiter, 2 * maxiter)
+        theirs = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=kernel.bounds,
+                          options={"maxiter": maxiter, "maxfun": 2 * maxiter})
+        np.testing.assert_array_equal(ours[0], theirs.x)
+        assert ours[1] == theirs.fun
