@@ -12,14 +12,18 @@ restores when an interrupted job starts again: the study then resumes where it s
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from stbench.cli.main import guarded, run_and_report
 from stbench.cli.main import main as stbench_main
+from stbench.methods.registry import all_methods
+from stbench.model.code_package import METHODS_CHANNEL, find_archive, unpack
 from stbench.model.container_contract import hyperparameters_path, opt_ml_root, write_failure
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
@@ -37,10 +41,27 @@ def train(root: Path) -> int:
         raise UserError("the experiment spec has no experiment_tag; launch with `stbench launch`")
     # a user benchmark's folder comes as the job's `code` channel, as it does to its trials
     spec = replace(spec, benchmark=unpacked_benchmark(root, spec.benchmark, _log))
+    add_method_packages(root)
     results = root / "checkpoints"
     # always a resume: a job restarted (RetryStrategy) before its first checkpoint upload has
     # no results yet, but its trial jobs exist and must be taken over, not named again
     return run_and_report(replace(spec, results_root=str(results), resume=True))
+
+
+def add_method_packages(root: Path) -> None:
+    """The installed method packages `stbench launch` shipped (the `methods` channel), first
+    on sys.path, so their entry points join the built-in methods."""
+    archive = find_archive(root / "input" / "data" / METHODS_CHANNEL)
+    if archive is None:
+        return
+    folder = root / "methods"
+    shutil.rmtree(folder, ignore_errors=True)  # a reused instance keeps /opt/ml
+    folder.mkdir(parents=True)
+    unpack(archive, folder)
+    sys.path.insert(0, str(folder))
+    importlib.invalidate_caches()
+    all_methods.cache_clear()
+    _log(f"method packages from {archive.name}: {', '.join(all_methods())}")
 
 
 def _log(message: str) -> None:

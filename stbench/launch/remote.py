@@ -39,10 +39,10 @@ from stbench.backends.jobs.sagemaker_instances import (
     check_quotas,
     read_quotas,
 )
+from stbench.launch.method_packages import pack_method_packages
 from stbench.launch.study_file import Study
-from stbench.methods.registry import get_method
 from stbench.model.backend_names import SAGEMAKER
-from stbench.model.code_package import CODE_CHANNEL, CodePackage
+from stbench.model.code_package import CODE_CHANNEL, METHODS_CHANNEL, CodePackage
 from stbench.model.cost_estimate import (
     CostEstimate,
     duration,
@@ -79,6 +79,7 @@ class PlannedJob:
     skip_reason: str = ""
     code: CodePackage | None = None  # a user benchmark's folder, stored before the job starts
     study_root: str = ""  # s3://…/<tag>, where the folder is stored
+    methods: CodePackage | None = None  # installed method packages, stored there too
 
 
 class LaunchTarget(Protocol):
@@ -131,7 +132,7 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
     inputs and requests fail here, not in every job), and packs a user benchmark's folder once
     for all of them."""
     run = plan_run(replace(spec, backend=SAGEMAKER))
-    check_shippable(run.spec, orchestrator_image)
+    methods = shipped_methods(run.spec, orchestrator_image)
     spec, benchmark, code = run.spec, run.benchmark, run.files.code
     if not spec.experiment_tag:
         raise UserError("remote launch needs --experiment_tag: it names the jobs and results")
@@ -154,24 +155,24 @@ def plan_launch(spec: ExperimentSpec, target: LaunchTarget,
             skip = ""
             if busy and not force:
                 skip = f"{busy[-1]} is {existing[busy[-1]]}; pass --force to launch again"
-            request = _request(one, setup, image, name, benchmark.name, method, seed, code)
+            request = _request(one, setup, image, name, benchmark.name, method, seed, code,
+                               methods)
             planned.append(PlannedJob(name, one, request, skip, code,
-                                      setup.study_uri(spec.experiment_tag)))
+                                      setup.study_uri(spec.experiment_tag), methods))
     return planned
 
 
-def check_shippable(spec: ExperimentSpec, orchestrator_image: str | None) -> None:
-    """A method of an installed package runs only where that package is installed: the
-    orchestrator image holds stbench's own methods, so such a study needs an image with the
-    package (--orchestrator_image), or `stbench run`, whose orchestrator is this process."""
-    for name in spec.method:
-        package = get_method(name).package
-        if package and not orchestrator_image:
-            raise UserError(
-                f"method {name} comes from the installed package {package}, which the "
-                "orchestrator image lacks: run the study with `stbench run` (any --backend; "
-                f"sagemaker runs its trials as SageMaker jobs), or pass --orchestrator_image "
-                f"naming an image with {package} installed")
+def shipped_methods(spec: ExperimentSpec, orchestrator_image: str | None
+                    ) -> CodePackage | None:
+    """The installed packages of the spec's methods, packed for the orchestrator jobs; an
+    --orchestrator_image may hold them already, so a package that cannot travel is then left
+    to it."""
+    try:
+        return pack_method_packages(spec)
+    except UserError:
+        if orchestrator_image:
+            return None
+        raise
 
 
 def check_study(study: Study, planned: list[PlannedJob],
@@ -296,6 +297,9 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
             note(f"benchmark folder {job.code.folder}: "
                  f"{target.publish_code(job.code, job.study_root)}")
             published.add(job.code.digest)
+        if job.methods is not None and job.methods.digest not in published:
+            note(f"method packages: {target.publish_code(job.methods, job.study_root)}")
+            published.add(job.methods.digest)
         deadline = time.monotonic() + job.spec.max_capacity_wait
         while True:
             try:
@@ -322,12 +326,15 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
 
 def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
              benchmark: str, method: str, seed: int,
-             code: CodePackage | None) -> dict[str, Any]:
+             code: CodePackage | None,
+             methods: CodePackage | None = None) -> dict[str, Any]:
     """The orchestrator's job; a user benchmark's folder reaches it as the `code` channel,
-    which its remote mode unpacks before it loads the benchmark."""
+    which its remote mode unpacks before it loads the benchmark, and installed method packages
+    as the `methods` channel (method_packages.py)."""
     where = setup.experiment_uri(spec.experiment_tag, benchmark, method, seed)
-    inputs = ({CODE_CHANNEL: code_uri(setup.study_uri(spec.experiment_tag), code)}
-              if code is not None else {})
+    study = setup.study_uri(spec.experiment_tag)
+    inputs = {name: code_uri(study, package) for name, package in
+              ((CODE_CHANNEL, code), (METHODS_CHANNEL, methods)) if package is not None}
     template = JobTemplate(
         image=image, benchmark=benchmark, instance_type=ORCHESTRATOR_INSTANCE,
         checkpoint_root=f"{where}/orchestrator/", output_root=f"{where}/orchestrator-output/",

@@ -24,6 +24,7 @@ from stbench.model.benchmark import BUILTIN_DIR, Benchmark
 from stbench.model.errors import UserError
 
 CODE_CHANNEL = "code"
+METHODS_CHANNEL = "methods"  # installed method packages a launched orchestrator needs
 MAX_CODE_MB = 50  # what a trial downloads and unpacks before it starts; data belongs in inputs
 MAX_CODE_BYTES = MAX_CODE_MB * 1024 * 1024
 SKIPPED_DIRS = frozenset({"__pycache__", ".git"})
@@ -57,15 +58,22 @@ def pack_benchmark(benchmark: Benchmark) -> CodePackage:
         raise UserError(f"script {script} of benchmark '{benchmark.name}' is outside its folder "
                         f"{folder}: only that folder travels with the trials; move the script "
                         "into it")
+    return pack_folder(folder, benchmark.source.name,
+                       f"benchmark folder {folder}", "travel with each trial: give the YAML and "
+                       "script a folder of their own and pass data as inputs (see README)")
+
+
+def pack_folder(folder: Path, benchmark_file: str, what: str, too_big: str) -> CodePackage:
+    """Any folder packed (a benchmark's, or the method packages `stbench launch` ships);
+    `what` and `too_big` word the error of a folder over MAX_CODE_MB."""
     entries = _entries(folder)
     size = sum(path.stat().st_size for path in entries if path.is_file()
                and not path.is_symlink())
     if size > MAX_CODE_BYTES:
-        raise UserError(f"benchmark folder {folder} holds {size / 2**20:.1f} MB, over the "
-                        f"{MAX_CODE_MB} MB that travel with each trial: give the YAML and script "
-                        "a folder of their own and pass data as inputs (see README)")
+        raise UserError(f"{what} holds {size / 2**20:.1f} MB, over the {MAX_CODE_MB} MB that "
+                        f"{too_big}")
     tar_bytes = _tar(folder, entries)
-    return CodePackage(folder, benchmark.source.name, gzip.compress(tar_bytes, mtime=0),
+    return CodePackage(folder, benchmark_file, gzip.compress(tar_bytes, mtime=0),
                        hashlib.sha256(tar_bytes).hexdigest())
 
 
