@@ -171,9 +171,10 @@ def all_methods() -> Mapping[str, Method]:
 
 
 def get_method(name: str) -> Method:
-    """The method of a name or a variant label (`ASHA(reduction_factor=4)`)."""
-    methods = METHODS if name in METHODS else all_methods()
+    """The method of a name or a variant label (`ASHA(reduction_factor=4)`); installed
+    packages are loaded only for a name that is not built in."""
     base = MethodArgs.from_label(name).method if name.endswith(")") else name
+    methods = METHODS if base in METHODS else all_methods()
     try:
         return methods[base]
     except KeyError:
