@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from stbench.methods.registry import MethodContext, check_variant, get_method
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
+from stbench.model.naming import experiment_base
 from stbench.model.prices import load_prices
 from stbench.model.spec import ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
@@ -61,7 +62,13 @@ def check_variants(spec: ExperimentSpec, benchmark: Benchmark) -> None:
     """Each variant once (canonical labels: `ASHA:grace_period=1` is `ASHA`), and each builds
     a scheduler for this benchmark: Syne Tune's own checks (a grace period beyond the
     benchmark's resource) fail here as one line, not in the first experiment."""
+    bases: dict[str, str] = {}
     for variant in spec.variants():
+        base = experiment_base(spec.experiment_tag or "tag", benchmark.name, variant.label, 0)
+        if base in bases:  # job names keep letters, digits and '-' only
+            raise UserError(f"methods {bases[base]} and {variant.label} would share SageMaker "
+                            "job names; change one's --method_args")
+        bases[base] = variant.label
         try:
             get_method(variant.method).make_scheduler(
                 MethodContext.for_benchmark(benchmark, 0), variant)
