@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -88,14 +89,17 @@ def generate(root: Path) -> int:
     return total
 
 
-def time_results(code: Path, root: Path, out_dir: Path) -> tuple[float, float]:
-    """Seconds from process start until the table's rule line is on stdout, and until exit."""
+def time_results(code: Path, root: Path, out_dir: Path) -> tuple[float, float, float, float]:
+    """Seconds from process start until the table's rule line is on stdout, and until exit;
+    the CPU seconds the process had used by then (what wall-clock would be on an idle
+    machine: it runs on one thread and reads cached files)."""
     env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1",
            "MPLBACKEND": "Agg"}
     # cwd and PYTHONPATH (ahead of the venv's editable install) choose whose stbench runs
     command = [sys.executable, "-c", "import sys; from stbench.cli.main import main; "
                "sys.exit(main())", "results", "--experiment_tag", TAG,
                "--results_root", str(root), "--out_dir", str(out_dir)]
+    cpu_before = _children_cpu()
     start = time.perf_counter()
     table = None
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -104,10 +108,24 @@ def time_results(code: Path, root: Path, out_dir: Path) -> tuple[float, float]:
         for line in proc.stdout:
             if table is None and line.startswith("---"):
                 table = time.perf_counter() - start
+                table_cpu = _process_cpu(proc.pid)
         if proc.wait() != 0:
             raise SystemExit(f"stbench results failed with exit code {proc.returncode}")
     done = time.perf_counter() - start
-    return (table if table is not None else done), done
+    if table is None:
+        raise SystemExit("stbench results printed no table")
+    return table, done, table_cpu, _children_cpu() - cpu_before
+
+
+def _process_cpu(pid: int) -> float:
+    """User and system seconds of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -127,12 +145,13 @@ def main() -> None:
                                 capture_output=True, text=True, check=True).stdout.strip()
         codes = {f"anchor ({commit})": anchor, **codes}
     load_start = os.getloadavg()[0]
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in codes}
+    times: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in codes}
     for repeat in range(args.repeats):
         for name, code in codes.items():
             times[name].append(time_results(code, root / "results", root / "plots" / name[:6]))
-            print(f"run {repeat + 1} {name}: table {times[name][-1][0]:.2f} s, "
-                  f"done {times[name][-1][1]:.2f} s", flush=True)
+            table, done, table_cpu, cpu = times[name][-1]
+            print(f"run {repeat + 1} {name}: table {table:.2f} s, done {done:.2f} s; CPU "
+                  f"{table_cpu:.2f} s, {cpu:.2f} s", flush=True)
     lines = [
         SECTION, "",
         f"`stbench results` on a generated tag of {BENCHMARKS * len(METHODS) * SEEDS} "
@@ -145,14 +164,24 @@ def main() -> None:
         f"1-minute load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} "
         "at the end.",
         "",
-        "| code | table printed (s) | plots done (s) | plots after the table (s) |",
-        "|---|---|---|---|",
+        "| code | table printed (s) | plots done (s) | plots after the table (s) | "
+        "CPU until the table (s) | CPU after it (s) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, runs in times.items():
-        table = statistics.median(t for t, _ in runs)
-        done = statistics.median(d for _, d in runs)
-        lines.append(f"| {name} | {table:.2f} | {done:.2f} | "
-                     f"{statistics.median(d - t for t, d in runs):.2f} |")
+        columns = [[t, d, d - t, tc, c - tc] for t, d, tc, c in runs]
+        medians = [statistics.median(column) for column in zip(*columns, strict=True)]
+        lines.append(f"| {name} | " + " | ".join(f"{m:.2f}" for m in medians) + " |")
+    lines += [
+        "",
+        "The CPU columns are the process's user and system seconds (read from /proc when the "
+        "table's rule line arrives, and at its end): on an idle machine its wall-clock, as it "
+        "runs on one thread and reads cached files; on a busy one wall-clock is longer. The "
+        "earlier code computed every comparison before printing anything; this one prints the "
+        "table first, then computes the comparisons (including the critical-difference test) "
+        "and draws the plots (15 here, 2 more than before: rank over time and the "
+        "critical-difference diagram), most of whose time is matplotlib's layout and drawing.",
+    ]
     publish(lines, args.write)
 
 

@@ -120,10 +120,11 @@ def report_parts(root: Path, experiment_tag: str, out_dir: Path | None = None,
     analysis = _analyze(df, experiments, curves, table)
     friedman = None
     if analysis.experiments["method"].nunique() > 1:
-        n_benchmarks = analysis.experiments["benchmark"].nunique()
-        reason = why_not_drawn(analysis.blocks, n_benchmarks)
-        friedman = friedman_nemenyi(analysis.blocks) if reason is None else None
-        yield reason or format_friedman(friedman)  # type: ignore[arg-type]
+        line = why_not_drawn(analysis.blocks, analysis.experiments["benchmark"].nunique())
+        if line is None:
+            friedman = friedman_nemenyi(analysis.blocks)
+            line = format_friedman(friedman)
+        yield line
     yield from _comparison_texts(analysis)
     yield from _plots(analysis, out_dir, friedman)
 
