@@ -5,7 +5,7 @@ Each benchmark is a block; a method's value on it is its final normalized regret
 averaged over seeds. The Friedman test (scipy) asks whether any method ranks differently;
 the Nemenyi post-hoc test and the diagram come from scikit-posthocs: methods sit at their
 mean rank, and a bar joins methods whose difference is not significant at 5 %. Only
-benchmarks where every method has results count (the tests need complete blocks).
+benchmarks on which every method ran count (the tests need complete blocks).
 """
 
 from __future__ import annotations
@@ -34,17 +34,20 @@ def final_regret_blocks(regret: pd.DataFrame) -> pd.DataFrame:
     return table.dropna(axis=0, how="any").sort_index()
 
 
-def why_not_drawn(blocks: pd.DataFrame, n_benchmarks: int) -> str | None:
-    """One line saying why there is no diagram, or None when it can be drawn."""
-    n_methods = blocks.shape[1]
-    if n_methods < MIN_METHODS:
+def why_not_drawn(blocks: pd.DataFrame, n_benchmarks: int, n_methods: int) -> str | None:
+    """One line saying why there is no diagram, or None when it can be drawn. ``n_*``: how
+    many the tag has; ``blocks`` holds those with results (``final_regret_blocks``)."""
+    def count(found: int, total: int, which: str) -> str:
+        return f"this tag has {total}" if found == total else f"{found} of this tag's {which}"
+
+    methods, benchmarks = blocks.shape[1], len(blocks)
+    if methods < MIN_METHODS:
         return (f"critical-difference diagram: needs {MIN_METHODS} or more methods (the "
-                f"Friedman test); this tag has {n_methods}")
-    if len(blocks) < MIN_BENCHMARKS:
-        complete = "" if len(blocks) == n_benchmarks else (
-            f" ({n_benchmarks} in the tag, {len(blocks)} with results of every method)")
-        return (f"critical-difference diagram: needs {MIN_BENCHMARKS} or more benchmarks; "
-                f"this tag has {len(blocks)}{complete}")
+                f"Friedman test); {count(methods, n_methods, f'{n_methods} have results')}")
+    if benchmarks < MIN_BENCHMARKS:
+        which = f"{n_benchmarks} have results of every method"
+        return (f"critical-difference diagram: needs {MIN_BENCHMARKS} or more benchmarks "
+                f"with results of every method; {count(benchmarks, n_benchmarks, which)}")
     return None
 
 

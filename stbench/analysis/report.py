@@ -120,7 +120,8 @@ def report_parts(root: Path, experiment_tag: str, out_dir: Path | None = None,
     analysis = _analyze(df, experiments, curves, table)
     friedman = None
     if analysis.experiments["method"].nunique() > 1:
-        line = why_not_drawn(analysis.blocks, analysis.experiments["benchmark"].nunique())
+        line = why_not_drawn(analysis.blocks, analysis.experiments["benchmark"].nunique(),
+                             analysis.experiments["method"].nunique())
         if line is None:
             friedman = friedman_nemenyi(analysis.blocks)
             line = format_friedman(friedman)

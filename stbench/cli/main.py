@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -119,9 +120,8 @@ def cmd_results(argv: list[str]) -> int:
                              "(columns: docs/results.md)")
     args = parser.parse_args(argv)
     csv = Path(args.csv) if args.csv else None
-    if csv is not None and (csv.is_dir() or not csv.parent.is_dir()):
-        raise UserError(f"--csv {csv}: " + ("is a folder; name a file in it" if csv.is_dir()
-                        else f"folder {csv.parent} does not exist; create it first"))
+    if csv is not None:
+        check_csv_path(csv)
     root = Path(args.results_root)
     if args.refresh or needs_fetch(root / args.experiment_tag):
         fetch_launched(root, args)
@@ -136,6 +136,16 @@ def cmd_results(argv: list[str]) -> int:
             print(part if index == 0 else f"\n{part}", flush=True)
             after_text = True
     return 0
+
+
+def check_csv_path(csv: Path) -> None:
+    """`--csv`: a file that can be written, checked before the tag is read (one line)."""
+    if csv.is_dir():
+        raise UserError(f"--csv {csv}: is a folder; name a file in it")
+    if not csv.parent.is_dir():
+        raise UserError(f"--csv {csv}: folder {csv.parent} does not exist; create it first")
+    if not os.access(csv.parent, os.W_OK) or (csv.exists() and not os.access(csv, os.W_OK)):
+        raise UserError(f"--csv {csv}: cannot write there; choose another path")
 
 
 def cmd_benchmarks(argv: list[str]) -> int:

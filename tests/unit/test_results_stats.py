@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib.axes
@@ -64,9 +65,20 @@ def test_three_benchmarks_draw_the_critical_difference_diagram(tmp_path: Path) -
 
 def test_two_benchmarks_say_so_instead_of_drawing(tmp_path: Path) -> None:
     text, paths = report(write_tag(tmp_path, 2), TAG, out_dir=tmp_path / "plots")
-    assert "critical-difference diagram: needs 3 or more benchmarks; this tag has 2" in text
+    assert ("critical-difference diagram: needs 3 or more benchmarks with results of every "
+            "method; this tag has 2") in text
     assert not (tmp_path / "plots" / "critical_difference.png").exists()
     assert tmp_path / "plots" / "rank_over_time.png" in paths
+
+
+def test_a_benchmark_without_every_method_does_not_count(tmp_path: Path) -> None:
+    root = write_tag(tmp_path, 3)
+    shutil.rmtree(root / TAG / "bench2" / "middle")  # not run there (unreported would count
+    # as the worst: normalized regret 1, as everywhere in the report)
+    text, _ = report(root, TAG, out_dir=tmp_path / "plots")
+    assert ("critical-difference diagram: needs 3 or more benchmarks with results of every "
+            "method; 2 of this tag's 3 have results of every method") in text
+    assert not (tmp_path / "plots" / "critical_difference.png").exists()
 
 
 def test_two_methods_say_so_instead_of_drawing(tmp_path: Path) -> None:
