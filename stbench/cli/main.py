@@ -17,6 +17,8 @@ stays the single source of truth.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import logging
 import os
@@ -126,6 +128,9 @@ def cmd_results(argv: list[str]) -> int:
     if args.refresh or needs_fetch(root / args.experiment_tag):
         fetch_launched(root, args)
     out_dir = Path(args.out_dir) if args.out_dir else None
+    # the process ends after the report: its objects go back with it, without Python's last
+    # collection passing over them (0.4 s of CPU after a 64k-report tag)
+    atexit.register(gc.freeze)
     # each part as soon as it is ready: the table first, then the comparisons, then the plots
     after_text = False
     for index, part in enumerate(report_parts(root, args.experiment_tag, out_dir, csv)):
