@@ -104,7 +104,7 @@ _KDE = (
 )
 _INITIAL = "random configs before the GP proposes"
 _BO = (Setting("num_initial_random", int, None, _INITIAL, minimum=1,
-               auto="max(4, encoded dimensions + 1)"),)
+               auto="max(4, hyperparameters + 1)"),)
 _MOBSTER = (
     *_RUNGS,
     Setting("num_initial_random", int, None, "random configs until this many trials reported "

@@ -31,7 +31,7 @@ def test_methods_details_lists_each_setting_with_type_default_and_meaning(
     assert ("    grace_period (int, >= 1; default 1): resource of the lowest rung: every trial "
             "runs this far") in out
     assert "    reduction_factor (float, > 1; default 3): " in out
-    assert "    num_initial_random (int, >= 1; default auto (max(4, encoded dimensions + 1)))" \
+    assert "    num_initial_random (int, >= 1; default auto (max(4, hyperparameters + 1)))" \
         in out
     for method in METHODS.values():
         block = out.split(f"\n{method.name} ", 1)[1] if f"\n{method.name} " in out else out
