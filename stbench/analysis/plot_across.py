@@ -14,22 +14,22 @@ matplotlib.use("Agg")  # files only: no display needed on servers or in containe
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stbench.analysis.plot import DPI, method_curve  # noqa: E402
+from stbench.analysis.plot import DPI, legend_corner, method_curve  # noqa: E402
 
 WIDE_FIGSIZE = (11.0, 4.5)
 COST_FIGSIZE = (7.0, 4.5)
 
 
 @contextmanager
-def _figure(path: Path) -> Iterator[plt.Axes]:
+def _figure(path: Path, legend: str = "best") -> Iterator[plt.Axes]:
     """One panel, written to ``path`` (parents created) when the block ends, with a grid and
-    the legend; the figure is closed however the block ends."""
+    the legend at ``legend``; the figure is closed however the block ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=COST_FIGSIZE, dpi=DPI)
     try:
         yield ax
         ax.grid(True, alpha=0.4)
-        ax.legend(loc="best", fontsize="small")
+        ax.legend(loc=legend, fontsize="small")
         fig.tight_layout()
         fig.savefig(path, format="png")
     finally:
@@ -87,7 +87,7 @@ def plot_best_per_dollar(costs: pd.DataFrame, benchmark: str, metric: str, mode:
     where finite) as a dotted line in its colour; ``estimated`` says so on the x axis.
     """
     path = Path(path)
-    with _figure(path) as ax:
+    with _figure(path, legend=legend_corner(mode)) as ax:
         data = costs[costs["benchmark"] == benchmark]
         for method, group in data.groupby("method", sort=True):
             spent, mean, se, n = method_curve(group, x="cost_usd")
