@@ -46,6 +46,7 @@ def write_tag(root: Path, n_benchmarks: int, seeds: int = 4, backend: str = "sim
                          "config": {"lr": float(rng.uniform())},
                          "metrics": {"loss": level + 2.0 / (t + 1) + rng.uniform(0, 0.05),
                                      "epoch": 1},
+                         "worker_time": 0.5, "simulated_start_seconds": 0.05,
                          "cost_usd": 0.001}
                         for t in range(10)]
                 (folder / "results.jsonl").write_text(
