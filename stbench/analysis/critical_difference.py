@@ -57,7 +57,7 @@ class FriedmanNemenyi:
 
     blocks: pd.DataFrame  # final_regret_blocks
     ranks: pd.Series  # mean rank per method over benchmarks (1 = lowest regret)
-    pvalue: float  # Friedman's; NaN where every block is tied
+    pvalue: float  # Friedman's; NaN where every benchmark ties every method
     nemenyi: pd.DataFrame  # methods x methods: the post-hoc p-values
 
 
@@ -67,19 +67,24 @@ def friedman_nemenyi(blocks: pd.DataFrame) -> FriedmanNemenyi:
     from scipy.stats import friedmanchisquare
 
     ranks = blocks.rank(axis=1, method="average").mean(axis=0)
+    if (blocks.nunique(axis=1) == 1).all():  # every method equal on every benchmark
+        ones = pd.DataFrame(1.0, index=blocks.columns, columns=blocks.columns)
+        return FriedmanNemenyi(blocks, ranks, math.nan, ones)
     pvalue = float(friedmanchisquare(*(blocks[m].to_numpy(float) for m in blocks)).pvalue)
     nemenyi = scikit_posthocs.posthoc_nemenyi_friedman(blocks.reset_index(drop=True))
-    return FriedmanNemenyi(blocks, ranks, pvalue, nemenyi.fillna(1.0))  # NaN: all tied
+    return FriedmanNemenyi(blocks, ranks, pvalue, nemenyi.fillna(1.0))
 
 
 def format_friedman(result: FriedmanNemenyi) -> str:
     """One line: the Friedman test's verdict and the methods by mean rank."""
-    verdict = "all tied"
-    if math.isfinite(result.pvalue):
-        verdict = "the ranks differ" if result.pvalue < ALPHA else "no difference in ranks shown"
     order = ", ".join(f"{method} {rank:.2f}" for method, rank in result.ranks.sort_values().items())
+    if not math.isfinite(result.pvalue):
+        test = "every method ties on every benchmark, nothing to test"
+    else:
+        verdict = "the ranks differ" if result.pvalue < ALPHA else "no difference in ranks shown"
+        test = f"Friedman p = {result.pvalue:.3g}, {verdict}"
     return (f"critical difference over {len(result.blocks)} benchmarks (final normalized "
-            f"regret): Friedman p = {result.pvalue:.3g}, {verdict}; mean rank {order}")
+            f"regret): {test}; mean rank {order}")
 
 
 def plot_critical_difference(result: FriedmanNemenyi, path: Path) -> Path:
@@ -101,7 +106,7 @@ def plot_critical_difference(result: FriedmanNemenyi, path: Path) -> Path:
             label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
         )
         friedman = (f"Friedman p = {result.pvalue:.3g}" if math.isfinite(result.pvalue)
-                    else "all tied")
+                    else "every method tied")
         ax.set_title(f"mean rank of final normalized regret over {len(result.blocks)} "
                      f"benchmarks (1 = best; {friedman})\nbars join methods not significantly "
                      f"different (Nemenyi, α = {ALPHA:g})", fontsize="medium")

@@ -15,6 +15,11 @@ import pandas as pd
 import pytest
 
 from stbench.analysis.bootstrap import rank_bands
+from stbench.analysis.critical_difference import (
+    format_friedman,
+    friedman_nemenyi,
+    plot_critical_difference,
+)
 from stbench.analysis.report import report
 from stbench.cli.main import main
 
@@ -62,6 +67,18 @@ def test_three_benchmarks_draw_the_critical_difference_diagram(tmp_path: Path) -
     # the same method wins on every benchmark: mean ranks 1, 2, 3 in that order
     assert line.endswith("mean rank good 1.00, middle 2.00, ASHA(reduction_factor=4) 3.00")
     assert "over 3 benchmarks" in line and "Friedman p = 0.0498, the ranks differ" in line
+
+
+def test_methods_tied_everywhere_get_a_diagram_and_no_test(
+        tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    blocks = pd.DataFrame(0.0, index=["b0", "b1", "b2"], columns=["A", "B", "C"])
+    result = friedman_nemenyi(blocks)
+    assert format_friedman(result) == (
+        "critical difference over 3 benchmarks (final normalized regret): every method ties "
+        "on every benchmark, nothing to test; mean rank A 2.00, B 2.00, C 2.00")
+    path = plot_critical_difference(result, tmp_path / "cd.png")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_two_benchmarks_say_so_instead_of_drawing(tmp_path: Path) -> None:
