@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from scipy.linalg.lapack import dpotrf, dpotri, dpotrs, dtrtrs
 from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.special import ndtr
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import (
     ConstantKernel,
@@ -240,10 +238,8 @@ def fit_kernel(X: np.ndarray, y: np.ndarray, start: Kernel | None,
     objective = MaternLikelihood(X, y, priors)
     kernel = clone(start or default)
     starts = [kernel.theta, default.theta] if restart else [kernel.theta]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        runs = [minimize_lbfgsb(objective, t, kernel.bounds, MAX_OPT_ITER, 2 * MAX_OPT_ITER)
-                for t in starts]
+    runs = [minimize_lbfgsb(objective, t, kernel.bounds, MAX_OPT_ITER, 2 * MAX_OPT_ITER)
+            for t in starts]
     kernel.theta = min(runs, key=lambda run: run[1])[0]
     return kernel
 
