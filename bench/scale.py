@@ -66,7 +66,8 @@ def run_one(n_workers: int, trials: int, seed: int) -> dict[str, float]:
     from stbench.backends.jobs.job_requests import JobTemplate
     from stbench.methods.registry import MethodContext, get_method
     from stbench.model.catalog import load_benchmark
-    from stbench.orchestration.experiment import Budget, ExperimentLoop
+    from stbench.orchestration.experiment import ExperimentLoop
+    from stbench.orchestration.loop_state import Budget
     from stbench.orchestration.progress import Progress
     from stbench.orchestration.store import ResultStore
 

@@ -78,7 +78,8 @@ def run_endpoint_one(n_workers: int, trials: int, seed: int, image: str) -> dict
     from stbench.methods.registry import MethodContext, get_method
     from stbench.model.catalog import load_benchmark
     from stbench.model.naming import experiment_base
-    from stbench.orchestration.experiment import Budget, ExperimentLoop
+    from stbench.orchestration.experiment import ExperimentLoop
+    from stbench.orchestration.loop_state import Budget
     from stbench.orchestration.progress import Progress
     from stbench.orchestration.store import ResultStore
 

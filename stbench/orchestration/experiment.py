@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from syne_tune.backend.trial_backend import TrialBackend
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
-from threadpoolctl import ThreadpoolController
 
 from stbench.model.errors import UserError
 from stbench.model.failures import crash_reason
 from stbench.orchestration.cost_meter import CostMeter
+from stbench.orchestration.loop_state import Budget, ExperimentOutcome, LoopState
 from stbench.orchestration.progress import Progress, ProgressSnapshot, retried_text
 from stbench.orchestration.stop_signals import deferred_stop_signals
 from stbench.orchestration.store import INTERRUPTED, ResultStore, now_iso
@@ -46,78 +44,6 @@ class EventBackend(Protocol):
     def close(self) -> None: ...
     def end_by(self, deadline: float) -> None: ...  # epoch seconds when the budget ends
     def late_results(self) -> list[tuple[int, dict[str, Any]]]: ...  # read in `close`
-
-
-@dataclass(frozen=True)
-class Budget:
-    max_wallclock_time: float
-    n_workers: int
-    max_failures: int
-    max_num_trials: int | None = None
-    max_cost: float | None = None  # USD the trials may spend (see CostMeter)
-
-
-class Clock(Protocol):
-    """Where the loop reads time: real time, or a simulated back-end's simulated time."""
-
-    def time(self) -> float: ...
-    def monotonic(self) -> float: ...
-
-
-class RealClock:
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-@dataclass
-class LoopState:
-    """Counters of one experiment; `elapsed_offset` carries time spent before a resume."""
-
-    clock: Clock = field(default_factory=RealClock)
-    start_epoch: float | None = None  # default: the clock's time now
-    start_monotonic: float | None = None
-    elapsed_offset: float = 0.0
-    running: dict[int, Trial] = field(default_factory=dict)
-    last_result: dict[int, dict[str, Any]] = field(default_factory=dict)
-    trials_started: int = 0
-    trials_finished: int = 0
-    failures: int = 0
-    exhausted: bool = False
-    best: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.start_epoch is None:
-            self.start_epoch = self.clock.time()
-        if self.start_monotonic is None:
-            self.start_monotonic = self.clock.monotonic()
-
-    @property
-    def elapsed(self) -> float:
-        assert self.start_monotonic is not None
-        return self.elapsed_offset + self.clock.monotonic() - self.start_monotonic
-
-
-@dataclass(frozen=True)
-class ExperimentOutcome:
-    status: str  # completed | failed | interrupted
-    reason: str
-    trials: int
-    failures: int
-    best: float | None
-
-
-def one_thread_calls() -> Callable[[], AbstractContextManager[Any]]:
-    """A context for the method's calls: one BLAS and OpenMP thread inside, the process's
-    own thread counts again outside. The GP searchers' NumPy/SciPy algebra otherwise runs
-    on every core's thread, and OpenBLAS and OpenMP threads spin while they wait for work,
-    against the trials on the same machine; a trial or trial supervisor forked later keeps
-    the process's own counts. Made once per experiment (finding the libraries takes ms;
-    each call then costs tens of microseconds)."""
-    controller = ThreadpoolController()
-    return lambda: controller.limit(limits=1)
 
 
 class ExperimentLoop:

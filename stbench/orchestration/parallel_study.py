@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from threadpoolctl import threadpool_limits
 
 from stbench.model.errors import UserError
-from stbench.orchestration.experiment import ExperimentOutcome
+from stbench.orchestration.loop_state import ExperimentOutcome
 
 POLL_SECONDS = 1.0  # how often the parent checks that its workers are still alive
 STOP_SECONDS = 30.0  # how long a stopped worker may take to record its interrupted run

@@ -11,6 +11,8 @@ import contextlib
 import math
 import os
 import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 from syne_tune.backend.trial_status import Status, Trial
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from stbench.methods.registry import MethodContext, variant_scheduler, variant_settings
 from stbench.model.backend_names import SIMULATED
@@ -30,14 +32,8 @@ from stbench.model.spec import ExperimentSpec
 from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.backend_factory import check_backend, make_backend
 from stbench.orchestration.cost_meter import CostMeter
-from stbench.orchestration.experiment import (
-    Budget,
-    ExperimentLoop,
-    ExperimentOutcome,
-    LoopState,
-    RealClock,
-    one_thread_calls,
-)
+from stbench.orchestration.experiment import ExperimentLoop
+from stbench.orchestration.loop_state import Budget, ExperimentOutcome, LoopState, RealClock
 from stbench.orchestration.planning import plan_run
 from stbench.orchestration.progress import Progress
 from stbench.orchestration.store import (
@@ -67,6 +63,17 @@ class StudyPlan:
     pricing: TrialPricing | None = None  # what a trial costs (planning always sets it)
     files: TrialFiles = field(default_factory=TrialFiles)  # channels, a user folder packed
 
+
+
+def one_thread_calls() -> Callable[[], AbstractContextManager[Any]]:
+    """A context for the method's calls: one BLAS and OpenMP thread inside, the process's
+    own thread counts again outside. The GP searchers' NumPy/SciPy algebra otherwise runs
+    on every core's thread, and OpenBLAS and OpenMP threads spin while they wait for work,
+    against the trials on the same machine; a trial or trial supervisor forked later keeps
+    the process's own counts. Made once per experiment (finding the libraries takes ms;
+    each call then costs tens of microseconds)."""
+    controller = ThreadpoolController()
+    return lambda: controller.limit(limits=1)
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
     """Validate everything and decide what runs; writes nothing."""

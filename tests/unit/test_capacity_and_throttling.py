@@ -24,7 +24,8 @@ from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
-from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.experiment import ExperimentLoop
+from stbench.orchestration.loop_state import Budget
 from stbench.orchestration.progress import Progress
 from stbench.orchestration.store import METADATA, ResultStore
 

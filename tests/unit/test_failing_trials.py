@@ -18,7 +18,8 @@ from stbench.benchmarks.synthetic_curves import fault_epochs
 from stbench.cli.main import main
 from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
-from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.experiment import ExperimentLoop
+from stbench.orchestration.loop_state import Budget
 from stbench.orchestration.progress import SilentProgress
 from stbench.orchestration.store import ResultStore, experiment_dir
 

@@ -14,7 +14,8 @@ from stbench.backends.jobs.backend import JobBackend
 from stbench.backends.jobs.job_requests import JobTemplate
 from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
-from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.experiment import ExperimentLoop
+from stbench.orchestration.loop_state import Budget
 from stbench.orchestration.progress import SilentProgress
 from stbench.orchestration.store import ResultStore
 

@@ -21,7 +21,8 @@ from stbench.cli.main import _raise_interrupt
 from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
 from stbench.model.job_statuses import IN_PROGRESS, STOPPING
-from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.experiment import ExperimentLoop
+from stbench.orchestration.loop_state import Budget
 from stbench.orchestration.progress import SilentProgress
 from stbench.orchestration.store import ResultStore
 

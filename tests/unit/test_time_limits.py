@@ -22,7 +22,8 @@ from stbench.methods.registry import MethodContext, get_method
 from stbench.model.catalog import load_benchmark
 from stbench.model.container_contract import TRAINER_TIMESTAMP
 from stbench.model.job_statuses import COMPLETED, STOPPED, STOPPING
-from stbench.orchestration.experiment import Budget, ExperimentLoop
+from stbench.orchestration.experiment import ExperimentLoop
+from stbench.orchestration.loop_state import Budget
 from stbench.orchestration.progress import Progress
 from stbench.orchestration.store import METADATA, ResultStore
 
