@@ -196,7 +196,9 @@ def summarize(runs: dict, budget: float, optimum: float, median: float, sign: fl
 def markdown(sections: list[str], command: str) -> str:
     head = ("# HPO quality: stbench vs Syne Tune 0.13\n\n"
             "Whether stbench's own BO and MOBSTER (and Syne Tune's ASHA) find configurations as "
-            "good as Syne Tune 0.13's, on the comparison benchmarks.\n\n"
+            "good as Syne Tune 0.13's: first on the synthetic comparison benchmarks, then on "
+            "real recorded data ([fcnet and NAS-Bench-201](#real-data-fcnet-and-nas-bench-201-"
+            "benchqualitypy)).\n\n"
             f"Measured on {time.strftime('%Y-%m-%d')}; rewritten by `{command}`. "
             "**Simulated time** on both "
             "sides: each trial replays the benchmark's `curve(config, resource)` with its "

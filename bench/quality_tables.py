@@ -19,7 +19,9 @@ import math
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ NUM_TRIALS = 50
 CHECKPOINTS = (0.25, 0.5, 1.0)
 UNLIMITED = 1e9  # simulated seconds: the trial count ends every experiment first
 ALPHA = 0.05
-FLOOR = 1e-4  # the plots' lowest regret (log scale)
+FLOOR = 1e-5  # the plots' lowest regret (log scale)
 
 
 def checkpoint_trials(fraction: float, num_trials: int) -> int:
@@ -144,12 +146,18 @@ def stbench_command(root: Path, spec: ExperimentSpec, method: str, work: Path,
     return command + (["--resume"] if folder.exists() else [])
 
 
-def run_all(commands: list[tuple[list[str], Path, dict[str, str]]], jobs: int) -> None:
-    """At most `jobs` commands at once (the machine is shared): (argv, log file, env)."""
+Command = tuple[Callable[[], list[str] | None], Path, dict[str, str]]
+
+
+def run_all(commands: list[Command], jobs: int) -> None:
+    """At most `jobs` commands at once (the machine is shared): (argv, or None where the
+    results are there by the time its turn comes; log file; env)."""
     pending, running = list(commands), []
     while pending or running:
         while pending and len(running) < jobs:
-            argv, log, env = pending.pop(0)
+            make_argv, log, env = pending.pop(0)
+            if (argv := make_argv()) is None:
+                continue
             stream = open(log, "w")  # noqa: SIM115 - closed when the process ends
             running.append((subprocess.Popen(argv, stdout=stream, stderr=subprocess.STDOUT,
                                              env=env), stream, log))
@@ -250,12 +258,9 @@ def run_tables(names: list[str], specs: dict[str, ExperimentSpec],
             task = st013_task(benchmark, spec, method, table, num_trials)
             run = f"st013-{name}-{method}-{num_trials}"
             outs[name, method], argv = st013_command(python, root, task, work, run)
-            if argv:
-                st013.append((argv, work / f"{run}.log", st013_env(work)))
-            argv = stbench_command(root, spec, method, work, num_trials)
-            if argv:
-                ours.append((argv, work / f"stbench-{spec.experiment_tag}-{method}.log",
-                             stbench_env()))
+            st013.append((lambda argv=argv: argv, work / f"{run}.log", st013_env(work)))
+            ours.append((partial(stbench_command, root, spec, method, work, num_trials),
+                         work / f"stbench-{spec.experiment_tag}-{method}.log", stbench_env()))
     run_all(st013 + ours, jobs)
     results = []
     for name in names:
@@ -320,19 +325,23 @@ def plot(results: list[TableResult], num_trials: int, out: Path) -> None:
     lines = (("stbench", "BO", "tab:blue", "-"), ("Syne Tune 0.13", "BO", "tab:orange", "--"),
              ("stbench", "RS", "tab:gray", ":"))
     for axis, result in zip(axes.flat, results, strict=False):
+        # log scale: fcnet's bad configs lie orders of magnitude above the rest; the panel
+        # starts a little below its lowest mean, where a band's lower end is cut off
+        floor = max(FLOOR, 0.3 * min(result.curves[i][m].mean(axis=0).min()
+                                     for i, m, _, _ in lines))
         for impl, method, color, style in lines:
             curves = result.curves[impl][method]
             mean = curves.mean(axis=0)
             half = stats.t.ppf(0.975, len(curves) - 1) * curves.std(axis=0, ddof=1) / np.sqrt(
                 len(curves))
             axis.plot(trials, mean, color=color, linestyle=style, label=f"{method} ({impl})")
-            axis.fill_between(trials, np.maximum(mean - half, FLOOR), mean + half, color=color,
+            axis.fill_between(trials, np.maximum(mean - half, floor), mean + half, color=color,
                               alpha=0.15)
         axis.set_title(result.benchmark.name)
         axis.set_xlabel("trials ended")
-        axis.set_ylabel("regret vs random config")
-        axis.set_yscale("log")  # fcnet's bad configs lie orders of magnitude above the rest
-        axis.set_ylim(bottom=FLOOR)
+        axis.set_ylabel("regret vs random config (mean, 95 % CI)")
+        axis.set_yscale("log")
+        axis.set_ylim(bottom=floor)
         axis.grid(alpha=0.3)
     spare = list(axes.flat)[len(results):]
     handles, labels = axes.flat[0].get_legend_handles_labels()
