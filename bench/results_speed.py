@@ -91,8 +91,8 @@ def generate(root: Path) -> int:
 
 def time_results(code: Path, root: Path, out_dir: Path) -> tuple[float, float, float, float]:
     """Seconds from process start until the table's rule line is on stdout, and until exit;
-    the CPU seconds the process had used by then (what wall-clock would be on an idle
-    machine: it runs on one thread and reads cached files)."""
+    the CPU seconds the process (and, at the end, the child that draws half of the plots)
+    had used by then."""
     env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1",
            "MPLBACKEND": "Agg"}
     # cwd and PYTHONPATH (ahead of the venv's editable install) choose whose stbench runs
@@ -175,12 +175,15 @@ def main() -> None:
     lines += [
         "",
         "The CPU columns are the process's user and system seconds (read from /proc when the "
-        "table's rule line arrives, and at its end): on an idle machine its wall-clock, as it "
-        "runs on one thread and reads cached files; on a busy one wall-clock is longer. The "
-        "earlier code computed every comparison before printing anything; this one prints the "
-        "table first, then computes the comparisons (including the critical-difference test) "
-        "and draws the plots (15 here, 2 more than before: rank over time and the "
-        "critical-difference diagram), most of whose time is matplotlib's layout and drawing.",
+        "table's rule line arrives, and at its end, with the child process that drew plots). "
+        "Until the table the process runs on one thread, so on an idle machine wall-clock "
+        "and CPU agree; on a busy one wall-clock is longer. The earlier code computed every "
+        "comparison before printing anything; this one prints the table first, then computes "
+        "the comparisons (including the critical-difference test) and draws the plots (15 "
+        "here, 2 more than before: rank over time and the critical-difference diagram), most "
+        "of whose time is matplotlib's layout and drawing. On Linux with 2 or more cores a "
+        "forked child draws the second half of the plots while the process draws the first, "
+        "which is why the CPU after the table exceeds its wall-clock.",
     ]
     publish(lines, args.write)
 

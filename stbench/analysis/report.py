@@ -6,9 +6,12 @@ matplotlib, scipy.stats and scikit-posthocs are imported only for what follows i
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +35,8 @@ from stbench.analysis.regret import (
     regret_over_time,
 )
 from stbench.analysis.summary import best_so_far, experiment_costs, final_table, format_table
+
+PlotJob = tuple[Path, Callable[[], Path]]  # a PNG's path and the call that draws it there
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,12 @@ def _comparison_texts(analysis: Analysis) -> Iterator[str]:
 def _plots(analysis: Analysis, out_dir: Path, friedman: FriedmanNemenyi | None
            ) -> Iterator[Path]:
     """Every PNG, each yielded once written: per benchmark, then across them, then costs."""
+    yield from draw_in_two_processes(_plot_jobs(analysis, out_dir, friedman))
+
+
+def _plot_jobs(analysis: Analysis, out_dir: Path, friedman: FriedmanNemenyi | None
+               ) -> list[PlotJob]:
+    """Each PNG's path and the call that draws it there, in the order they are listed."""
     from stbench.analysis.critical_difference import plot_critical_difference
     from stbench.analysis.plot import plot_best_so_far, time_label
     from stbench.analysis.plot_across import (
@@ -173,29 +184,64 @@ def _plots(analysis: Analysis, out_dir: Path, friedman: FriedmanNemenyi | None
 
     experiments, curves = analysis.experiments, analysis.curves
     by_benchmark = list(experiments.groupby("benchmark", sort=True))
+    jobs: list[PlotJob] = []
     for benchmark, exps in by_benchmark:
-        yield plot_best_so_far(
-            curves, benchmark=str(benchmark), metric=str(exps["metric"].iloc[0]),
-            mode=str(exps["mode"].iloc[0]), path=out_dir / f"{benchmark}.png",
-            x_label=time_label(set(exps["backend"])),
-        )
+        path = out_dir / f"{benchmark}.png"
+        jobs.append((path, partial(
+            plot_best_so_far, curves, benchmark=str(benchmark),
+            metric=str(exps["metric"].iloc[0]), mode=str(exps["mode"].iloc[0]),
+            path=path, x_label=time_label(set(exps["backend"])),
+        )))
     benchmarks = sorted(analysis.references["benchmark"])
     if len(benchmarks) > 1 and not analysis.across.empty:
-        yield plot_across_benchmarks(analysis.across, benchmarks,
-                                     out_dir / "across_benchmarks.png")
+        path = out_dir / "across_benchmarks.png"
+        jobs.append((path, partial(plot_across_benchmarks, analysis.across, benchmarks, path)))
     if experiments["method"].nunique() > 1 and not analysis.bands.empty:
-        yield plot_rank_bands(analysis.bands, len(benchmarks), out_dir / "rank_over_time.png")
+        path = out_dir / "rank_over_time.png"
+        jobs.append((path, partial(plot_rank_bands, analysis.bands, len(benchmarks), path)))
     if friedman is not None:
-        yield plot_critical_difference(friedman, out_dir / FILENAME)
+        path = out_dir / FILENAME
+        jobs.append((path, partial(plot_critical_difference, friedman, path)))
     targets = analysis.targets.set_index("benchmark")["target"]
     estimated = experiments.get("cost_estimated", pd.Series(False, index=experiments.index))
     for benchmark, exps in by_benchmark:
         if (analysis.costs["benchmark"] == benchmark).any():
             to_target = analysis.to_target[analysis.to_target["benchmark"] == benchmark]
-            yield plot_best_per_dollar(
-                analysis.costs, str(benchmark), str(exps["metric"].iloc[0]),
-                str(exps["mode"].iloc[0]), out_dir / f"{benchmark}_cost.png",
-                target=targets.get(benchmark),
+            path = out_dir / f"{benchmark}_cost.png"
+            jobs.append((path, partial(
+                plot_best_per_dollar, analysis.costs, str(benchmark),
+                str(exps["metric"].iloc[0]), str(exps["mode"].iloc[0]),
+                path, target=targets.get(benchmark),
                 to_target=to_target.set_index("method")["median_usd"].to_dict(),
                 estimated=bool(estimated[exps.index].astype(bool).all()),
-            )
+            )))
+    return jobs
+
+
+def draw_in_two_processes(jobs: list[PlotJob]) -> Iterator[Path]:
+    """Run the drawing calls, yielding each PNG in order: on Linux with two or more cores a
+    forked child draws the second half while this process draws the first, since matplotlib
+    holds one core for seconds on a large tag. A child that fails leaves its half to this
+    process, so the PNGs are the same either way; elsewhere (macOS's fork is unsafe once
+    system frameworks are loaded) every call runs here."""
+    split = len(jobs) // 2
+    child = 0
+    if split and sys.platform == "linux" and (os.cpu_count() or 1) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child's exit status is what counts
+            code = 1
+            try:
+                for _, draw in jobs[split:]:
+                    draw()
+                code = 0
+            finally:
+                os._exit(code)
+    if not child:
+        yield from (draw() for _, draw in jobs)
+        return
+    yield from (draw() for _, draw in jobs[:split])
+    _, status = os.waitpid(child, 0)
+    drawn = os.waitstatus_to_exitcode(status) == 0
+    yield from (path if drawn else draw() for path, draw in jobs[split:])
