@@ -20,10 +20,9 @@ from stbench.methods.gp_model import (
     JITTER,
     MAX_OPT_ITER,
     SQRT5,
-    cho_solve_lower,
-    cholesky_lower,
     log_prior,
 )
+from stbench.methods.lapack import cho_solve_lower, cholesky_lower
 from stbench.methods.lbfgsb import minimize_lbfgsb
 
 # theta = log(scale), log(length scales)..., log(v), log(alpha), log(lam), log(noise), c

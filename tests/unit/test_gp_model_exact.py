@@ -11,11 +11,13 @@ from scipy.stats import norm
 
 from stbench.methods.gp_model import (
     FittedMatern,
+    expected_improvement,
+    make_kernel,
+)
+from stbench.methods.lapack import (
     cho_solve_lower,
     cholesky_lower,
-    expected_improvement,
     inverse_from_cholesky,
-    make_kernel,
     solve_lower,
 )
 
