@@ -4,12 +4,7 @@ the `[tabular]` extra), and the blackbox its simulation replays."""
 
 from __future__ import annotations
 
-from stbench.backends.simulated.tables import (
-    IndexedTable,
-    load_table,
-    require_table_package,
-    table_search_space,
-)
+from stbench.backends.simulated.tables import IndexedTable, load_table, table_search_space
 from stbench.model.backend_names import SIMULATED
 from stbench.model.benchmark import Benchmark
 from stbench.model.errors import UserError
@@ -18,24 +13,21 @@ from stbench.model.spec import ExperimentSpec
 
 def check_tabulated(spec: ExperimentSpec, benchmark: Benchmark, multi_fidelity: list[str],
                     full_fidelity: list[str]) -> None:
-    """One-line errors, before anything is written, for what a table cannot serve;
-    `multi_fidelity` are the spec's multi-fidelity methods, `full_fidelity` all the others."""
-    if not benchmark.tabulated:
-        return
+    """One-line errors, before anything is written, for what a tabulated benchmark cannot
+    serve; `multi_fidelity` are the spec's multi-fidelity methods, `full_fidelity` all the
+    others."""
     if spec.backend != SIMULATED:
         raise UserError(f"benchmark '{benchmark.name}' replays recorded results: run it with "
                         f"--backend simulated (not {spec.backend})")
     if benchmark.table:
-        require_table_package()
-        table_search_space(benchmark.table)  # the table exists in the installed package
+        table_search_space(benchmark.table)  # the [tabular] extra holds this table
         if benchmark.max_resource != 1:
             raise UserError(f"benchmark '{benchmark.name}' records final values only: "
                             f"--{benchmark.max_resource_attr} must be 1")
-    if benchmark.max_resource == 1:
-        if multi_fidelity:
-            raise UserError(f"benchmark '{benchmark.name}' records final values only, so "
-                            f"{', '.join(multi_fidelity)} (multi-fidelity) cannot run on it; "
-                            f"use a full-fidelity method: {', '.join(full_fidelity)}")
+    if benchmark.max_resource == 1 and multi_fidelity:
+        raise UserError(f"benchmark '{benchmark.name}' records final values only, so "
+                        f"{', '.join(multi_fidelity)} (multi-fidelity) cannot run on it; "
+                        f"use a full-fidelity method: {', '.join(full_fidelity)}")
 
 
 def tabulated_blackbox(benchmark: Benchmark) -> IndexedTable:
