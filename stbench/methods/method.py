@@ -6,7 +6,7 @@ methods (`plugins.py`) both import it and not each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +75,12 @@ class Method:
         """The canonical variant (its label is what results call it); UserError if bad."""
         return check_args(self.name, self.settings, args)
 
+    def values(self, args: MethodArgs) -> Mapping[str, Any]:
+        """Every setting's value for the factory (None: decided by the method)."""
+        return resolve(self.settings, self.check(args))
+
     def make_scheduler(self, context: MethodContext,
                        args: MethodArgs | None = None) -> TrialScheduler:
-        values = resolve(self.settings, self.check(args or MethodArgs(self.name)))
+        values = self.values(args or MethodArgs(self.name))
         # ASHA's decisions, in O(log n)
         return with_sorted_rungs(self.factory(context, **values))

@@ -17,7 +17,7 @@ from syne_tune.optimizer import baselines
 from syne_tune.optimizer.scheduler import TrialScheduler
 
 from stbench.methods.method import Method, MethodContext
-from stbench.methods.settings import Setting, resolve
+from stbench.methods.settings import Setting
 from stbench.model.errors import UserError, did_you_mean
 from stbench.model.method_args import MethodArgs
 
@@ -171,12 +171,11 @@ def all_methods() -> Mapping[str, Method]:
 
 
 def get_method(name: str) -> Method:
-    """The method of a name or a variant label (`ASHA(reduction_factor=4)`); installed
+    """The method of a name (a variant's label is `MethodArgs.parse`d first); installed
     packages are loaded only for a name that is not built in."""
-    base = MethodArgs.from_label(name).method if name.endswith(")") else name
-    methods = METHODS if base in METHODS else all_methods()
+    methods = METHODS if name in METHODS else all_methods()
     try:
-        return methods[base]
+        return methods[name]
     except KeyError:
         raise UserError(
             f"unknown method '{name}'; valid ones: {', '.join(methods)}"
@@ -192,12 +191,11 @@ def check_variant(args: MethodArgs) -> MethodArgs:
 def variant_settings(label: str) -> dict[str, Any]:
     """Every setting of a variant, defaults included (None: decided by the method): what
     metadata.json records, so a result says how its method was configured."""
-    args = MethodArgs.from_label(label)
-    method = get_method(args.method)
-    return dict(resolve(method.settings, method.check(args)))
+    args = MethodArgs.parse(label)
+    return dict(get_method(args.method).values(args))
 
 
 def variant_scheduler(label: str, context: MethodContext) -> TrialScheduler:
     """The scheduler of a variant label, as `ExperimentSpec.variants()` labels them."""
-    args = MethodArgs.from_label(label)
+    args = MethodArgs.parse(label)
     return get_method(args.method).make_scheduler(context, args)

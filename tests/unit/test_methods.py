@@ -131,3 +131,10 @@ def test_unknown_method_lists_valid_names() -> None:
     with pytest.raises(UserError) as info:
         get_method("nope")
     assert str(info.value) == f"unknown method 'nope'; valid ones: {', '.join(METHODS)}"
+
+
+def test_a_variant_label_is_no_method_name() -> None:
+    """`--method 'ASHA(grace_period=1)'` would run a variant without its settings' checks and
+    under a label that is not canonical: settings go through --method_args."""
+    with pytest.raises(UserError, match="unknown method 'ASHA\\(grace_period=1\\)'"):
+        get_method("ASHA(grace_period=1)")
