@@ -13,16 +13,15 @@ the user installed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from importlib.metadata import EntryPoint, entry_points
 
 from stbench.methods.method import Method
 from stbench.model.errors import UserError
+from stbench.model.method_args import NAME
 
 GROUP = "stbench.methods"
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 def load_plugins(builtin: Mapping[str, Method]) -> list[Method]:
@@ -52,7 +51,7 @@ def _load(point: EntryPoint) -> Method:
     if not isinstance(method, Method):
         raise UserError(f"entry point {point.name} of package {package} ({point.value}) is "
                         f"a {type(method).__name__}, not a stbench Method; {fix}")
-    if method.name != point.name or not _NAME.match(method.name):
+    if method.name != point.name or not NAME.match(method.name):
         raise UserError(f"package {package}'s entry point {point.name} gives method "
                         f"'{method.name}': a method is named as its entry point, with letters, "
                         f"digits, _ and -; {fix}")

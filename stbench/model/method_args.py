@@ -5,7 +5,7 @@ Written `NAME:key=value,key=value` on the command line and in study files, and l
 the results table and plots, job names (sanitized by `naming.py`). A variant without settings
 is labelled by its bare name, so default runs keep the names they always had. The label is
 canonical once the methods layer has checked the settings (declared order, declared types,
-defaults left out), so `MethodArgs.from_label` reads it back in an orchestrator job.
+defaults left out), so `MethodArgs.parse` reads it back in an orchestrator job.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from stbench.model.errors import UserError
 
 Value = bool | int | float | str
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")  # a method's name, an entry point's too
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*$")
 _INT = re.compile(r"^[+-]?\d+$")
 _TEXT = re.compile(r"^[A-Za-z0-9_.+-]+$")  # a string value: no separator of the syntax
@@ -39,7 +39,7 @@ class MethodArgs:
             name, _, body = text[:-1].partition("(")
         else:
             name, _, body = text.partition(":")
-        if not _NAME.match(name):
+        if not NAME.match(name):
             raise UserError(f"--method_args '{text}' does not start with a method name; "
                             f"write {SYNTAX}")
         settings: list[tuple[str, Value]] = []
@@ -53,20 +53,19 @@ class MethodArgs:
             settings.append((key, _literal(raw, text)))
         return cls(name, tuple(settings))
 
-    from_label = parse
-
     @property
     def text(self) -> str:
         """The `--method_args` form, which `parse` reads back."""
-        body = ",".join(f"{k}={format_value(v)}" for k, v in self.settings)
-        return f"{self.method}:{body}" if body else self.method
+        return f"{self.method}:{self._body}" if self.settings else self.method
 
     @property
     def label(self) -> str:
         """What results, tables and job names call this variant."""
-        body = ",".join(f"{k}={format_value(v)}" for k, v in self.settings)
-        return f"{self.method}({body})" if body else self.method
+        return f"{self.method}({self._body})" if self.settings else self.method
 
+    @property
+    def _body(self) -> str:
+        return ",".join(f"{k}={format_value(v)}" for k, v in self.settings)
 
 
 def tag_value(label: str) -> str:

@@ -74,7 +74,7 @@ def test_labels_are_canonical() -> None:
         "ASHA(grace_period=2,reduction_factor=4)"  # declared order
     assert asha.check(MethodArgs.parse("ASHA:grace_period=1")).label == "ASHA"  # the default
     label = "ASHA(grace_period=2,reduction_factor=2.5)"
-    assert MethodArgs.from_label(label).label == label
+    assert MethodArgs.parse(label).label == label
     assert MethodArgs.parse("ASHA:grace_period=2,reduction_factor=2.5").text == \
         "ASHA:grace_period=2,reduction_factor=2.5"
 
