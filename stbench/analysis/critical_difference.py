@@ -16,18 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from stbench.analysis.bootstrap import final_regrets
-
 MIN_BENCHMARKS = 3
 MIN_METHODS = 3  # the Friedman test compares three or more
 ALPHA = 0.05
 FILENAME = "critical_difference.png"
 
 
-def final_regret_blocks(regret: pd.DataFrame) -> pd.DataFrame:
+def final_regret_blocks(finals: pd.DataFrame) -> pd.DataFrame:
     """Benchmarks (rows) x methods (columns): final normalized regret, mean over seeds; only
-    benchmarks where every method has a value. ``regret`` is ``regret_over_time`` output."""
-    finals = final_regrets(regret)
+    benchmarks where every method has a value. ``finals`` is ``bootstrap.final_regrets``
+    output."""
     if finals.empty:
         return pd.DataFrame()
     table = finals.pivot_table(index="benchmark", columns="method", values="normalized_regret")

@@ -22,7 +22,7 @@ MAX_POINTS = 600  # per line: about one per pixel of the figure's width
 
 
 def method_curve(
-    curves: pd.DataFrame, x: str = "wallclock_time", max_points: int = MAX_POINTS
+    curves: pd.DataFrame, x: str = "wallclock_time"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Mean and standard error over seeds on a common time grid, for one method.
 
@@ -30,8 +30,8 @@ def method_curve(
     starts at the first time *every* seed has a value, so the mean is always over the same
     seeds and does not jump when a late seed joins. Returns (times, mean, se, n_seeds); se
     is zero for a single seed. ``x`` names the column the steps are in (time, or dollars).
-    More than ``max_points`` steps are read on as many evenly spaced points instead (at most
-    1/``max_points`` of the axis off, below a pixel; 60k steps take seconds to draw).
+    More than ``MAX_POINTS`` steps are read on as many evenly spaced points instead (at most
+    1/``MAX_POINTS`` of the axis off, below a pixel; 60k steps take seconds to draw).
     """
     seeds = [
         (g[x].to_numpy(float), g["best"].to_numpy(float))
@@ -43,8 +43,8 @@ def method_curve(
     start = max(times[0] for times, _ in seeds)
     grid = np.unique(np.concatenate([times for times, _ in seeds]))
     grid = grid[grid >= start]
-    if len(grid) > max_points:  # finer than the figure's pixels: costs drawing time only
-        grid = np.linspace(grid[0], grid[-1], max_points)
+    if len(grid) > MAX_POINTS:  # finer than the figure's pixels: costs drawing time only
+        grid = np.linspace(grid[0], grid[-1], MAX_POINTS)
     values = np.vstack(
         [best[np.searchsorted(times, grid, side="right") - 1] for times, best in seeds]
     )

@@ -73,6 +73,7 @@ def _analyze(df: pd.DataFrame, experiments: pd.DataFrame, curves: pd.DataFrame,
     across = across_benchmarks(regret)
     costs = cost_curves(df)
     targets = cost_targets(curves, references)
+    finals = final_regrets(regret)
     return Analysis(
         results=df,
         experiments=experiments,
@@ -82,13 +83,13 @@ def _analyze(df: pd.DataFrame, experiments: pd.DataFrame, curves: pd.DataFrame,
         regret=regret,
         across=across,
         checkpoints=checkpoint_table(across),
-        pairs=paired_bootstrap(final_regrets(regret)),
+        pairs=paired_bootstrap(finals),
         costs=costs,
         targets=targets,
         to_target=dollars_to_target(costs, experiment_costs(df), references, targets,
                                     experiments),
         bands=rank_bands(regret),
-        blocks=final_regret_blocks(regret),
+        blocks=final_regret_blocks(finals),
     )
 
 
@@ -132,7 +133,7 @@ def report_parts(root: Path, experiment_tag: str, out_dir: Path | None = None,
             line = format_friedman(friedman)
         yield line
     yield from _comparison_texts(analysis)
-    yield from _plots(analysis, out_dir, friedman)
+    yield from draw_in_two_processes(_plot_jobs(analysis, out_dir, friedman))
 
 
 def report(root: Path, experiment_tag: str, out_dir: Path | None = None) -> tuple[str, list[Path]]:
@@ -165,15 +166,10 @@ def _comparison_texts(analysis: Analysis) -> Iterator[str]:
         yield format_to_target(analysis.to_target, analysis.targets, metrics.to_dict())
 
 
-def _plots(analysis: Analysis, out_dir: Path, friedman: FriedmanNemenyi | None
-           ) -> Iterator[Path]:
-    """Every PNG, each yielded once written: per benchmark, then across them, then costs."""
-    yield from draw_in_two_processes(_plot_jobs(analysis, out_dir, friedman))
-
-
 def _plot_jobs(analysis: Analysis, out_dir: Path, friedman: FriedmanNemenyi | None
                ) -> list[PlotJob]:
-    """Each PNG's path and the call that draws it there, in the order they are listed."""
+    """Each PNG's path and the call that draws it there, in the order they are listed: per
+    benchmark, then across them, then costs."""
     from stbench.analysis.critical_difference import plot_critical_difference
     from stbench.analysis.plot import plot_best_so_far, time_label
     from stbench.analysis.plot_across import (
