@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import subprocess
 import sys
 import time
@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 import quality_tables  # noqa: E402  (bench/, beside this script)
 
-from stbench.analysis.frame import load  # noqa: E402
 from stbench.backends.simulated.sources import code_curves  # noqa: E402
 from stbench.model.benchmark import Benchmark  # noqa: E402
 from stbench.model.catalog import load_benchmark  # noqa: E402
@@ -99,15 +98,13 @@ def start_st013(benchmark: Benchmark, spec: ExperimentSpec, method: str, variant
                 work: Path) -> tuple[Path, subprocess.Popen | None]:
     """One runner process per method and variant: they run side by side."""
     name = f"st013-{benchmark.name}-{method}-{VARIANT_FILES[variant]}"
-    out, task = work / f"{name}.json", work / f"{name}-task.json"
-    content = json.dumps({**st013_task(benchmark, spec, method), **ST013_VARIANTS[variant]})
-    if out.exists() and task.exists() and task.read_text() == content:
+    task = {**st013_task(benchmark, spec, method), **ST013_VARIANTS[variant]}
+    out, argv = quality_tables.st013_command(VENV / "bin" / "python", ROOT, task, work, name)
+    if argv is None:
         return out, None  # same task already run
-    task.write_text(content)
-    env = {"SYNETUNE_FOLDER": str(work / "st013-tuner"), "PATH": "/usr/bin:/bin",
-           "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([str(ensure_venv()), str(ROOT / "bench" / "st013_runner.py"),
-                                str(task), str(out)], env=env, stderr=subprocess.STDOUT,
+    ensure_venv()
+    process = subprocess.Popen(argv, env=quality_tables.st013_env(work),
+                               stderr=subprocess.STDOUT,
                                stdout=open(work / f"{name}.log", "w"))  # noqa: SIM115
     return out, process
 
@@ -130,7 +127,7 @@ def start_stbench(spec: ExperimentSpec, method: str, work: Path) -> subprocess.P
         command.append("--resume")
     log = open(work / f"stbench-{tag}.log", "w")  # noqa: SIM115
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env=quality_tables.stbench_env())
 
 
 def study_spec(name: str, args: argparse.Namespace, **fields: object) -> ExperimentSpec:
@@ -139,17 +136,6 @@ def study_spec(name: str, args: argparse.Namespace, **fields: object) -> Experim
     return ExperimentSpec(benchmark=name, method=METHODS, backend="simulated",
                           num_seeds=args.num_seeds, random_seed=RANDOM_SEED,
                           max_wallclock_time=args.budget or budget, extra_args=fixed, **fields)
-
-
-def stbench_reports(work: Path, spec: ExperimentSpec, metric: str) -> dict:
-    runs: dict = {}
-    for method in METHODS:
-        results, _ = load(work / "results", f"{spec.experiment_tag}-{method.lower()}")
-        for seed, frame in results.dropna(subset=[metric]).groupby("seed"):
-            runs.setdefault(method, {})[str(seed)] = list(
-                zip(frame["wallclock_time"].astype(float), frame[metric].astype(float),
-                    strict=True))
-    return runs
 
 
 def reference_values(benchmark: Benchmark, observed: list[float]) -> tuple[float, float, str]:
@@ -187,8 +173,7 @@ def summarize(runs: dict, budget: float, optimum: float, median: float, sign: fl
         for fraction in CHECKPOINTS:
             values = np.array([regret_at(r, budget, fraction, optimum, median, sign)
                                for r in seeds.values()])
-            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(
-                len(values)) if len(values) > 1 else float("nan")
+            half = float(quality_tables.half_width(values)) if len(values) > 1 else math.nan
             table[(method, fraction)] = (float(values.mean()), float(half), values)
     return table
 
@@ -272,7 +257,7 @@ def real_data(args: argparse.Namespace) -> None:
         specs[name] = plan_study(spec).spec
         benchmarks[name] = load_benchmark(name)
     results = quality_tables.run_tables(
-        list(quality_tables.TABLES), specs, benchmarks, args.work, ROOT, ensure_venv(), load,
+        list(quality_tables.TABLES), specs, benchmarks, args.work, ROOT, ensure_venv(),
         args.num_trials, args.jobs)
     image = args.out.parent / "img" / "quality-real-data.png"
     quality_tables.plot(results, args.num_trials, image)
@@ -327,7 +312,8 @@ def main() -> None:
             processes += [process] if process else []
         if any(process.wait() != 0 for process in processes):
             raise SystemExit(f"a run failed, see the logs in {args.work}")
-        runs = {"stbench": stbench_reports(args.work, spec, benchmark.metric)}
+        runs = {"stbench": quality_tables.stbench_reports(args.work, spec, benchmark.metric,
+                                                          METHODS)}
         for (variant, method), out in outs.items():
             runs.setdefault(variant, {})[method] = json.loads(out.read_text())["runs"][method]
         observed = [report[1] for impl in runs.values() for seeds in impl.values()

@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from stbench.analysis.frame import load
 from stbench.model.benchmark import Benchmark
 from stbench.model.spec import ExperimentSpec
 
@@ -189,10 +190,11 @@ def completion_order(reports: list) -> list[float]:
     return [v for _, v in sorted((t, v) for t, v in last.values())]
 
 
-def stbench_reports(load, work: Path, spec: ExperimentSpec, metric: str) -> dict:
+def stbench_reports(work: Path, spec: ExperimentSpec, metric: str,
+                    methods: tuple[str, ...] = METHODS) -> dict:
     """{method: {seed: [(time, value, trial_id)]}} from stbench's results folders."""
     runs: dict = {}
-    for method in METHODS:
+    for method in methods:
         results, _ = load(work / "results", f"{spec.experiment_tag}-{method.lower()}")
         for seed, frame in results.dropna(subset=[metric]).groupby("seed"):
             runs.setdefault(method, {})[str(seed)] = list(zip(
@@ -227,10 +229,14 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def half_width(values: np.ndarray) -> np.ndarray:
+    """The half-width of the 95 % t-interval of the mean over seeds (the first axis)."""
+    return stats.t.ppf(0.975, len(values) - 1) * values.std(axis=0, ddof=1) / np.sqrt(len(values))
+
+
 def interval(values: np.ndarray) -> tuple[float, float]:
     """Mean and the half-width of its 95 % t-interval."""
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
+    return float(values.mean()), float(half_width(values))
 
 
 # --- the study -----------------------------------------------------------------------------
@@ -248,7 +254,7 @@ class TableResult:
 
 def run_tables(names: list[str], specs: dict[str, ExperimentSpec],
                benchmarks: dict[str, Benchmark], work: Path, root: Path, python: Path,
-               load, num_trials: int, jobs: int) -> list[TableResult]:
+               num_trials: int, jobs: int) -> list[TableResult]:
     """Run what is not cached yet (0.13's runs first: they take longest), then read all."""
     st013, ours, outs = [], [], {}
     for name in names:
@@ -266,7 +272,7 @@ def run_tables(names: list[str], specs: dict[str, ExperimentSpec],
     for name in names:
         benchmark, spec = benchmarks[name], specs[name]
         reference = Reference.of(benchmark, export_table(benchmark, work))
-        runs = {"stbench": stbench_reports(load, work, spec, benchmark.metric),
+        runs = {"stbench": stbench_reports(work, spec, benchmark.metric),
                 "Syne Tune 0.13": {m: json.loads(outs[name, m].read_text())["runs"][m]
                                    for m in METHODS}}
         curves = {impl: {m: np.stack([regret_curve(r[m][str(s)], reference, num_trials)
@@ -331,9 +337,7 @@ def plot(results: list[TableResult], num_trials: int, out: Path) -> None:
                                      for i, m, _, _ in lines))
         for impl, method, color, style in lines:
             curves = result.curves[impl][method]
-            mean = curves.mean(axis=0)
-            half = stats.t.ppf(0.975, len(curves) - 1) * curves.std(axis=0, ddof=1) / np.sqrt(
-                len(curves))
+            mean, half = curves.mean(axis=0), half_width(curves)
             axis.plot(trials, mean, color=color, linestyle=style, label=f"{method} ({impl})")
             axis.fill_between(trials, np.maximum(mean - half, floor), mean + half, color=color,
                               alpha=0.15)
