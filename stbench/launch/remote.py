@@ -326,8 +326,7 @@ def launch(planned: list[PlannedJob], target: LaunchTarget,
 
 def _request(spec: ExperimentSpec, setup: CheckedSetup, image: str, name: str,
              benchmark: str, method: str, seed: int,
-             code: CodePackage | None,
-             methods: CodePackage | None = None) -> dict[str, Any]:
+             code: CodePackage | None, methods: CodePackage | None) -> dict[str, Any]:
     """The orchestrator's job; a user benchmark's folder reaches it as the `code` channel,
     which its remote mode unpacks before it loads the benchmark, and installed method packages
     as the `methods` channel (method_packages.py)."""

@@ -64,7 +64,6 @@ class StudyPlan:
     files: TrialFiles = field(default_factory=TrialFiles)  # channels, a user folder packed
 
 
-
 def one_thread_calls() -> Callable[[], AbstractContextManager[Any]]:
     """A context for the method's calls: one BLAS and OpenMP thread inside, the process's
     own thread counts again outside. The GP searchers' NumPy/SciPy algebra otherwise runs
@@ -74,6 +73,7 @@ def one_thread_calls() -> Callable[[], AbstractContextManager[Any]]:
     each call then costs tens of microseconds)."""
     controller = ThreadpoolController()
     return lambda: controller.limit(limits=1)
+
 
 def plan_study(spec: ExperimentSpec) -> StudyPlan:
     """Validate everything and decide what runs; writes nothing."""
