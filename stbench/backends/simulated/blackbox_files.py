@@ -23,6 +23,7 @@ from syne_tune.config_space import Categorical, Domain, choice
 
 from stbench.backends.simulated.tables import TABULAR_EXTRA, IndexedTable, canonical
 from stbench.model.benchmark import Benchmark
+from stbench.model.benchmark_yaml import MAX_NAME
 from stbench.model.errors import UserError
 
 REPO_ID = "synetune/blackbox-repository"  # Syne Tune's dataset on the Hugging Face hub
@@ -141,7 +142,7 @@ def blackbox_benchmark(blackbox: str, base: Benchmark | None) -> Benchmark:
                        max_resource_attr=max_attr, blackbox=blackbox, table="")
     budget, optimum = budget_and_optimum(folder, index, objectives, metric, mode, metadata)
     label = "".join(c if c.isalnum() or c in "_-" else "_"
-                    for c in f"{Path(name).name}_{task}").strip("_-")[:64]
+                    for c in f"{Path(name).name}_{task}").strip("_-")[:MAX_NAME]
     return Benchmark(
         name=label or "blackbox", source=folder / "metadata.json", script=None,
         config_space=config_space, metric=metric, mode=mode, resource_attr=resource_attr,
