@@ -77,7 +77,7 @@ class LocalDockerJobService:
         self._jobs: dict[str, LocalJob] = {}
         self._by_exec: dict[str, str] = {}
         self.slots = WarmSlots(self.client, self.work_dir, self.label, self.labels,
-                               self.metrics_dir, self.logs_dir)
+                               self.metrics_dir, self.logs_dir, self._jobs)
         self._closed = threading.Event()
         self._events = self.client.events(decode=True, filters={"event": "exec_die"})
         threading.Thread(target=self._watch_events, daemon=True).start()
@@ -182,7 +182,7 @@ class LocalDockerJobService:
             job.request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = 0
             slot = job.slot
             if slot.job is None and slot.last_job == name:
-                self.slots.terminate(slot, self._jobs)
+                self.slots.terminate(slot)
 
     def warm_pool_status(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
         with self._lock:
@@ -224,7 +224,7 @@ class LocalDockerJobService:
                     job.status = STOPPED if job.status == STOPPING else FAILED
                     job.failure_reason = job.failure_reason or "ended with the experiment"
                     job.ended_at = time.time()
-            self.slots.terminate_all(self._jobs)
+            self.slots.terminate_all()
             # and what no slot records: a stop signal can land between creating a container
             # and recording its slot
             remove_labelled(self.client, f"stbench.service={self.label}")
@@ -288,7 +288,6 @@ class LocalDockerJobService:
             if job.ended_at is not None:
                 return
             job.ended_at = time.time()
-            slot = job.slot
             if job.status == STOPPING:
                 job.status = STOPPED
             elif exit_code == 0 and not upload_error:
@@ -296,8 +295,8 @@ class LocalDockerJobService:
             else:
                 job.status = FAILED
                 job.failure_reason = upload_error or opt_ml_layout.failure_reason(
-                    slot.folder, exit_code)
-            self.slots.job_ended(slot, name, job, self._jobs)
+                    job.slot.folder, exit_code)
+            self.slots.job_ended(name)
         self.activity.notify()
 
     def _tick(self) -> None:
@@ -318,7 +317,7 @@ class LocalDockerJobService:
                         size = opt_ml_layout.size_of(self.metrics_dir / f"{name}.jsonl")
                         if size != sizes.get(name, 0):
                             sizes[name], changed = size, True
-                self.slots.expire(now, self._jobs)
+                self.slots.expire(now)
             if changed:
                 self.activity.notify()
 

@@ -30,8 +30,11 @@ class WarmSlots:
     """Every slot of one job service; the caller holds its lock around each call."""
 
     def __init__(self, client: Any, work_dir: Path, label: str, labels: dict[str, str],
-                 metrics_dir: Path, logs_dir: Path):
+                 metrics_dir: Path, logs_dir: Path, jobs: dict[str, LocalJob]):
+        """`jobs`: the service's records of its jobs (shared, not copied), whose warm pools
+        end with their slots."""
         self.client = client
+        self.jobs = jobs
         self.work_dir = work_dir
         self.label = label
         self.labels = labels
@@ -85,29 +88,30 @@ class WarmSlots:
         self.slots.append(slot)
         return slot
 
-    def job_ended(self, slot: Slot, name: str, job: LocalJob,
-                  jobs: dict[str, LocalJob]) -> None:
-        """The slot's job `name` ended: the slot stays warm for its keep-alive, or goes."""
+    def job_ended(self, name: str) -> None:
+        """Job `name` ended: its slot stays warm for the job's keep-alive, or goes."""
+        job = self.jobs[name]
+        slot = job.slot
         slot.job = None
         if job.keep_alive > 0 and job.ended_at is not None:
             slot.last_job, slot.expires_at = name, job.ended_at + job.keep_alive
             job.warm_pool = {"Status": WARM_AVAILABLE}
         else:
-            self.terminate(slot, jobs)
+            self.terminate(slot)
 
-    def expire(self, now: float, jobs: dict[str, LocalJob]) -> None:
+    def expire(self, now: float) -> None:
         """Remove the idle slots whose keep-alive has run out."""
         for slot in list(self.slots):
             if slot.job is None and slot.expires_at and now >= slot.expires_at:
-                self.terminate(slot, jobs)
+                self.terminate(slot)
 
-    def terminate(self, slot: Slot, jobs: dict[str, LocalJob]) -> None:
+    def terminate(self, slot: Slot) -> None:
         """Remove the slot's container, volume and folder; its warm pool, if any, ends."""
         from docker.errors import NotFound
 
         self.slots.remove(slot)
-        if slot.last_job and slot.last_job in jobs:
-            last = jobs[slot.last_job]
+        if slot.last_job and slot.last_job in self.jobs:
+            last = self.jobs[slot.last_job]
             if last.warm_pool and last.warm_pool.get("Status") == WARM_AVAILABLE:
                 last.warm_pool["Status"] = WARM_TERMINATED
                 last.pool_ended_at = time.time()
@@ -121,9 +125,9 @@ class WarmSlots:
                 pass
         shutil.rmtree(slot.folder, ignore_errors=True)
 
-    def terminate_all(self, jobs: dict[str, LocalJob]) -> None:
+    def terminate_all(self) -> None:
         for slot in list(self.slots):
-            self.terminate(slot, jobs)
+            self.terminate(slot)
 
     def signal(self, slot: Slot, signal_name: str) -> None:
         """Signal every process of the job; PID 1 (`sleep`) ignores it, so the slot lives."""
