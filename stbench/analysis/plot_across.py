@@ -56,9 +56,7 @@ def plot_across_benchmarks(across: pd.DataFrame, benchmarks: list[str], path: Pa
         n_methods = across["method"].nunique()
         left.set_ylabel("normalized regret (0 = optimum, 1 = worst final)")
         left.set_ylim(bottom=0)
-        right.set_ylabel(f"mean rank (1 = best of {n_methods})")
-        right.set_ylim(0.8, max(n_methods, 1) + 0.2)
-        right.invert_yaxis()
+        _rank_axis(right, n_methods)
         for ax in (left, right):
             ax.set_xlabel("% of the time budget")
             ax.set_xlim(0, 100)
@@ -123,13 +121,17 @@ def plot_rank_bands(bands: pd.DataFrame, n_benchmarks: int, path: Path) -> Path:
             ax.fill_between(x, group["rank_low"].to_numpy(float),
                             group["rank_high"].to_numpy(float), step="post",
                             color=line.get_color(), alpha=0.2)
-        n_methods = bands["method"].nunique()
-        ax.set_ylim(0.8, max(n_methods, 1) + 0.2)
-        ax.invert_yaxis()
+        _rank_axis(ax, bands["method"].nunique())
         ax.set_xlim(0, 100)
         ax.set_xlabel("% of the time budget")
-        ax.set_ylabel(f"mean rank (1 = best of {n_methods})")
         where = f"{n_benchmarks} benchmark{'s' if n_benchmarks != 1 else ''}"
         ax.set_title(f"rank over time, mean over seeds and {where}\n"
                      "(band: 95 % bootstrap interval over seeds)", fontsize="medium")
     return path
+
+
+def _rank_axis(ax: plt.Axes, n_methods: int) -> None:
+    """A mean-rank y axis over all the methods' ranks, rank 1 (the best) at the top."""
+    ax.set_ylabel(f"mean rank (1 = best of {n_methods})")
+    ax.set_ylim(0.8, max(n_methods, 1) + 0.2)
+    ax.invert_yaxis()
