@@ -71,10 +71,6 @@ class IndexedTable(Blackbox):
     def fidelity_values(self) -> np.ndarray:
         return self._fidelity_values
 
-    @property
-    def max_seeds(self) -> int:
-        return int(self.values.shape[1])
-
     def row_of(self, config: dict[str, Any]) -> int:
         key = tuple(canonical(config[name]) for name in self.names)
         row = self.rows.get(key)
