@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from stbench.cli.main import guarded, run_and_report
 from stbench.cli.main import main as stbench_main
 from stbench.methods.registry import all_methods
-from stbench.model.code_package import METHODS_CHANNEL, find_archive, unpack
+from stbench.model.code_package import METHODS_CHANNEL, unpack_channel
 from stbench.model.container_contract import hyperparameters_path, opt_ml_root, write_failure
 from stbench.model.errors import UserError
 from stbench.model.spec import ExperimentSpec
@@ -51,13 +50,10 @@ def train(root: Path) -> int:
 def add_method_packages(root: Path) -> None:
     """The installed method packages `stbench launch` shipped (the `methods` channel), first
     on sys.path, so their entry points join the built-in methods."""
-    archive = find_archive(root / "input" / "data" / METHODS_CHANNEL)
+    folder = root / "methods"
+    archive = unpack_channel(root / "input" / "data" / METHODS_CHANNEL, folder)
     if archive is None:
         return
-    folder = root / "methods"
-    shutil.rmtree(folder, ignore_errors=True)  # a reused instance keeps /opt/ml
-    folder.mkdir(parents=True)
-    unpack(archive, folder)
     sys.path.insert(0, str(folder))
     importlib.invalidate_caches()
     all_methods.cache_clear()

@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -123,9 +124,21 @@ def find_archive(channel: Path) -> Path | None:
         return None
     archives = sorted(channel.glob("*.tar.gz"))
     if len(archives) != 1:
-        raise UserError(f"the '{CODE_CHANNEL}' channel {channel} must hold one .tar.gz, "
+        raise UserError(f"the '{channel.name}' channel {channel} must hold one .tar.gz, "
                         f"it holds {len(archives)}")
     return archives[0]
+
+
+def unpack_channel(channel: Path, folder: Path) -> Path | None:
+    """The channel's archive unpacked into `folder`, made afresh (a reused instance keeps
+    /opt/ml); None when the job has no such channel."""
+    archive = find_archive(channel)
+    if archive is None:
+        return None
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    unpack(archive, folder)
+    return archive
 
 
 def unpack(archive: Path, into: Path) -> None:

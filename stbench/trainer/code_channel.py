@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from stbench.model.code_package import CODE_CHANNEL, REQUIREMENTS, find_archive, unpack
+from stbench.model.code_package import CODE_CHANNEL, REQUIREMENTS, unpack_channel
 from stbench.model.container_contract import WARMPOOL_CACHE_ENV
 from stbench.model.errors import UserError
 from stbench.trainer.runner import StopSignals
@@ -39,14 +39,11 @@ def code_folder(root: Path) -> Path:
 def unpacked_benchmark(root: Path, name: str, log: Callable[[str], None]) -> str:
     """The benchmark to load: `name` itself without a code channel, else the path of that
     YAML (`name` is its file name) in the freshly unpacked folder."""
-    archive = find_archive(root / "input" / "data" / CODE_CHANNEL)
+    folder = code_folder(root)
+    started = time.monotonic()
+    archive = unpack_channel(root / "input" / "data" / CODE_CHANNEL, folder)
     if archive is None:
         return name
-    folder = code_folder(root)
-    shutil.rmtree(folder, ignore_errors=True)  # a reused instance keeps /opt/ml
-    folder.mkdir(parents=True)
-    started = time.monotonic()
-    unpack(archive, folder)
     log(f"unpacked {archive.name} into {folder} in {time.monotonic() - started:.2f} s")
     yaml = folder / Path(name).name
     if not yaml.is_file():
