@@ -63,10 +63,8 @@ def export_table(benchmark: Benchmark, work: Path) -> Path:
     table = load_table(benchmark)
     counts = table.seed_counts.astype(int)
     width = math.lcm(*{int(c) for c in counts})
-    rows = np.empty(len(table.rows), dtype=np.int64)
     keys = list(table.rows)
-    for i, key in enumerate(keys):
-        rows[i] = table.rows[key]
+    rows = np.fromiter(table.rows.values(), dtype=np.int64, count=len(keys))  # in keys' order
     columns = {f"hp_{name}": np.array([key[j] for key in keys])
                for j, name in enumerate(table.names)}
     cycle = np.arange(width)[None, :] % counts[rows][:, None]
