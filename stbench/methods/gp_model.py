@@ -1,7 +1,7 @@
 """The Gaussian-process model behind the BO and MOBSTER searchers (`gp_searcher`).
 
-Configs of any mix of Syne Tune domains are encoded into the unit cube, so that one
-scikit-learn GaussianProcessRegressor with a Matern 5/2 ARD kernel models the metric;
+Configs of any mix of Syne Tune domains are encoded into the unit cube, so that one GP with
+a Matern 5/2 ARD kernel (scikit-learn's, with our likelihood and posterior) models the metric;
 expected improvement scores candidates, and kriging-believer fantasies stand in for the
 results of pending configs (`Posterior`: one factorization per data set, reused). Pure
 functions, one encoder and an immutable posterior: the searchers keep the state.
@@ -17,7 +17,6 @@ import numpy as np
 from scipy.spatial.distance import cdist, pdist, squareform
 from scipy.special import ndtr
 from sklearn.base import clone
-from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import (
     ConstantKernel,
     Kernel,
@@ -209,15 +208,6 @@ def fit_kernel(X: np.ndarray, y: np.ndarray, start: Kernel | None,
     return kernel
 
 
-def fit_gp(X: np.ndarray, y: np.ndarray, start: Kernel | None,
-           restart: bool, priors: bool = False) -> GaussianProcessRegressor:
-    """scikit-learn's GP on (X, y) with `fit_kernel`'s hyperparameters (its likelihood and
-    predictions, to check ours against)."""
-    gp = GaussianProcessRegressor(fit_kernel(X, y, start, restart, priors), normalize_y=True,
-                                  optimizer=None)
-    return gp.fit(X, y)
-
-
 JITTER = 1e-10  # scikit-learn's default `alpha`, so fits and posteriors agree
 SQRT5 = math.sqrt(5.0)
 NOISE_PRIOR_SHAPE, NOISE_PRIOR_RATE = 0.1, 1.0  # Syne Tune 0.13: Gamma(mean 0.1, shape 0.1)
@@ -236,9 +226,10 @@ def log_prior(log_scale: float, log_noise: float) -> tuple[float, float, float]:
 
 class MaternLikelihood:
     """Negative log marginal likelihood of `make_kernel`'s GP on (X, y) and its gradient, in
-    the kernel's `theta` (log constant, log length scales, log noise) and with y normalized as
-    `fit_gp` does. The same values as scikit-learn's, without its general kernel machinery:
-    the per-dimension squared distances are computed once per fit, not per evaluation."""
+    the kernel's `theta` (log constant, log length scales, log noise), y normalized as
+    scikit-learn's GaussianProcessRegressor(normalize_y=True) does. The same values as
+    scikit-learn's, without its general kernel machinery: the per-dimension squared distances
+    are computed once per fit, not per evaluation."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, priors: bool = False):
         std = float(y.std()) or 1.0
@@ -324,7 +315,7 @@ class FittedMatern:
 
 class Posterior:
     """The GP posterior on (X, y) with `kernel`'s hyperparameters kept (targets normalized as
-    in `fit_gp`): one Cholesky factorization, reused for every batch of candidates and for
+    by `MaternLikelihood`): one Cholesky factorization, reused for every batch of candidates and for
     pending configs, so scoring costs matrix products rather than refits. A kernel with a
     `prior_mean` (`gp_resource_kernel`) brings its own prior mean; others have mean zero."""
 

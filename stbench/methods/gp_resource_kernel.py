@@ -95,7 +95,7 @@ class ExpDecaySumKernel:
 class ExpDecaySumLikelihood:
     """Negative log marginal likelihood (with `priors`: minus the log posterior of Syne Tune
     0.13's hyperparameter priors) of `ExpDecaySumKernel` on (X, y), y normalized as
-    `gp_model.fit_gp` does, and its gradient in theta."""
+    `gp_model.MaternLikelihood` does, and its gradient in theta."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, priors: bool = False):
         std = float(y.std()) or 1.0
@@ -150,7 +150,7 @@ class ExpDecaySumLikelihood:
 def fit_exp_decay_sum(X: np.ndarray, y: np.ndarray, start: ExpDecaySumKernel | None,
                       restart: bool, priors: bool = False) -> ExpDecaySumKernel:
     """Hyperparameters by L-BFGS from `start` (None: the defaults) and, with `restart`, also
-    from the defaults, keeping the better, as `gp_model.fit_gp`."""
+    from the defaults, keeping the better, as `gp_model.fit_kernel`."""
     dim = X.shape[1] - 1
     default = ExpDecaySumKernel.default_theta(dim)
     starts = [default] if start is None else [start.theta, default][: 2 if restart else 1]

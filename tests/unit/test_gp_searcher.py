@@ -209,8 +209,10 @@ def test_gp_fits_on_little_data_are_as_good_as_a_fresh_fit() -> None:
     """A warm-started hyperparameter search stayed in poor local optima (log marginal
     likelihood up to 24 below a fresh fit's after 20 synthetic_curves trials), which cost BO
     half its final regret against Syne Tune 0.13 (docs/quality.md)."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
     from stbench.benchmarks.synthetic_curves import loss_at
-    from stbench.methods.gp_model import fit_gp
+    from stbench.methods.gp_model import fit_kernel
 
     space = {"x": uniform(-3.0, 3.0), "log_lr": uniform(-5.0, 0.0), "width": randint(1, 64)}
     searcher = GPEISearcher(space, random_seed=0)
@@ -221,7 +223,9 @@ def test_gp_fits_on_little_data_are_as_good_as_a_fresh_fit() -> None:
         if searcher._gp_cache is None:
             continue
         posterior = searcher._gp_cache[1]
-        fresh = fit_gp(posterior.X, posterior.y, None, restart=False)
+        fresh = GaussianProcessRegressor(fit_kernel(posterior.X, posterior.y, None, restart=False),
+                                         normalize_y=True, optimizer=None).fit(posterior.X,
+                                                                               posterior.y)
         ours = fresh.log_marginal_likelihood(posterior.kernel.theta)
         assert ours >= fresh.log_marginal_likelihood_value_ - 1e-6
 
@@ -317,7 +321,7 @@ def test_candidates_are_scored_at_the_configs_they_become(space: dict[str, Any])
 
 
 def test_hyperparameter_fits_maximize_the_same_likelihood_as_scikit_learn() -> None:
-    """fit_gp's own likelihood (5 times faster on 200 points) is scikit-learn's: same value and
+    """fit_kernel's own likelihood (5 times faster on 200 points) is scikit-learn's: same value and
     gradient at any hyperparameters, so a fit finds what scikit-learn's optimizer would."""
     from sklearn.gaussian_process import GaussianProcessRegressor
 
