@@ -1,9 +1,11 @@
 """Print a benchmark's Markdown section and, on request, put it into its docs page
-(docs/performance.md unless it names another), saying which command rewrites it."""
+(docs/performance.md unless it names another), saying which command rewrites it; and check out
+the anchor's code a benchmark compares with, side by side."""
 
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,3 +52,14 @@ def publish(lines: list[str], write: bool, doc: Path = PERFORMANCE_DOC) -> None:
     print(section)
     if write:
         write_section(doc, section)
+
+
+def anchor_tree(folder: Path, commit: str) -> Path:
+    """The anchor's code: a detached git worktree of `commit` in `folder`, made once."""
+    tree = folder / f"anchor-{commit}"
+    if not (tree / "stbench").is_dir():
+        done = subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit],
+                              cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"git worktree add {tree} {commit} failed:\n{done.stderr[-3000:]}")
+    return tree

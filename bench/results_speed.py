@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from docs_section import publish  # noqa: E402  (this folder)
+from docs_section import anchor_tree, publish  # noqa: E402  (this folder)
 
 SECTION = "## Results summary speed (bench/results_speed.py)"
 TAG = "results-speed"
@@ -127,15 +127,6 @@ def _process_cpu(pid: int) -> float:
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def anchor_tree(root: Path, commit: str) -> Path:
-    """The anchor's code: a detached git worktree of `commit`, made once."""
-    tree = root / f"anchor-{commit}"
-    if not (tree / "stbench").is_dir():
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=REPO,
-                       check=True, capture_output=True)
-    return tree
 
 
 def main() -> None:

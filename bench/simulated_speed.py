@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docs_section import publish  # noqa: E402  (this folder)
+from docs_section import anchor_tree, publish  # noqa: E402  (this folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "simulated-speed"
 RESULTS = WORK / "results"
 ANCHOR = "e04a698"  # main before the GP and loop speed-ups
-ANCHOR_TREE = WORK / f"anchor-{ANCHOR}"
 RECORDED = "speed-recorded"
 STBENCH = ["-m", "stbench.cli.main", "run"]
 RECORD = [sys.executable, *STBENCH, "--benchmark", "synthetic_curves", "--method", "ASHA",
@@ -70,13 +69,6 @@ def record_once() -> None:
     run_quietly(RECORD, ROOT)
 
 
-def anchor_tree() -> Path:
-    """The anchor's code: a detached worktree, made once."""
-    if not (ANCHOR_TREE / "stbench").is_dir():
-        run_quietly(["git", "worktree", "add", "--detach", str(ANCHOR_TREE), ANCHOR], ROOT)
-    return ANCHOR_TREE
-
-
 def run_quietly(command: list[str], cwd: Path) -> str:
     """Progress lines go to a pipe; they are shown only when the command fails."""
     done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
@@ -97,7 +89,7 @@ def run_study(code: str, args: argparse.Namespace) -> Timing:
     its spawned workers' imports are that code's)."""
     tag = f"speed-{code}"
     shutil.rmtree(RESULTS / tag, ignore_errors=True)
-    cwd = anchor_tree() if code == "anchor" else ROOT
+    cwd = anchor_tree(WORK, ANCHOR) if code == "anchor" else ROOT
     load_before = os.getloadavg()[0]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
@@ -215,7 +207,7 @@ def time_loops(code_root: str, methods: list[str], seeds: int, with_syne_tune: b
 
 
 def loops_of(code: str, args: argparse.Namespace) -> dict[str, list[list[float]]]:
-    root = anchor_tree() if code == "anchor" else ROOT
+    root = anchor_tree(WORK, ANCHOR) if code == "anchor" else ROOT
     command = [sys.executable, str(Path(__file__).resolve()), "--time_loops", str(root),
                "--timing_seeds", str(args.timing_seeds), "--methods", *args.methods]
     if code == "this":
