@@ -101,9 +101,9 @@ def check_backend(spec: ExperimentSpec, benchmark: Benchmark) -> Any:
 
 def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: int,
                  folder: Path, first_trial_id: int, note: Any, setup: Any,
-                 files: TrialFiles, pricing: TrialPricing | None) -> TrialBackend:
+                 files: TrialFiles, pricing: TrialPricing) -> TrialBackend:
     """One experiment's back-end; `setup` is what `check_backend` confirmed, `files` the
-    run's planned channels and packed code, `pricing` what its trials cost (None: unpriced).
+    run's planned channels and packed code, `pricing` what its trials cost.
     Job back-ends bill their jobs at that price: on SageMaker the trials' own type, for
     trainer containers the SageMaker jobs they stand for, not the (shared) local type."""
     if spec.backend == SIMULATED:
@@ -155,7 +155,7 @@ def make_backend(spec: ExperimentSpec, benchmark: Benchmark, method: str, seed: 
                                         study=spec.experiment_tag, experiment=base)
         study_root = f"file://{folder.resolve().parents[2]}"
         inputs = files.job_inputs(benchmark, lambda package: publish_code(package, study_root))
-    price = pricing.usd_per_hour if pricing is not None else None
+    price = pricing.usd_per_hour
     prices = {str(spec.instance_type): price} if price is not None else {}
     template = JobTemplate(
         image=image, benchmark=inputs.benchmark, instance_type=str(spec.instance_type),

@@ -59,8 +59,8 @@ class StudyPlan:
     spec: ExperimentSpec  # resolved: no None defaults left
     benchmark: Benchmark  # with the spec's extra args applied
     experiments: tuple[PlannedExperiment, ...]
+    pricing: TrialPricing  # what a trial costs
     backend_setup: Any = None  # what the backend's checks confirmed (SageMaker setup)
-    pricing: TrialPricing | None = None  # what a trial costs (planning always sets it)
     files: TrialFiles = field(default_factory=TrialFiles)  # channels, a user folder packed
 
 
@@ -103,8 +103,8 @@ def plan_study(spec: ExperimentSpec) -> StudyPlan:
             experiments.append(PlannedExperiment(method, seed, folder, previous))
     if previous_seed is not None and spec.random_seed is None:
         spec = replace(spec, random_seed=previous_seed)  # resume keeps the recorded pairing
-    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments), backend_setup,
-                     run.pricing, run.files)
+    return StudyPlan(spec.resolved(benchmark), benchmark, tuple(experiments), run.pricing,
+                     backend_setup, run.files)
 
 
 def run_study(plan: StudyPlan, progress_stream: Any = None) -> list[ExperimentOutcome]:
@@ -161,12 +161,10 @@ def run_experiment(plan: StudyPlan, planned: PlannedExperiment, progress_stream:
     return loop.run()
 
 
-def _cost_meter(plan: StudyPlan, backend: Any, previous: PreviousRun | None) -> CostMeter | None:
+def _cost_meter(plan: StudyPlan, backend: Any, previous: PreviousRun | None) -> CostMeter:
     """Prices the experiment's trials: the back-end's own billing where it has one (SageMaker
     jobs, and trainer containers priced at the SageMaker type), else an estimate from the
     trials' running time. A resumed experiment starts from what its earlier runs spent."""
-    if plan.pricing is None:
-        return None
     billed = getattr(backend, "spent_usd", None)
     spent_before = float((previous.metadata.get("spent_usd") or 0.0) if previous else 0.0)
     return CostMeter(plan.pricing, billed, spent_before)
@@ -244,8 +242,7 @@ def _metadata(plan: StudyPlan, planned: PlannedExperiment) -> dict[str, Any]:
         versions=versions(),
         resumed=planned.previous is not None,
     )
-    if plan.pricing is not None:
-        base.update(plan.pricing.describe())
+    base.update(plan.pricing.describe())
     if plan.spec.backend == SIMULATED:  # where the curves come from, the surrogate's error
         base["simulation"] = plan.backend_setup.describe()
     return base

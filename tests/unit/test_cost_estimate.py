@@ -18,6 +18,7 @@ from stbench.model.cost_estimate import ExperimentInstances, dollars, duration, 
 from stbench.model.errors import UserError
 from stbench.model.prices import PRICES_ENV, PriceTable, load_price_table, load_prices
 from stbench.model.spec import ExperimentSpec
+from stbench.model.trial_pricing import TrialPricing
 from stbench.orchestration.store import PreviousRun
 from stbench.orchestration.study_runner import PlannedExperiment, StudyPlan
 
@@ -134,7 +135,8 @@ def test_a_sagemaker_run_counts_its_experiments_not_yet_completed() -> None:
     done = PreviousRun([], 10800.0, {"status": "completed"})
     experiments = tuple(PlannedExperiment(method, seed, Path("x"), done if seed == 0 else None)
                         for method in spec.method for seed in spec.seeds)
-    line = run_estimate(StudyPlan(spec, benchmark, experiments)).line()
+    pricing = TrialPricing.for_run("sagemaker", spec.instance_type, benchmark, load_prices())
+    line = run_estimate(StudyPlan(spec, benchmark, experiments, pricing)).line()
     assert ("ml.g4dn.xlarge $18.65 (trials: 2 experiments x 4 instances x 3 h = $17.66; "
             "warm pools' keep-alive at the end: 8 pools x 10 min = $0.98)") in line
     assert "orchestrator" not in line
